@@ -1,0 +1,95 @@
+//! The stable diagnostic codes. A code is never reused or renumbered; each is
+//! documented under its own heading in `docs/diagnostics.md` (a test checks it).
+
+use serde::{Serialize, Serializer};
+
+use super::Severity;
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $sev:ident, $title:literal;)*) => {
+        /// A stable diagnostic code (`GGnnn`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+            /// A short title, used in GitHub annotations and docs.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title,)* }
+            }
+            pub fn default_severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    // Loading and parsing (any YAML file).
+    YamlSyntax = "GG001", Error, "invalid YAML";
+    UnknownField = "GG002", Error, "unknown field";
+    DuplicateKey = "GG003", Error, "duplicate key";
+    InvalidValue = "GG004", Error, "wrong type or missing field";
+    FileTooLarge = "GG005", Error, "file too large";
+    YamlBudget = "GG006", Error, "YAML expansion limit exceeded";
+    InvalidUtf8 = "GG007", Error, "file is not UTF-8";
+    NotAMapping = "GG008", Error, "document is not a mapping";
+    MultipleDocuments = "GG009", Error, "more than one YAML document";
+    Symlink = "GG010", Error, "symbolic link refused";
+    InvalidRequestId = "GG011", Error, "invalid request id";
+    DuplicateRequestId = "GG012", Error, "duplicate request id";
+    UnexpectedFile = "GG013", Warning, "file ignored";
+    // Policy files.
+    DuplicateName = "GG101", Error, "name defined twice";
+    UnknownGroup = "GG102", Error, "unknown group";
+    InvalidGrant = "GG103", Error, "invalid role grant";
+    InvalidTemplate = "GG104", Error, "template missing or invalid";
+    InvalidTiers = "GG105", Error, "invalid risk tiers";
+    InvalidDuration = "GG106", Error, "invalid duration";
+    InvalidPattern = "GG107", Error, "invalid ticket pattern";
+    InvalidBusinessHours = "GG108", Error, "invalid business hours";
+    InvalidResourceConfig = "GG109", Error, "invalid resource config";
+    InlineSecret = "GG110", Error, "secret written inline";
+    MissingPolicy = "GG111", Error, "policy section missing";
+    UnsatisfiableApproval = "GG112", Warning, "approval cannot be satisfied";
+    UnknownIdentity = "GG113", Error, "unknown identity";
+    // Request files.
+    UnknownRole = "GG201", Error, "unknown role";
+    UnknownResource = "GG202", Error, "unknown resource";
+    NoGrantForProvider = "GG203", Error, "role has no grant for this provider";
+    UnknownRequester = "GG204", Error, "requester has no identity";
+    NoPrincipal = "GG205", Error, "requester has no principal for provider";
+    NotEligible = "GG206", Error, "requester not eligible for role";
+    BadDuration = "GG207", Error, "invalid request duration";
+    DurationTooLong = "GG208", Error, "duration exceeds maximum";
+    WindowConflict = "GG209", Error, "give either duration or until";
+    BadTimestamp = "GG210", Error, "invalid time window";
+    EndsInPast = "GG211", Error, "request ends in the past";
+    ReasonTooShort = "GG212", Error, "reason too short";
+    TicketMissing = "GG213", Error, "ticket required";
+    TicketPattern = "GG214", Error, "ticket does not match pattern";
+    BreakGlassNotAllowed = "GG215", Error, "break-glass not allowed";
+    TierDurationCap = "GG216", Error, "duration above the tier's cap";
+    UnknownExtends = "GG217", Error, "extends an unknown request";
+    DuplicateResource = "GG218", Warning, "resource listed twice";
+    // Pull-request level.
+    MixedChange = "GG301", Error, "policy and request changes mixed";
+    ModifiedRequest = "GG302", Note, "merged request modified";
+    PolicyChange = "GG303", Note, "policy change";
+    NoPolicies = "GG304", Error, "no policies to judge by";
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,11 @@
+//! gitgrant: temporary production access as code.
+//!
+//! Data flows one way: `source` (files from git or disk) → `model` (raw types
+//! with positions) → `validate` (diagnostics) → `risk` (score) → `approval`
+//! (decision) → actions. Every decision is a pure function of loaded data.
+
+pub mod diag;
+pub mod model;
+pub mod render;
+pub mod source;
+pub mod validate;

@@ -1,0 +1,535 @@
+//! Policy files: everything under `policies/*.yaml`, merged. Raw types keep
+//! positions; [`Policy`] is the checked, merged result that decisions use.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, Sp};
+use crate::diag::Pos;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+pub enum ProviderKind {
+    #[serde(rename = "local")]
+    Local,
+    #[serde(rename = "aws-iam")]
+    AwsIam,
+    #[serde(rename = "aws-sso")]
+    AwsSso,
+    #[serde(rename = "gcp-iam")]
+    GcpIam,
+    #[serde(rename = "azure-rbac")]
+    AzureRbac,
+    #[serde(rename = "kubernetes")]
+    Kubernetes,
+    #[serde(rename = "postgres")]
+    Postgres,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 7] = [
+        ProviderKind::Local,
+        ProviderKind::AwsIam,
+        ProviderKind::AwsSso,
+        ProviderKind::GcpIam,
+        ProviderKind::AzureRbac,
+        ProviderKind::Kubernetes,
+        ProviderKind::Postgres,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::AwsIam => "aws-iam",
+            ProviderKind::AwsSso => "aws-sso",
+            ProviderKind::GcpIam => "gcp-iam",
+            ProviderKind::AzureRbac => "azure-rbac",
+            ProviderKind::Kubernetes => "kubernetes",
+            ProviderKind::Postgres => "postgres",
+        }
+    }
+    /// The `identities` key that holds this provider's principal (`None`: the
+    /// login itself, for the local provider).
+    pub fn identity_key(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Local => None,
+            ProviderKind::AwsIam => Some("aws"),
+            ProviderKind::AwsSso => Some("aws-sso"),
+            ProviderKind::GcpIam => Some("gcp"),
+            ProviderKind::AzureRbac => Some("azure"),
+            ProviderKind::Kubernetes => Some("kubernetes"),
+            ProviderKind::Postgres => Some("postgres"),
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Privilege {
+    Read,
+    Write,
+    Admin,
+}
+
+macro_rules! lower_name {
+    ($t:ty { $($v:ident => $s:literal),* }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str { match self { $(Self::$v => $s),* } }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+lower_name!(Sensitivity { Low => "low", Medium => "medium", High => "high", Critical => "critical" });
+lower_name!(Privilege { Read => "read", Write => "write", Admin => "admin" });
+
+/// One policy file as written. Every section is optional per file; the
+/// merged whole must have `risk`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "gitgrant policy file")]
+pub struct RawPolicyFile {
+    #[serde(default)]
+    pub groups: BTreeMap<Sp<String>, RawGroup>,
+    /// How a GitHub login maps to each provider's principal.
+    #[serde(default)]
+    pub identities: BTreeMap<Sp<String>, RawIdentity>,
+    #[serde(default)]
+    pub resources: BTreeMap<Sp<String>, RawResource>,
+    #[serde(default)]
+    pub roles: BTreeMap<Sp<String>, RawRole>,
+    #[serde(default)]
+    pub risk: Option<Sp<RawRisk>>,
+    /// Approvals for a PR that touches policies/ or templates/.
+    #[serde(default)]
+    pub policy_changes: Option<Sp<RawApprovalRule>>,
+    #[serde(default)]
+    pub break_glass: Option<Sp<RawBreakGlass>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    #[serde(default)]
+    pub members: Vec<Sp<String>>,
+    /// A GitHub team (`org/team-slug`) whose members also belong to this group.
+    #[serde(default)]
+    pub github_team: Option<Sp<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// IAM user or role ARN (aws-iam).
+    #[serde(default)]
+    pub aws: Option<Sp<String>>,
+    /// Identity Store user name (aws-sso).
+    #[serde(default, rename = "aws-sso")]
+    pub aws_sso: Option<Sp<String>>,
+    /// IAM member, e.g. `user:alice@example.com` (gcp-iam).
+    #[serde(default)]
+    pub gcp: Option<Sp<String>>,
+    /// Entra object id (azure-rbac).
+    #[serde(default)]
+    pub azure: Option<Sp<String>>,
+    /// User subject (kubernetes).
+    #[serde(default)]
+    pub kubernetes: Option<Sp<String>>,
+    /// Role name (postgres).
+    #[serde(default)]
+    pub postgres: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    pub provider: Sp<ProviderKind>,
+    pub environment: Sp<String>,
+    pub sensitivity: Sp<Sensitivity>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Provider-specific settings; secrets only by environment variable name.
+    #[serde(default)]
+    pub config: Option<Sp<BTreeMap<String, serde_json::Value>>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub privilege: Sp<Privilege>,
+    pub max_duration: Sp<String>,
+    /// Groups whose members may request this role.
+    pub eligible: Vec<Sp<String>>,
+    #[serde(default)]
+    pub require_ticket: Option<Sp<bool>>,
+    #[serde(default)]
+    pub ticket_pattern: Option<Sp<String>>,
+    /// May this role be requested with `break_glass: true`? Default: yes when
+    /// the policy has a `break_glass` section.
+    #[serde(default)]
+    pub break_glass: Option<Sp<bool>>,
+    /// What the role becomes on each provider.
+    pub grants: Sp<RawGrants>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    #[serde(default)]
+    pub local: Option<Sp<LocalGrant>>,
+    #[serde(default, rename = "aws-iam")]
+    pub aws_iam: Option<Sp<AwsIamGrant>>,
+    #[serde(default, rename = "aws-sso")]
+    pub aws_sso: Option<Sp<AwsSsoGrant>>,
+    #[serde(default, rename = "gcp-iam")]
+    pub gcp_iam: Option<Sp<GcpIamGrant>>,
+    #[serde(default, rename = "azure-rbac")]
+    pub azure_rbac: Option<Sp<AzureRbacGrant>>,
+    #[serde(default)]
+    pub kubernetes: Option<Sp<KubernetesGrant>>,
+    #[serde(default)]
+    pub postgres: Option<Sp<PostgresGrant>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalGrant {
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsIamGrant {
+    /// A minijinja template under templates/ rendering an IAM policy document.
+    #[serde(default)]
+    pub policy_template: Option<String>,
+    /// Or an existing managed policy to attach.
+    #[serde(default)]
+    pub managed_policy_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSsoGrant {
+    pub permission_set_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcpIamGrant {
+    /// e.g. `roles/cloudsql.viewer`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureRbacGrant {
+    pub role_definition_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesGrant {
+    #[serde(default)]
+    pub cluster_role: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresGrant {
+    /// The database role granted to the requester's role.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRisk {
+    #[serde(default)]
+    pub factors: RawFactors,
+    pub tiers: Sp<Vec<RawTier>>,
+}
+
+/// Risk factor weights. Every factor is optional; an absent one scores 0.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFactors {
+    /// Points by the highest sensitivity among the request's resources.
+    #[serde(default)]
+    pub sensitivity: Option<BTreeMap<Sensitivity, i64>>,
+    /// Points by the role's privilege.
+    #[serde(default)]
+    pub privilege: Option<BTreeMap<Privilege, i64>>,
+    /// Points by environment, the highest among the resources.
+    #[serde(default)]
+    pub environment: Option<BTreeMap<String, i64>>,
+    /// Points per started hour of the window.
+    #[serde(default)]
+    pub per_hour: Option<i64>,
+    /// Points when the window starts outside business hours.
+    #[serde(default)]
+    pub off_hours: Option<Sp<RawOffHours>>,
+    /// Points when the requester never held this role before.
+    #[serde(default)]
+    pub first_time: Option<i64>,
+    /// Points per past grant of theirs ended early (at most 3 counted).
+    #[serde(default)]
+    pub early_revocations: Option<i64>,
+    /// Points per grant the requester already holds at the start time.
+    #[serde(default)]
+    pub active_grants: Option<i64>,
+    /// Points when no ticket is given.
+    #[serde(default)]
+    pub missing_ticket: Option<i64>,
+    #[serde(default)]
+    pub break_glass: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffHours {
+    pub points: i64,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub timezone: Sp<String>,
+    /// Business days: Mon, Tue, Wed, Thu, Fri, Sat, Sun.
+    pub days: Vec<Sp<String>>,
+    /// Business hours, `HH:MM-HH:MM`.
+    pub hours: Sp<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub name: Sp<String>,
+    pub max_score: Sp<i64>,
+    /// Empty: auto-approved (the PR's required check still has to pass).
+    pub approvals: Vec<RawApproval>,
+    /// Longest window this tier allows (caps auto-approval).
+    #[serde(default)]
+    pub max_duration: Option<Sp<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApproval {
+    pub from: Vec<Sp<String>>,
+    pub count: Sp<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovalRule {
+    pub approvals: Vec<RawApproval>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreakGlass {
+    pub approvals: Vec<RawApproval>,
+    pub max_duration: Sp<String>,
+    /// The after-the-fact review must land within this.
+    pub review_within: Sp<String>,
+    /// Groups whose members may ratify a break-glass grant.
+    pub reviewers: Vec<Sp<String>>,
+}
+
+// ---- checked, merged policy ----
+
+/// Where a definition was written, for diagnostics that point back at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub members: BTreeSet<String>,
+    pub github_team: Option<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Identity {
+    pub principals: BTreeMap<ProviderKind, String>,
+}
+
+impl Identity {
+    /// The principal this login has at `provider` (local: the login itself).
+    pub fn principal(&self, login: &str, provider: ProviderKind) -> Option<String> {
+        match provider {
+            ProviderKind::Local => Some(login.to_string()),
+            p => self.principals.get(&p).cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resource {
+    pub provider: ProviderKind,
+    pub environment: String,
+    pub sensitivity: Sensitivity,
+    pub description: Option<String>,
+    pub config: BTreeMap<String, serde_json::Value>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Grants {
+    pub local: Option<LocalGrant>,
+    pub aws_iam: Option<AwsIamGrant>,
+    pub aws_sso: Option<AwsSsoGrant>,
+    pub gcp_iam: Option<GcpIamGrant>,
+    pub azure_rbac: Option<AzureRbacGrant>,
+    pub kubernetes: Option<KubernetesGrant>,
+    pub postgres: Option<PostgresGrant>,
+}
+
+impl Grants {
+    pub fn has(&self, p: ProviderKind) -> bool {
+        match p {
+            ProviderKind::Local => self.local.is_some(),
+            ProviderKind::AwsIam => self.aws_iam.is_some(),
+            ProviderKind::AwsSso => self.aws_sso.is_some(),
+            ProviderKind::GcpIam => self.gcp_iam.is_some(),
+            ProviderKind::AzureRbac => self.azure_rbac.is_some(),
+            ProviderKind::Kubernetes => self.kubernetes.is_some(),
+            ProviderKind::Postgres => self.postgres.is_some(),
+        }
+    }
+    pub fn providers(&self) -> Vec<ProviderKind> {
+        ProviderKind::ALL.into_iter().filter(|p| self.has(*p)).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Role {
+    pub description: Option<String>,
+    pub privilege: Privilege,
+    pub max_duration: Duration,
+    pub eligible: Vec<String>,
+    pub require_ticket: bool,
+    #[serde(skip)]
+    pub ticket_pattern: Option<regex::Regex>,
+    pub break_glass: bool,
+    pub grants: Grants,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// `count` approvals from members of any of the `from` groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRule {
+    pub from: Vec<String>,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OffHours {
+    pub points: i64,
+    #[serde(serialize_with = "ser_display")]
+    pub timezone: chrono_tz::Tz,
+    /// Business days, 0 = Monday.
+    pub days: BTreeSet<u32>,
+    /// Minutes since midnight, `[from, to)`.
+    pub from_minute: u32,
+    pub to_minute: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Factors {
+    pub sensitivity: BTreeMap<Sensitivity, i64>,
+    pub privilege: BTreeMap<Privilege, i64>,
+    pub environment: BTreeMap<String, i64>,
+    pub per_hour: i64,
+    pub off_hours: Option<OffHours>,
+    pub first_time: i64,
+    pub early_revocations: i64,
+    pub active_grants: i64,
+    pub missing_ticket: i64,
+    pub break_glass: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tier {
+    pub name: String,
+    pub max_score: i64,
+    pub approvals: Vec<ApprovalRule>,
+    pub max_duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakGlass {
+    pub approvals: Vec<ApprovalRule>,
+    pub max_duration: Duration,
+    pub review_within: Duration,
+    pub reviewers: Vec<String>,
+}
+
+/// The merged, checked policies of one revision.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Policy {
+    pub groups: BTreeMap<String, Group>,
+    pub identities: BTreeMap<String, Identity>,
+    pub resources: BTreeMap<String, Resource>,
+    pub roles: BTreeMap<String, Role>,
+    pub factors: Factors,
+    pub tiers: Vec<Tier>,
+    pub policy_changes: Vec<ApprovalRule>,
+    pub break_glass: Option<BreakGlass>,
+    /// Template sources by path under templates/ (e.g. `aws/readonly.json.j2`).
+    #[serde(skip)]
+    pub templates: BTreeMap<String, String>,
+}
+
+impl Policy {
+    /// The tier for a score: the first whose `max_score` is at or above it.
+    pub fn tier_for(&self, score: i64) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.max_score >= score)
+    }
+
+    /// Members of a group, lowercased logins (GitHub logins are case-insensitive).
+    pub fn members(&self, group: &str) -> BTreeSet<String> {
+        self.groups.get(group).map(|g| g.members.clone()).unwrap_or_default()
+    }
+
+    /// Is `login` in any of `groups`?
+    pub fn in_any(&self, login: &str, groups: &[String]) -> bool {
+        let login = login.to_ascii_lowercase();
+        groups.iter().any(|g| self.groups.get(g).is_some_and(|g| g.members.contains(&login)))
+    }
+
+    /// Group name -> members, for the approval engine.
+    pub fn group_members(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.groups.iter().map(|(k, g)| (k.clone(), g.members.clone())).collect()
+    }
+}
+
+fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}

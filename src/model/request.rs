@@ -1,0 +1,109 @@
+//! Request files: `requests/**/<id>.yaml`, one access request each.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Duration, Sp};
+
+/// An access request as written. See SPEC "Request file".
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "gitgrant access request")]
+pub struct RawRequest {
+    /// GitHub login of the person who gets access.
+    pub requester: Sp<String>,
+    /// A role defined in policies/.
+    pub role: Sp<String>,
+    /// One or more resources the role applies to.
+    pub resources: Sp<Vec<Sp<String>>>,
+    /// How long access lasts, e.g. `90m`, `2h`, `1d`. Required unless `until` is given.
+    #[serde(default)]
+    pub duration: Option<Sp<String>>,
+    /// RFC 3339 start time. Default: when the request lands on the main branch.
+    #[serde(default)]
+    pub start: Option<Sp<String>>,
+    /// RFC 3339 end time, instead of `duration`.
+    #[serde(default)]
+    pub until: Option<Sp<String>>,
+    /// Why access is needed; at least 10 characters.
+    pub reason: Sp<String>,
+    /// Incident or change ticket; a role may require it and a pattern.
+    #[serde(default)]
+    pub ticket: Option<Sp<String>>,
+    /// Emergency access under the policy's break-glass rules.
+    #[serde(default)]
+    pub break_glass: Option<Sp<bool>>,
+    /// The id of the request this one continues (`gitgrant extend`).
+    #[serde(default)]
+    pub extends: Option<Sp<String>>,
+}
+
+/// A request whose fields are parsed (times, durations); references to
+/// policies are checked separately, by `validate::request`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub file: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    pub duration: Option<Duration>,
+    pub start: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub break_glass: bool,
+    pub extends: Option<String>,
+    pub raw: RawRequest,
+}
+
+/// The access window of a request, once its start is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+    pub fn length(&self) -> Duration {
+        Duration::from_secs((self.end - self.start).num_seconds())
+    }
+}
+
+impl Request {
+    /// The window, taking `default_start` (landing or check time) when the
+    /// request has no `start`. `None` when the times did not parse.
+    pub fn window(&self, default_start: DateTime<Utc>) -> Option<Window> {
+        let start = self.start.unwrap_or(default_start);
+        let end = match (self.until, self.duration) {
+            (Some(u), _) => u,
+            (None, Some(d)) => start.checked_add_signed(d.delta())?,
+            (None, None) => return None,
+        };
+        Some(Window { start, end })
+    }
+
+    /// True when this request only narrows `old` (same everything, a later or
+    /// equal start, an earlier or equal end, a subset of resources): an early
+    /// revocation, which needs no approval. An edit that changes nothing that
+    /// grants access (a comment) also counts: it widens nothing. `landed` is
+    /// when the request id first landed on main, the default start of both.
+    pub fn is_shrink_of(&self, old: &Request, landed: DateTime<Utc>) -> bool {
+        let same = self.requester == old.requester
+            && self.role == old.role
+            && self.reason == old.reason
+            && self.ticket == old.ticket
+            && self.break_glass == old.break_glass
+            && self.extends == old.extends;
+        let subset = !self.resources.is_empty() && self.resources.iter().all(|r| old.resources.contains(r));
+        let (Some(new_w), Some(old_w)) = (self.window(landed), old.window(landed)) else {
+            return false;
+        };
+        let narrower = new_w.start >= old_w.start && new_w.end <= old_w.end && new_w.start < new_w.end;
+        same && subset && narrower
+    }
+}

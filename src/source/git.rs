@@ -1,0 +1,94 @@
+//! A git revision as a [`Tree`], read with git2 without touching the work tree.
+
+use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+use super::{Entry, EntryKind, MAX_FILE_BYTES, Tree, TreeError};
+
+pub struct GitTree<'r> {
+    repo: &'r Repository,
+    tree: git2::Tree<'r>,
+    commit: Oid,
+}
+
+impl<'r> GitTree<'r> {
+    pub fn new(repo: &'r Repository, commit: Oid) -> Result<Self, git2::Error> {
+        let tree = repo.find_commit(commit)?.tree()?;
+        Ok(GitTree { repo, tree, commit })
+    }
+
+    pub fn commit(&self) -> Oid {
+        self.commit
+    }
+
+    pub fn tree(&self) -> &git2::Tree<'r> {
+        &self.tree
+    }
+
+    /// The blob id at `path`, if it is a file in this tree.
+    pub fn blob_id(&self, path: &str) -> Option<Oid> {
+        self.tree.get_path(std::path::Path::new(path)).ok().map(|e| e.id())
+    }
+}
+
+pub(crate) fn kind_of(filemode: i32, kind: Option<ObjectType>) -> EntryKind {
+    match (filemode, kind) {
+        (0o120000, _) => EntryKind::Symlink,
+        (_, Some(ObjectType::Blob)) => EntryKind::File,
+        _ => EntryKind::Other,
+    }
+}
+
+impl Tree for GitTree<'_> {
+    fn list(&self, dir: &str) -> Result<Vec<Entry>, TreeError> {
+        let entry = match self.tree.get_path(std::path::Path::new(dir)) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        if entry.filemode() == 0o120000 {
+            return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: Some(entry.id()) }]);
+        }
+        let sub = match entry.kind() {
+            Some(ObjectType::Tree) => self.repo.find_tree(entry.id())?,
+            _ => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        sub.walk(TreeWalkMode::PreOrder, |root, e| {
+            if e.kind() == Some(ObjectType::Tree) {
+                return TreeWalkResult::Ok;
+            }
+            let name = String::from_utf8_lossy(e.name_bytes());
+            out.push(Entry {
+                path: format!("{dir}/{root}{name}"),
+                kind: kind_of(e.filemode(), e.kind()),
+                blob: Some(e.id()),
+            });
+            TreeWalkResult::Ok
+        })?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
+        let entry = match self.tree.get_path(std::path::Path::new(path)) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        read_blob(self.repo, entry.id()).map(Some)
+    }
+
+    fn label(&self) -> String {
+        self.commit.to_string()
+    }
+}
+
+/// Reads a blob, checking its size from the object header before loading it.
+pub fn read_blob(repo: &Repository, id: Oid) -> Result<Vec<u8>, TreeError> {
+    let odb = repo.odb()?;
+    let (size, _) = odb.read_header(id)?;
+    if size as u64 > MAX_FILE_BYTES {
+        return Err(TreeError::TooLarge(size as u64));
+    }
+    Ok(repo.find_blob(id)?.content().to_vec())
+}
