@@ -4,8 +4,12 @@
 //! with positions) → `validate` (diagnostics) → `risk` (score) → `approval`
 //! (decision) → actions. Every decision is a pure function of loaded data.
 
+pub mod approval;
+pub mod check;
 pub mod diag;
+pub mod history;
 pub mod model;
 pub mod render;
+pub mod risk;
 pub mod source;
 pub mod validate;

@@ -119,7 +119,8 @@ mod tests {
     #[test]
     fn displays_compactly_and_counts_started_hours() {
         assert_eq!("1h30m".parse::<Duration>().unwrap().to_string(), "1h30m");
-        assert_eq!("1d".parse::<Duration>().unwrap().to_string(), "24h");
+        assert_eq!("1d".parse::<Duration>().unwrap().to_string(), "1d");
+        assert_eq!("26h".parse::<Duration>().unwrap().to_string(), "1d2h");
         assert_eq!(Duration::from_secs(3 * 3600).started_hours(), 3);
         assert_eq!(Duration::from_secs(3 * 3600 + 1).started_hours(), 4);
         assert_eq!(Duration::from_secs(60).started_hours(), 1);

@@ -3,7 +3,7 @@
 //! here, once: symlinks are refused (they can point outside the repository),
 //! files over [`MAX_FILE_BYTES`] are not read, and text must be UTF-8.
 
-mod git;
+pub(crate) mod git;
 mod yaml;
 
 pub use git::GitTree;

@@ -66,7 +66,7 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
             return None;
         }
     };
-    Some(lower(id, path, raw, d))
+    Some(lower_raw(id, path, raw, d))
 }
 
 fn parse_time(s: &Sp<String>, field: &str, path: &str, d: &mut Diagnostics) -> Option<DateTime<Utc>> {
@@ -83,7 +83,8 @@ fn parse_time(s: &Sp<String>, field: &str, path: &str, d: &mut Diagnostics) -> O
     }
 }
 
-fn lower(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> Request {
+/// Parses a raw request's times and durations; problems go to `d`.
+pub fn lower_raw(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> Request {
     let duration = raw.duration.as_ref().and_then(|s| match s.value.parse::<Duration>() {
         Ok(v) if v.secs() > 0 => Some(v),
         Ok(_) => {

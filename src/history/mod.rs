@@ -1,0 +1,309 @@
+//! One pass over the first-parent history of the main branch, diffing only
+//! `requests/`, into an index the risk factors and audit query.
+//!
+//! Why first-parent: on main, each first-parent step is one landing (a merge,
+//! a squash, or a direct push). Why compare tree ids ourselves instead of
+//! `git log -- path`: libgit2 has no pathspec-limited log, and comparing the
+//! `requests/` subtree id first skips every commit that did not touch it.
+//! Blobs are parsed once per blob id, so reverts and renames cost nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeZone, Utc};
+use git2::{ObjectType, Oid, Repository, Tree};
+use serde::Serialize;
+
+use crate::model::request::{Request, Window};
+use crate::source::SourceFile;
+use crate::validate::request::request_id;
+
+/// What happened to a request file in one first-parent commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Added,
+    Modified,
+    Removed,
+}
+
+/// A commit on main that changed requests, with what audit needs from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub author: String,
+    pub author_email: String,
+    pub summary: String,
+    pub parents: usize,
+    /// `Approved-by:` trailer logins.
+    pub approved_by: Vec<String>,
+    /// PR number from "Merge pull request #N" or a squash title "... (#N)".
+    pub pr: Option<u64>,
+    /// Request ids from `Break-glass-review:` trailers.
+    pub break_glass_reviews: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub commit: usize,
+    pub path: String,
+}
+
+/// The facts about one request id over the history.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub id: String,
+    pub events: Vec<Event>,
+    /// The latest parsed version (None if it never parsed).
+    pub latest: Option<Request>,
+    /// When the id first landed: the default start of its window.
+    pub landed: DateTime<Utc>,
+    pub landed_commit: usize,
+    /// When it was removed from main (None: still there).
+    pub removed_at: Option<DateTime<Utc>>,
+    /// Windows over time: (from commit time, window), for "active at" queries.
+    pub windows: Vec<(DateTime<Utc>, Option<Window>)>,
+    /// Removed or shrunk while it was active.
+    pub ended_early_at: Vec<DateTime<Utc>>,
+}
+
+impl RequestRecord {
+    /// The window in force at time `t` per main's history (None: not on main).
+    /// A removal is recorded as a `None` window, so the last entry rules.
+    pub fn window_at(&self, t: DateTime<Utc>) -> Option<Window> {
+        self.windows.iter().rev().find(|(from, _)| *from <= t).and_then(|(_, w)| *w)
+    }
+}
+
+/// The history index: commits that touched requests/ and a record per id.
+#[derive(Debug, Default)]
+pub struct History {
+    pub commits: Vec<CommitInfo>,
+    pub requests: BTreeMap<String, RequestRecord>,
+    /// Per requester (lowercase): ids of their requests, in landing order.
+    pub by_requester: HashMap<String, Vec<String>>,
+    /// The newest commit covered (the walk's start).
+    pub head: Option<Oid>,
+    /// First-parent commits walked in all.
+    pub walked: usize,
+}
+
+/// How many past early revocations the risk factor counts at most.
+pub const MAX_EARLY_REVOCATIONS: u32 = 3;
+
+impl History {
+    /// Did `requester` hold `role` (a window that started) before `t`?
+    pub fn held_before(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> bool {
+        self.of(requester).any(|r| {
+            r.id != except
+                && r.latest.as_ref().is_some_and(|l| l.role == role)
+                && r.landed < t
+                && r.windows.iter().any(|(_, w)| w.is_some_and(|w| w.start < t))
+        })
+    }
+
+    /// How many of `requester`'s grants ended early before `t` (capped).
+    pub fn early_revocations(&self, requester: &str, t: DateTime<Utc>) -> u32 {
+        let n = self.of(requester).map(|r| r.ended_early_at.iter().filter(|e| **e < t).count()).sum::<usize>();
+        (n as u32).min(MAX_EARLY_REVOCATIONS)
+    }
+
+    /// Requests of `requester` on main whose window contains `t`, except `except`.
+    pub fn active_at(&self, requester: &str, t: DateTime<Utc>, except: &str) -> Vec<String> {
+        self.of(requester).filter(|r| r.id != except && r.removed_at.is_none() && r.window_at(t).is_some_and(|w| w.contains(t))).map(|r| r.id.clone()).collect()
+    }
+
+    fn of<'a>(&'a self, requester: &str) -> impl Iterator<Item = &'a RequestRecord> {
+        let ids = self.by_requester.get(&requester.to_ascii_lowercase());
+        ids.into_iter().flatten().filter_map(|id| self.requests.get(id))
+    }
+
+    /// When `id` first landed on main, if it did.
+    pub fn landed(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.requests.get(id).map(|r| r.landed)
+    }
+}
+
+/// Parses `Approved-by:`-style trailers (key case-insensitive) from the last
+/// paragraph of a commit message.
+pub fn trailers(message: &str, key: &str) -> Vec<String> {
+    let last = message.trim_end().rsplit("\n\n").next().unwrap_or("");
+    last.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().to_string())
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The PR number a landing commit names, if any.
+pub fn pr_number(summary: &str) -> Option<u64> {
+    if let Some(rest) = summary.strip_prefix("Merge pull request #") {
+        return rest.split_whitespace().next()?.parse().ok();
+    }
+    let open = summary.trim_end().strip_suffix(')')?.rfind("(#")?;
+    summary.trim_end().strip_suffix(')')?[open + 2..].parse().ok()
+}
+
+fn commit_time(c: &git2::Commit) -> DateTime<Utc> {
+    Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default()
+}
+
+/// Changes between two versions of a requests/ subtree, recursing only into
+/// subtrees whose ids differ.
+fn diff_trees(repo: &Repository, old: Option<&Tree>, new: Option<&Tree>, dir: &str, out: &mut Vec<(String, Option<Oid>, Option<Oid>)>) {
+    let mut a: BTreeMap<Vec<u8>, (Oid, Option<ObjectType>, i32)> = BTreeMap::new();
+    let mut b = a.clone();
+    if let Some(t) = old {
+        for e in t.iter() {
+            a.insert(e.name_bytes().to_vec(), (e.id(), e.kind(), e.filemode()));
+        }
+    }
+    if let Some(t) = new {
+        for e in t.iter() {
+            b.insert(e.name_bytes().to_vec(), (e.id(), e.kind(), e.filemode()));
+        }
+    }
+    let names: std::collections::BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
+    for name in names {
+        let (x, y) = (a.get(name), b.get(name));
+        if x.map(|v| v.0) == y.map(|v| v.0) {
+            continue;
+        }
+        let path = format!("{dir}/{}", String::from_utf8_lossy(name));
+        let tree_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Tree)).and_then(|v| repo.find_tree(v.0).ok());
+        let blob_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Blob) && v.2 != 0o120000).map(|v| v.0);
+        let (ta, tb) = (tree_of(x), tree_of(y));
+        if ta.is_some() || tb.is_some() {
+            diff_trees(repo, ta.as_ref(), tb.as_ref(), &path, out);
+        }
+        let (ba, bb) = (blob_of(x), blob_of(y));
+        if ba.is_some() || bb.is_some() {
+            out.push((path, ba, bb));
+        }
+    }
+}
+
+fn subtree<'r>(repo: &'r Repository, commit: &git2::Commit<'r>) -> Option<Tree<'r>> {
+    let tree = commit.tree().ok()?;
+    let e = tree.get_name("requests")?;
+    (e.kind() == Some(ObjectType::Tree)).then(|| repo.find_tree(e.id()).ok()).flatten()
+}
+
+/// Parses a request blob quietly (history keeps what parses; validation of
+/// the current tree reports the rest).
+fn parse_blob(repo: &Repository, id: Oid, path: &str) -> Option<Request> {
+    let bytes = crate::source::git::read_blob(repo, id).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let file = SourceFile { path: path.to_string(), text };
+    let raw = crate::source::parse_yaml(&file, "request").ok()?;
+    let mut sink = crate::diag::Diagnostics::default();
+    Some(crate::validate::request::lower_raw(request_id(path)?, path, raw, &mut sink))
+}
+
+/// Reads the first-parent history ending at `head` into a [`History`].
+pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(head)?;
+    walk.simplify_first_parent()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    let mut h = History { head: Some(head), ..History::default() };
+    let mut parsed: HashMap<Oid, Option<Request>> = HashMap::new();
+    let mut prev_tree_id: Option<Oid> = None;
+    let mut prev: Option<git2::Commit> = None;
+    for oid in walk {
+        let oid = oid?;
+        h.walked += 1;
+        let commit = repo.find_commit(oid)?;
+        let sub = subtree(repo, &commit);
+        let sub_id = sub.as_ref().map(|t| t.id());
+        if sub_id == prev_tree_id {
+            prev = Some(commit);
+            continue;
+        }
+        let old = prev.as_ref().and_then(|p| subtree(repo, p));
+        let mut changes = Vec::new();
+        diff_trees(repo, old.as_ref(), sub.as_ref(), "requests", &mut changes);
+        prev_tree_id = sub_id;
+        let changes: Vec<_> = changes.into_iter().filter(|(p, _, _)| request_id(p).is_some()).collect();
+        if changes.is_empty() {
+            prev = Some(commit);
+            continue;
+        }
+        let time = commit_time(&commit);
+        let message = commit.message().unwrap_or("");
+        let summary = commit.summary().ok().flatten().unwrap_or("").to_string();
+        let idx = h.commits.len();
+        h.commits.push(CommitInfo {
+            id: oid.to_string(),
+            time,
+            author: commit.author().name().unwrap_or("").to_string(),
+            author_email: commit.author().email().unwrap_or("").to_string(),
+            pr: pr_number(&summary),
+            summary,
+            parents: commit.parent_count(),
+            approved_by: crate::approval::parse_trailers(message),
+            break_glass_reviews: trailers(message, "Break-glass-review"),
+        });
+        for (path, _old_blob, new_blob) in changes {
+            let Some(id) = request_id(&path) else { continue };
+            let id = id.to_string();
+            let version = new_blob.and_then(|b| parsed.entry(b).or_insert_with(|| parse_blob(repo, b, &path)).clone());
+            apply(&mut h, &id, &path, idx, time, new_blob.is_some(), version);
+        }
+        prev = Some(commit);
+    }
+    Ok(h)
+}
+
+fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Utc>, present: bool, version: Option<Request>) {
+    let is_new = !h.requests.contains_key(id) || h.requests.get(id).is_some_and(|r| r.removed_at.is_some());
+    let rec = h.requests.entry(id.to_string()).or_insert_with(|| RequestRecord {
+        id: id.to_string(),
+        events: Vec::new(),
+        latest: None,
+        landed: time,
+        landed_commit: commit,
+        removed_at: None,
+        windows: Vec::new(),
+        ended_early_at: Vec::new(),
+    });
+    if !present {
+        // Removal: early if the window in force had started and not ended.
+        if rec.window_at(time).is_some_and(|w| w.contains(time)) {
+            rec.ended_early_at.push(time);
+        }
+        rec.removed_at = Some(time);
+        rec.windows.push((time, None));
+        rec.events.push(Event { kind: EventKind::Removed, commit, path: path.to_string() });
+        return;
+    }
+    if is_new && rec.removed_at.is_some() {
+        // Re-added after removal: a new landing.
+        rec.removed_at = None;
+        rec.landed = time;
+        rec.landed_commit = commit;
+    }
+    let kind = if rec.events.is_empty() || is_new { EventKind::Added } else { EventKind::Modified };
+    let window = version.as_ref().and_then(|v| v.window(rec.landed));
+    if kind == EventKind::Modified {
+        let before = rec.window_at(time);
+        if let (Some(b), Some(w)) = (before, window) {
+            if b.contains(time) && w.end < b.end {
+                rec.ended_early_at.push(time);
+            }
+        }
+    }
+    rec.windows.push((time, window));
+    rec.events.push(Event { kind, commit, path: path.to_string() });
+    if let Some(v) = version {
+        let requester = v.requester.clone();
+        let ids = h.by_requester.entry(requester).or_default();
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+        rec.latest = Some(v);
+    }
+}
