@@ -5,6 +5,7 @@
 //! (decision) → actions. Every decision is a pure function of loaded data.
 
 pub mod approval;
+pub mod cli;
 pub mod check;
 pub mod diag;
 pub mod history;

@@ -6,6 +6,7 @@
 //! are validated, scored and given the approvals they need.
 
 mod diff;
+pub mod landing;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -149,6 +150,8 @@ pub struct CheckOptions {
     pub head: Option<String>,
     /// Validate every request in the head tree, not only changed ones.
     pub all: bool,
+    /// Judge only this request id (for `explain`); implies looking at the whole tree.
+    pub only: Option<String>,
     pub now: DateTime<Utc>,
 }
 
@@ -317,7 +320,7 @@ fn judge(
             (false, false) => {}
         }
     }
-    if opts.all {
+    if opts.all || opts.only.is_some() {
         let changed: BTreeSet<&str> = request_changes.iter().map(|c| c.path.as_str()).collect();
         for e in &head_entries {
             if !changed.contains(e.path.as_str()) {
@@ -326,6 +329,10 @@ fn judge(
         }
     }
 
+    if let Some(only) = &opts.only {
+        to_judge.retain(|(p, _)| request_id(p) == Some(only.as_str()));
+        outcomes.retain(|o: &RequestOutcome| &o.id == only);
+    }
     for (path, change) in to_judge {
         let Some(entry) = head_entries.iter().find(|e| e.path == path).or(None) else { continue };
         if let Some(id) = request_id(&path) {
@@ -409,8 +416,9 @@ pub fn evaluate(req: Request, change: Change, valid: bool, policy: &Policy, hist
         Some(w) if role_known && change != Change::Removed => Some(risk::score(&req, w, policy, &facts)),
         _ => None,
     };
-    let required = match (&risk, change.needs_approval()) {
-        (Some(r), true) => risk::required_approvals(&req, r, policy).to_vec(),
+    // Unchanged requests show what they needed (for `explain`, `--all`).
+    let required = match (&risk, change) {
+        (Some(r), Change::New | Change::Modified | Change::Unchanged) => risk::required_approvals(&req, r, policy).to_vec(),
         _ => Vec::new(),
     };
     if let (Some(r), Some(w), true) = (&risk, window, change.needs_approval() && !req.break_glass) {

@@ -1,0 +1,100 @@
+//! Command-line interface: flags are parsed here, each subcommand lives in its
+//! own file and returns an exit code (0 ok, 1 judged and failed, 2 could not
+//! judge). Nothing below `cli` prints or exits.
+
+mod approvals;
+mod check;
+mod explain;
+mod output;
+mod schema;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Text for people, with source lines and carets.
+    Human,
+    /// GitHub workflow commands (annotations) plus a job summary.
+    Github,
+    /// A stable JSON document (see README "Machine-readable output").
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "gitgrant", version, about = "Temporary production access as code: requests in Git, risk-based approvals, expiry enforced by the cloud.", long_about = None)]
+#[command(after_help = "Examples:\n  gitgrant check                       judge your working tree against HEAD\n  gitgrant check --base main --head pr  judge a PR branch (CI)\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant schema request > request.schema.json")]
+pub struct Cli {
+    /// The access repository (default: the current directory).
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Fix the clock (RFC 3339), for tests and simulation.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a change: diagnostics, risk, and the approvals it needs.
+    #[command(after_help = "Without refs, checks the working tree against HEAD (authoring locally).\nPolicies are always read from the base (the merge-base with main), never from the change itself.\n\nExamples:\n  gitgrant check\n  gitgrant check --base origin/main --head HEAD --format github\n  gitgrant check --all --format json")]
+    Check(check::Args),
+    /// Show a request's risk breakdown and who must approve it.
+    #[command(after_help = "REQUEST is a request id (file stem) or a path.\n\nExamples:\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant explain requests/2026-11-23-alice-orders-db.yaml --head my-branch")]
+    Explain(explain::Args),
+    /// Judge `Approved-by:` trailers on a landing commit (plain-git approvals).
+    #[command(after_help = "Example:\n  gitgrant approvals --commit HEAD")]
+    Approvals(approvals::Args),
+    /// Print the JSON Schema of request or policy files (for editors).
+    #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
+    Schema(schema::Args),
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
+}
+
+/// Settings every subcommand shares.
+pub struct Global {
+    pub repo: PathBuf,
+    pub format: Format,
+    pub now: DateTime<Utc>,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, color };
+    let code = match cli.command {
+        Command::Check(a) => check::run(&g, a),
+        Command::Explain(a) => explain::run(&g, a),
+        Command::Approvals(a) => approvals::run(&g, a),
+        Command::Schema(a) => schema::run(&g, a),
+    };
+    ExitCode::from(code)
+}
+
+/// A tool error (exit 2): printed as `error: ...` with a hint.
+pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}
