@@ -5,8 +5,8 @@
 //! (decision) → actions. Every decision is a pure function of loaded data.
 
 pub mod approval;
-pub mod cli;
 pub mod check;
+pub mod cli;
 pub mod diag;
 pub mod history;
 pub mod model;

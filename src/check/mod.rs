@@ -20,10 +20,10 @@ use crate::model::policy::{ApprovalRule, Policy};
 use crate::model::request::Request;
 use crate::risk::{self, RequesterFacts, Risk};
 use crate::source::{EmptyTree, FsTree, GitTree, Tree};
-use crate::validate::request::{is_ignorable, request_id, REQUEST_DIR};
-use crate::validate::{load_policy, load_request, validate_request, RequestContext};
+use crate::validate::request::{REQUEST_DIR, is_ignorable, request_id};
+use crate::validate::{RequestContext, load_policy, load_request, validate_request};
 
-pub use diff::{changed_paths, FileChange};
+pub use diff::{FileChange, changed_paths};
 
 /// How a PR changes a request file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,16 +128,28 @@ impl CheckReport {
     pub fn required(&self) -> Vec<(String, ApprovalRule)> {
         let mut out = Vec::new();
         if let Some(pc) = &self.policy_change {
-            out.extend(pc.approvals.required.iter().map(|r| ("policy change".to_string(), r.clone())));
+            out.extend(
+                pc.approvals
+                    .required
+                    .iter()
+                    .map(|r| ("policy change".to_string(), r.clone())),
+            );
         }
         for r in &self.requests {
             if r.change.needs_approval() {
                 let label = match &r.risk {
-                    Some(risk) if r.break_glass => format!("{} (break-glass, score {})", r.id, risk.score),
+                    Some(risk) if r.break_glass => {
+                        format!("{} (break-glass, score {})", r.id, risk.score)
+                    }
                     Some(risk) => format!("{} (tier {}, score {})", r.id, risk.tier, risk.score),
                     None => r.id.clone(),
                 };
-                out.extend(r.approvals.required.iter().map(|a| (label.clone(), a.clone())));
+                out.extend(
+                    r.approvals
+                        .required
+                        .iter()
+                        .map(|a| (label.clone(), a.clone())),
+                );
             }
         }
         out
@@ -179,12 +191,19 @@ pub fn resolve(repo: &Repository, name: &str) -> Result<Oid, CheckError> {
 
 /// The head commit of the local repository, if it has one.
 pub fn head_commit(repo: &Repository) -> Option<Oid> {
-    repo.head().ok().and_then(|h| h.peel_to_commit().ok()).map(|c| c.id())
+    repo.head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id())
 }
 
 /// The branch whose first-parent history is "main": `main`, else `master`, else HEAD.
 pub fn main_commit(repo: &Repository) -> Option<Oid> {
-    for name in ["refs/heads/main", "refs/remotes/origin/main", "refs/heads/master"] {
+    for name in [
+        "refs/heads/main",
+        "refs/remotes/origin/main",
+        "refs/heads/master",
+    ] {
         if let Ok(oid) = repo.refname_to_id(name) {
             return Some(oid);
         }
@@ -192,7 +211,10 @@ pub fn main_commit(repo: &Repository) -> Option<Oid> {
     head_commit(repo)
 }
 
-pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
+pub fn run_check(
+    repo_dir: &std::path::Path,
+    opts: &CheckOptions,
+) -> Result<CheckReport, CheckError> {
     let repo = Repository::open(repo_dir);
     let repo = match (repo, &opts.base, &opts.head) {
         (Ok(r), _, _) => Some(r),
@@ -210,20 +232,39 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
             let base_oid = match (&opts.base, head_oid) {
                 (Some(b), Some(h)) => {
                     let b_oid = resolve(repo, b)?;
-                    Some(repo.merge_base(b_oid, h).map_err(|_| CheckError::NoMergeBase(b.clone(), opts.head.clone().unwrap_or_default()))?)
+                    Some(repo.merge_base(b_oid, h).map_err(|_| {
+                        CheckError::NoMergeBase(b.clone(), opts.head.clone().unwrap_or_default())
+                    })?)
                 }
                 (Some(b), None) => Some(resolve(repo, b)?),
                 (None, Some(h)) => match main_commit(repo) {
-                    Some(m) => Some(repo.merge_base(m, h).map_err(|_| CheckError::NoMergeBase("main".into(), opts.head.clone().unwrap_or_default()))?),
+                    Some(m) => Some(repo.merge_base(m, h).map_err(|_| {
+                        CheckError::NoMergeBase(
+                            "main".into(),
+                            opts.head.clone().unwrap_or_default(),
+                        )
+                    })?),
                     None => None,
                 },
                 (None, None) => head_commit(repo),
             };
             let base_tree = base_oid.map(|b| GitTree::new(repo, b)).transpose()?;
             let head_tree = head_oid.map(|h| GitTree::new(repo, h)).transpose()?;
-            let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
-            let head: &dyn Tree = head_tree.as_ref().map_or(&fs as &dyn Tree, |t| t as &dyn Tree);
-            judge(Some(repo), base_oid, base, head, head_oid, opts, head_oid.is_none())
+            let base: &dyn Tree = base_tree
+                .as_ref()
+                .map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
+            let head: &dyn Tree = head_tree
+                .as_ref()
+                .map_or(&fs as &dyn Tree, |t| t as &dyn Tree);
+            judge(
+                Some(repo),
+                base_oid,
+                base,
+                head,
+                head_oid,
+                opts,
+                head_oid.is_none(),
+            )
         }
     }
 }
@@ -241,8 +282,15 @@ fn judge(
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
     let changes = changed_paths(base, head)?;
-    let policy_files: Vec<String> = changes.iter().filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/")).map(|c| c.path.clone()).collect();
-    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| c.path.starts_with("requests/")).collect();
+    let policy_files: Vec<String> = changes
+        .iter()
+        .filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/"))
+        .map(|c| c.path.clone())
+        .collect();
+    let request_changes: Vec<&FileChange> = changes
+        .iter()
+        .filter(|c| c.path.starts_with("requests/"))
+        .collect();
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
@@ -251,7 +299,15 @@ fn judge(
     let policy = if base_load.empty && base_oid.is_none() || base_load.empty && working_tree {
         let head_load = load_policy(head);
         if head_load.empty {
-            d.push(Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, "no policy files found").help("create policies/*.yaml (`gitgrant init` scaffolds them)"));
+            d.push(
+                Diagnostic::new(
+                    Code::NoPolicies,
+                    "policies",
+                    Pos::FILE,
+                    "no policy files found",
+                )
+                .help("create policies/*.yaml (`gitgrant init` scaffolds them)"),
+            );
             status = Status::Error;
         } else if head_load.diagnostics.has_errors() {
             status = Status::Error;
@@ -260,10 +316,27 @@ fn judge(
         head_load.policy
     } else if base_load.empty {
         d.push(
-            Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, format!("the base ({}) has no policies to judge this change by", base.label()))
-                .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
+            Diagnostic::new(
+                Code::NoPolicies,
+                "policies",
+                Pos::FILE,
+                format!(
+                    "the base ({}) has no policies to judge this change by",
+                    base.label()
+                ),
+            )
+            .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
         );
-        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Policy::default()));
+        return Ok(finish(
+            d,
+            Vec::new(),
+            None,
+            base_oid,
+            head_label,
+            Status::Error,
+            sources,
+            Policy::default(),
+        ));
     } else {
         if base_load.diagnostics.has_errors() {
             status = Status::Error;
@@ -282,11 +355,22 @@ fn judge(
         d.extend(head_load.diagnostics);
         for f in &policy_files {
             d.push(
-                Diagnostic::new(Code::PolicyChange, f, Pos::FILE, "policy change: judged by the base policies")
-                    .help(format!("needs {}", describe_rules(&policy.policy_changes))),
+                Diagnostic::new(
+                    Code::PolicyChange,
+                    f,
+                    Pos::FILE,
+                    "policy change: judged by the base policies",
+                )
+                .help(format!("needs {}", describe_rules(&policy.policy_changes))),
             );
         }
-        policy_change = Some(PolicyChange { files: policy_files.clone(), approvals: Approvals { required: policy.policy_changes.clone(), satisfied: None } });
+        policy_change = Some(PolicyChange {
+            files: policy_files.clone(),
+            approvals: Approvals {
+                required: policy.policy_changes.clone(),
+                satisfied: None,
+            },
+        });
         if let Some(first) = request_changes.first() {
             d.push(
                 Diagnostic::new(Code::MixedChange, &first.path, Pos::FILE, "this change edits policies/ or templates/ and requests/ together")
@@ -299,7 +383,12 @@ fn judge(
         (Some(repo), Some(b)) => crate::history::read_history(repo, b)?,
         _ => History::default(),
     };
-    let known_ids: BTreeSet<String> = history.requests.iter().filter(|(_, r)| r.removed_at.is_none()).map(|(k, _)| k.clone()).collect();
+    let known_ids: BTreeSet<String> = history
+        .requests
+        .iter()
+        .filter(|(_, r)| r.removed_at.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
 
     // Every id in the head tree, to catch clashes in any sub-directory.
     let head_entries = head.list(REQUEST_DIR)?;
@@ -314,7 +403,7 @@ fn judge(
     let mut outcomes = Vec::new();
     for c in &request_changes {
         match (c.in_base, c.in_head) {
-            (true, false) => outcomes.push(removed(c, base, &mut d)),
+            (true, false) => outcomes.push(removed(c, base)),
             (false, true) => to_judge.push((c.path.clone(), Change::New)),
             (true, true) => to_judge.push((c.path.clone(), Change::Modified)),
             (false, false) => {}
@@ -334,17 +423,35 @@ fn judge(
         outcomes.retain(|o: &RequestOutcome| &o.id == only);
     }
     for (path, change) in to_judge {
-        let Some(entry) = head_entries.iter().find(|e| e.path == path).or(None) else { continue };
+        let Some(entry) = head_entries.iter().find(|e| e.path == path).or(None) else {
+            continue;
+        };
         if let Some(id) = request_id(&path) {
             if let Some(paths) = ids.get(id).filter(|p| p.len() > 1) {
-                let others: Vec<&str> = paths.iter().filter(|p| **p != path).map(String::as_str).collect();
-                d.push(Diagnostic::new(Code::DuplicateRequestId, &path, Pos::FILE, format!("request id `{id}` is also used by {}", others.join(", "))).help("ids are file stems and must be unique across requests/; rename this file"));
+                let others: Vec<&str> = paths
+                    .iter()
+                    .filter(|p| **p != path)
+                    .map(String::as_str)
+                    .collect();
+                d.push(
+                    Diagnostic::new(
+                        Code::DuplicateRequestId,
+                        &path,
+                        Pos::FILE,
+                        format!("request id `{id}` is also used by {}", others.join(", ")),
+                    )
+                    .help(
+                        "ids are file stems and must be unique across requests/; rename this file",
+                    ),
+                );
             }
         } else if is_ignorable(&path) {
             continue;
         }
         let before = d.len();
-        let Some(req) = load_request(head, entry, &mut d) else { continue };
+        let Some(req) = load_request(head, entry, &mut d) else {
+            continue;
+        };
         if let Ok(src) = head.read_source(entry) {
             sources.insert(path.clone(), src.text);
         }
@@ -352,7 +459,9 @@ fn judge(
         let landed = history.landed(&req.id);
         if change == Change::Modified {
             let mut sink = Diagnostics::default();
-            let old = base.list(&path).ok().and_then(|es| es.into_iter().next()).and_then(|e| load_request(base, &e, &mut sink));
+            let old = base
+                .entry(&path)
+                .and_then(|e| load_request(base, &e, &mut sink));
             if let Some(old) = old {
                 if req.is_shrink_of(&old, landed.unwrap_or(opts.now)) {
                     change = Change::Shrink;
@@ -366,65 +475,135 @@ fn judge(
             Change::New => opts.now,
             _ => landed.unwrap_or(opts.now),
         };
-        let ctx = RequestContext { now: opts.now, default_start, known_ids: &known_ids, check_past: change.needs_approval() };
+        let ctx = RequestContext {
+            now: opts.now,
+            default_start,
+            known_ids: &known_ids,
+            check_past: change.needs_approval(),
+        };
         if change != Change::Shrink {
             validate_request(&req, &policy, &ctx, &mut d);
         }
         let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
-        outcomes.push(evaluate(req, change, parse_ok, &policy, &history, default_start, &mut d));
+        outcomes.push(evaluate(
+            req,
+            change,
+            parse_ok,
+            &policy,
+            &history,
+            default_start,
+            &mut d,
+        ));
     }
     outcomes.sort_by(|a, b| a.file.cmp(&b.file));
     if d.has_errors() && status == Status::Ok {
         status = Status::Failed;
     }
-    Ok(finish(d, outcomes, policy_change, base_oid, head_label, status, sources, policy))
+    Ok(finish(
+        d,
+        outcomes,
+        policy_change,
+        base_oid,
+        head_label,
+        status,
+        sources,
+        policy,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish(d: Diagnostics, requests: Vec<RequestOutcome>, policy_change: Option<PolicyChange>, base: Option<Oid>, head: String, status: Status, sources: BTreeMap<String, String>, policy: Policy) -> CheckReport {
-    CheckReport { ok: status == Status::Ok, diagnostics: d.into_sorted(), requests, policy_change, base: base.map(|b| b.to_string()), head, status, sources, policy }
+fn finish(
+    d: Diagnostics,
+    requests: Vec<RequestOutcome>,
+    policy_change: Option<PolicyChange>,
+    base: Option<Oid>,
+    head: String,
+    status: Status,
+    sources: BTreeMap<String, String>,
+    policy: Policy,
+) -> CheckReport {
+    CheckReport {
+        ok: status == Status::Ok,
+        diagnostics: d.into_sorted(),
+        requests,
+        policy_change,
+        base: base.map(|b| b.to_string()),
+        head,
+        status,
+        sources,
+        policy,
+    }
 }
 
-fn removed(c: &FileChange, base: &dyn Tree, d: &mut Diagnostics) -> RequestOutcome {
+fn removed(c: &FileChange, base: &dyn Tree) -> RequestOutcome {
     let mut sink = Diagnostics::default();
-    let old = base.list(&c.path).ok().and_then(|es| es.into_iter().next()).and_then(|e| load_request(base, &e, &mut sink));
-    let _ = d;
+    let old = base
+        .entry(&c.path)
+        .and_then(|e| load_request(base, &e, &mut sink));
     RequestOutcome {
         id: request_id(&c.path).unwrap_or(&c.path).to_string(),
         file: c.path.clone(),
         change: Change::Removed,
-        requester: old.as_ref().map(|o| o.requester.clone()).unwrap_or_default(),
+        requester: old
+            .as_ref()
+            .map(|o| o.requester.clone())
+            .unwrap_or_default(),
         role: old.as_ref().map(|o| o.role.clone()).unwrap_or_default(),
-        resources: old.as_ref().map(|o| o.resources.clone()).unwrap_or_default(),
+        resources: old
+            .as_ref()
+            .map(|o| o.resources.clone())
+            .unwrap_or_default(),
         start: old.as_ref().and_then(|o| o.start),
         end: old.as_ref().and_then(|o| o.until),
         break_glass: old.as_ref().is_some_and(|o| o.break_glass),
         valid: true,
         risk: None,
-        approvals: Approvals { required: Vec::new(), satisfied: None },
+        approvals: Approvals {
+            required: Vec::new(),
+            satisfied: None,
+        },
         facts: RequesterFacts::default(),
         request: old,
     }
 }
 
 /// Scores one request and finds its approvals; pure over its inputs.
-pub fn evaluate(req: Request, change: Change, valid: bool, policy: &Policy, history: &History, default_start: DateTime<Utc>, d: &mut Diagnostics) -> RequestOutcome {
+pub fn evaluate(
+    req: Request,
+    change: Change,
+    valid: bool,
+    policy: &Policy,
+    history: &History,
+    default_start: DateTime<Utc>,
+    d: &mut Diagnostics,
+) -> RequestOutcome {
     let window = req.window(default_start);
-    let facts = window.map(|w| RequesterFacts::from_history(history, &req, w.start)).unwrap_or_default();
+    let facts = window
+        .map(|w| RequesterFacts::from_history(history, &req, w.start))
+        .unwrap_or_default();
     let role_known = policy.roles.contains_key(&req.role);
     let risk = match window {
-        Some(w) if role_known && change != Change::Removed => Some(risk::score(&req, w, policy, &facts)),
+        Some(w) if role_known && change != Change::Removed => {
+            Some(risk::score(&req, w, policy, &facts))
+        }
         _ => None,
     };
     // Unchanged requests show what they needed (for `explain`, `--all`).
     let required = match (&risk, change) {
-        (Some(r), Change::New | Change::Modified | Change::Unchanged) => risk::required_approvals(&req, r, policy).to_vec(),
+        (Some(r), Change::New | Change::Modified | Change::Unchanged) => {
+            risk::required_approvals(&req, r, policy).to_vec()
+        }
         _ => Vec::new(),
     };
     if let (Some(r), Some(w), true) = (&risk, window, change.needs_approval() && !req.break_glass) {
         if let Some(cap) = risk::tier(r, policy).and_then(|t| t.max_duration) {
             if w.length() > cap {
-                let pos = req.raw.duration.as_ref().or(req.raw.until.as_ref()).map_or(req.raw.role.pos, |s| s.pos);
+                let pos = req
+                    .raw
+                    .duration
+                    .as_ref()
+                    .or(req.raw.until.as_ref())
+                    .map_or(req.raw.role.pos, |s| s.pos);
                 d.push(
                     Diagnostic::new(Code::TierDurationCap, &req.file, pos, format!("tier `{}` allows at most {cap}; this window is {}", r.tier, w.length()))
                         .help(format!("shorten the window to {cap} or less, or ask for it in steps with `gitgrant extend`")),
@@ -444,7 +623,10 @@ pub fn evaluate(req: Request, change: Change, valid: bool, policy: &Policy, hist
         break_glass: req.break_glass,
         valid,
         risk,
-        approvals: Approvals { required, satisfied: None },
+        approvals: Approvals {
+            required,
+            satisfied: None,
+        },
         facts,
         request: Some(req),
     }
@@ -455,5 +637,9 @@ pub fn describe_rules(rules: &[ApprovalRule]) -> String {
     if rules.is_empty() {
         return "no approvals".to_string();
     }
-    rules.iter().map(|r| format!("{} from {}", r.count, r.from.join(" or "))).collect::<Vec<_>>().join(" and ")
+    rules
+        .iter()
+        .map(|r| format!("{} from {}", r.count, r.from.join(" or ")))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }

@@ -3,7 +3,7 @@
 use crate::check::landing::judge_landing;
 
 use super::output::print_diagnostics;
-use super::{fail, Format, Global};
+use super::{Format, Global, fail};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +17,13 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let code = if v.report.status == crate::check::Status::Error { 2 } else if v.decision.satisfied && v.report.ok { 0 } else { 1 };
+    let code = if v.report.status == crate::check::Status::Error {
+        2
+    } else if v.decision.satisfied && v.report.ok {
+        0
+    } else {
+        1
+    };
     match g.format {
         Format::Json => match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),
@@ -26,12 +32,40 @@ pub fn run(g: &Global, a: Args) -> u8 {
         _ => {
             let sources = |f: &str| v.report.sources.get(f).cloned();
             print_diagnostics(g, &v.report.diagnostics, &sources);
-            println!("commit {}{}", &v.commit[..12.min(v.commit.len())], if v.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" });
-            println!("approved by: {}", if v.approved_by.is_empty() { "nobody".to_string() } else { v.approved_by.join(", ") });
+            println!(
+                "commit {}{}",
+                &v.commit[..12.min(v.commit.len())],
+                if v.direct_push {
+                    " (direct push: no merge, no Approved-by trailers)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "approved by: {}",
+                if v.approved_by.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    v.approved_by.join(", ")
+                }
+            );
             for slot in &v.decision.slots {
                 match &slot.filled_by {
-                    Some(who) => println!("  [x] {} from {}: {who}", slot.label, slot.from.join(" or ")),
-                    None => println!("  [ ] {} from {}: could approve: {}", slot.label, slot.from.join(" or "), if slot.candidates.is_empty() { "nobody eligible".to_string() } else { slot.candidates.join(", ") }),
+                    Some(who) => println!(
+                        "  [x] {} from {}: {who}",
+                        slot.label,
+                        slot.from.join(" or ")
+                    ),
+                    None => println!(
+                        "  [ ] {} from {}: could approve: {}",
+                        slot.label,
+                        slot.from.join(" or "),
+                        if slot.candidates.is_empty() {
+                            "nobody eligible".to_string()
+                        } else {
+                            slot.candidates.join(", ")
+                        }
+                    ),
                 }
             }
             println!("{}", v.decision.summary());

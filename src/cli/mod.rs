@@ -27,7 +27,9 @@ pub enum Format {
 
 #[derive(Debug, Parser)]
 #[command(name = "gitgrant", version, about = "Temporary production access as code: requests in Git, risk-based approvals, expiry enforced by the cloud.", long_about = None)]
-#[command(after_help = "Examples:\n  gitgrant check                       judge your working tree against HEAD\n  gitgrant check --base main --head pr  judge a PR branch (CI)\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant schema request > request.schema.json")]
+#[command(
+    after_help = "Examples:\n  gitgrant check                       judge your working tree against HEAD\n  gitgrant check --base main --head pr  judge a PR branch (CI)\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant schema request > request.schema.json"
+)]
 pub struct Cli {
     /// The access repository (default: the current directory).
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
@@ -48,10 +50,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a change: diagnostics, risk, and the approvals it needs.
-    #[command(after_help = "Without refs, checks the working tree against HEAD (authoring locally).\nPolicies are always read from the base (the merge-base with main), never from the change itself.\n\nExamples:\n  gitgrant check\n  gitgrant check --base origin/main --head HEAD --format github\n  gitgrant check --all --format json")]
+    #[command(
+        after_help = "Without refs, checks the working tree against HEAD (authoring locally).\nPolicies are always read from the base (the merge-base with main), never from the change itself.\n\nExamples:\n  gitgrant check\n  gitgrant check --base origin/main --head HEAD --format github\n  gitgrant check --all --format json"
+    )]
     Check(check::Args),
     /// Show a request's risk breakdown and who must approve it.
-    #[command(after_help = "REQUEST is a request id (file stem) or a path.\n\nExamples:\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant explain requests/2026-11-23-alice-orders-db.yaml --head my-branch")]
+    #[command(
+        after_help = "REQUEST is a request id (file stem) or a path.\n\nExamples:\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant explain requests/2026-11-23-alice-orders-db.yaml --head my-branch"
+    )]
     Explain(explain::Args),
     /// Judge `Approved-by:` trailers on a landing commit (plain-git approvals).
     #[command(after_help = "Example:\n  gitgrant approvals --commit HEAD")]
@@ -62,7 +68,9 @@ pub enum Command {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
 }
 
 /// Settings every subcommand shares.
@@ -82,8 +90,15 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, color };
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let g = Global {
+        repo: cli.repo,
+        format: cli.format,
+        now: cli.now.unwrap_or_else(Utc::now),
+        quiet: cli.quiet,
+        color,
+    };
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),

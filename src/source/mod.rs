@@ -7,7 +7,7 @@ pub(crate) mod git;
 mod yaml;
 
 pub use git::GitTree;
-pub use yaml::{parse_yaml, span_pos, YamlError};
+pub use yaml::{YamlError, parse_yaml, span_pos};
 
 use std::path::{Path, PathBuf};
 
@@ -51,24 +51,47 @@ pub trait Tree {
     /// A label for messages: `working tree` or a commit id.
     fn label(&self) -> String;
 
+    /// The entry for one file path, if it exists.
+    fn entry(&self, path: &str) -> Option<Entry> {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        self.list(dir).ok()?.into_iter().find(|e| e.path == path)
+    }
+
     /// Reads `entry` as checked text, or returns the diagnostic explaining why not.
     fn read_source(&self, entry: &Entry) -> Result<SourceFile, Diagnostic> {
         let path = entry.path.clone();
         match entry.kind {
             EntryKind::Symlink => {
-                return Err(Diagnostic::new(Code::Symlink, &path, Pos::FILE, format!("`{path}` is a symbolic link"))
-                    .help("replace the link with a regular file: links can point outside the repository"));
+                return Err(Diagnostic::new(
+                    Code::Symlink,
+                    &path,
+                    Pos::FILE,
+                    format!("`{path}` is a symbolic link"),
+                )
+                .help(
+                    "replace the link with a regular file: links can point outside the repository",
+                ));
             }
             EntryKind::Other => {
-                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("`{path}` is not a regular file"))
-                    .help("only regular YAML files are read here"));
+                return Err(Diagnostic::new(
+                    Code::UnexpectedFile,
+                    &path,
+                    Pos::FILE,
+                    format!("`{path}` is not a regular file"),
+                )
+                .help("only regular YAML files are read here"));
             }
             EntryKind::File => {}
         }
         let bytes = match self.read_bytes(&path) {
             Ok(Some(b)) => b,
             Ok(None) => {
-                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("`{path}` disappeared while reading")));
+                return Err(Diagnostic::new(
+                    Code::UnexpectedFile,
+                    &path,
+                    Pos::FILE,
+                    format!("`{path}` disappeared while reading"),
+                ));
             }
             Err(TreeError::TooLarge(size)) => {
                 return Err(Diagnostic::new(
@@ -80,7 +103,12 @@ pub trait Tree {
                 .help("request and policy files are small; split large policies into several files under policies/"));
             }
             Err(e) => {
-                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("cannot read `{path}`: {e}")));
+                return Err(Diagnostic::new(
+                    Code::UnexpectedFile,
+                    &path,
+                    Pos::FILE,
+                    format!("cannot read `{path}`: {e}"),
+                ));
             }
         };
         match String::from_utf8(bytes) {
@@ -135,13 +163,25 @@ impl FsTree {
             // symlink_metadata: never follow a link while listing.
             let ft = item.file_type()?;
             if ft.is_symlink() {
-                out.push(Entry { path, kind: EntryKind::Symlink, blob: None });
+                out.push(Entry {
+                    path,
+                    kind: EntryKind::Symlink,
+                    blob: None,
+                });
             } else if ft.is_dir() {
                 self.walk(&item.path(), &path, out)?;
             } else if ft.is_file() {
-                out.push(Entry { path, kind: EntryKind::File, blob: None });
+                out.push(Entry {
+                    path,
+                    kind: EntryKind::File,
+                    blob: None,
+                });
             } else {
-                out.push(Entry { path, kind: EntryKind::Other, blob: None });
+                out.push(Entry {
+                    path,
+                    kind: EntryKind::Other,
+                    blob: None,
+                });
             }
         }
         Ok(())
@@ -155,7 +195,11 @@ impl Tree for FsTree {
         // The directory itself may be a link to elsewhere: report it as one entry.
         if let Ok(meta) = std::fs::symlink_metadata(&base) {
             if meta.file_type().is_symlink() {
-                return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: None }]);
+                return Ok(vec![Entry {
+                    path: dir.to_string(),
+                    kind: EntryKind::Symlink,
+                    blob: None,
+                }]);
             }
         }
         self.walk(&base, dir, &mut out)?;
@@ -175,7 +219,9 @@ impl Tree for FsTree {
             return Err(TreeError::TooLarge(meta.len()));
         }
         let mut buf = Vec::new();
-        std::fs::File::open(&full)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+        std::fs::File::open(&full)?
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut buf)?;
         if buf.len() as u64 > MAX_FILE_BYTES {
             return Err(TreeError::TooLarge(buf.len() as u64));
         }

@@ -5,5 +5,5 @@
 pub mod policy;
 pub mod request;
 
-pub use policy::{load_policy, PolicyLoad};
-pub use request::{load_request, validate_request, RequestContext};
+pub use policy::{PolicyLoad, load_policy};
+pub use request::{RequestContext, load_request, validate_request};

@@ -1,0 +1,8 @@
+//! One integration-test binary (shared build); modules by area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod check_git;
+mod check_inputs;
