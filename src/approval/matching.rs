@@ -30,36 +30,21 @@ pub fn max_matching(slots_to_people: &[Vec<usize>], people: usize) -> Vec<Option
         // A free person who fits is taken directly: this keeps earlier
         // assignments where they are whenever possible (stable, readable
         // results) and avoids a search.
-        let free = fits
-            .iter()
-            .copied()
-            .find(|&p| matches!(slot_of_person.get(p), Some(None)));
+        let free = fits.iter().copied().find(|&p| matches!(slot_of_person.get(p), Some(None)));
         if let Some(p) = free {
             person_of_slot[root] = Some(p);
             slot_of_person[p] = Some(root);
             continue;
         }
         visited.fill(false);
-        augment(
-            root,
-            slots_to_people,
-            &mut person_of_slot,
-            &mut slot_of_person,
-            &mut visited,
-        );
+        augment(root, slots_to_people, &mut person_of_slot, &mut slot_of_person, &mut visited);
     }
     person_of_slot
 }
 
 /// Looks for an augmenting path starting at the unmatched slot `root` and
 /// applies it. Returns whether the matching grew.
-fn augment(
-    root: usize,
-    adjacency: &[Vec<usize>],
-    person_of_slot: &mut [Option<usize>],
-    slot_of_person: &mut [Option<usize>],
-    visited: &mut [bool],
-) -> bool {
+fn augment(root: usize, adjacency: &[Vec<usize>], person_of_slot: &mut [Option<usize>], slot_of_person: &mut [Option<usize>], visited: &mut [bool]) -> bool {
     // DFS frames: (slot, index of the next neighbour to try).
     let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
     // via[k] is the person that leads from stack[k] to stack[k + 1].

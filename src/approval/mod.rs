@@ -48,10 +48,7 @@ impl ReviewState {
     /// pending (unsubmitted) reviews do not.
     #[must_use]
     pub fn is_decisive(&self) -> bool {
-        matches!(
-            self,
-            Self::Approved | Self::ChangesRequested | Self::Dismissed
-        )
+        matches!(self, Self::Approved | Self::ChangesRequested | Self::Dismissed)
     }
 }
 
@@ -170,33 +167,16 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> Decision {
     // How each member is spelled in the groups (first spelling wins).
     let mut group_spelling: BTreeMap<String, &str> = BTreeMap::new();
     for member in input.groups.values().flatten() {
-        group_spelling
-            .entry(norm(member))
-            .or_insert(member.as_str());
+        group_spelling.entry(norm(member)).or_insert(member.as_str());
     }
 
     // Normalised members of each requirement's groups.
-    let requirement_members: Vec<BTreeSet<String>> = input
-        .requirements
-        .iter()
-        .map(|r| {
-            r.from
-                .iter()
-                .filter_map(|g| input.groups.get(g))
-                .flatten()
-                .map(|m| norm(m))
-                .collect()
-        })
-        .collect();
+    let requirement_members: Vec<BTreeSet<String>> =
+        input.requirements.iter().map(|r| r.from.iter().filter_map(|g| input.groups.get(g)).flatten().map(|m| norm(m)).collect()).collect();
 
     // Eligible: member of a group of at least one slot.
-    let eligible: BTreeSet<&String> = input
-        .requirements
-        .iter()
-        .zip(&requirement_members)
-        .filter(|(r, _)| r.count > 0)
-        .flat_map(|(_, members)| members)
-        .collect();
+    let eligible: BTreeSet<&String> =
+        input.requirements.iter().zip(&requirement_members).filter(|(r, _)| r.count > 0).flat_map(|(_, members)| members).collect();
 
     // Latest decisive review per reviewer: by time, later input wins ties.
     let mut latest: BTreeMap<String, usize> = BTreeMap::new();
@@ -214,8 +194,7 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> Decision {
         }
     }
     let latest_review = |key: &str| latest.get(key).and_then(|&i| input.reviews.get(i));
-    let approves_head =
-        |r: &Review| r.state == ReviewState::Approved && !head.is_empty() && r.commit_id == head;
+    let approves_head = |r: &Review| r.state == ReviewState::Approved && !head.is_empty() && r.commit_id == head;
 
     // Valid approvals of the head, after exclusions (sorted by key).
     let approving: Vec<(&String, &Review)> = latest
@@ -225,70 +204,39 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> Decision {
         .filter(|(_, r)| approves_head(r))
         .collect();
     // The people of the matching: valid approvals by eligible people.
-    let people: Vec<(&String, &Review)> = approving
-        .iter()
-        .copied()
-        .filter(|(key, _)| eligible.contains(key))
-        .collect();
+    let people: Vec<(&String, &Review)> = approving.iter().copied().filter(|(key, _)| eligible.contains(key)).collect();
 
     // Slots, and who may fill each.
     let mut slot_requirement: Vec<usize> = Vec::new();
     let mut adjacency: Vec<Vec<usize>> = Vec::new();
-    for (r, (requirement, members)) in input
-        .requirements
-        .iter()
-        .zip(&requirement_members)
-        .enumerate()
-    {
+    for (r, (requirement, members)) in input.requirements.iter().zip(&requirement_members).enumerate() {
         let pool = members.iter().filter(|m| !excluded.contains(*m)).count();
         let wanted = usize::try_from(requirement.count).unwrap_or(usize::MAX);
-        let fits: Vec<usize> = people
-            .iter()
-            .enumerate()
-            .filter(|(_, (key, _))| members.contains(*key))
-            .map(|(p, _)| p)
-            .collect();
+        let fits: Vec<usize> = people.iter().enumerate().filter(|(_, (key, _))| members.contains(*key)).map(|(p, _)| p).collect();
         for _ in 0..wanted.min(pool.saturating_add(1)) {
             slot_requirement.push(r);
             adjacency.push(fits.clone());
         }
     }
     let assignment = matching::max_matching(&adjacency, people.len());
-    let used: BTreeSet<&String> = assignment
-        .iter()
-        .flatten()
-        .filter_map(|&p| people.get(p).map(|(key, _)| *key))
-        .collect();
+    let used: BTreeSet<&String> = assignment.iter().flatten().filter_map(|&p| people.get(p).map(|(key, _)| *key)).collect();
 
     let mut slots = Vec::with_capacity(assignment.len());
     for (&r, filled) in slot_requirement.iter().zip(&assignment) {
-        let (Some(requirement), Some(members)) =
-            (input.requirements.get(r), requirement_members.get(r))
-        else {
+        let (Some(requirement), Some(members)) = (input.requirements.get(r), requirement_members.get(r)) else {
             continue;
         };
-        let filled_by = filled
-            .and_then(|p| people.get(p))
-            .map(|(_, review)| review.login.clone());
+        let filled_by = filled.and_then(|p| people.get(p)).map(|(_, review)| review.login.clone());
         let candidates = if filled_by.is_some() {
             Vec::new()
         } else {
             members
                 .iter()
                 .filter(|m| !excluded.contains(*m) && !used.contains(m))
-                .map(|m| {
-                    group_spelling
-                        .get(m)
-                        .map_or_else(|| m.clone(), |s| (*s).to_owned())
-                })
+                .map(|m| group_spelling.get(m).map_or_else(|| m.clone(), |s| (*s).to_owned()))
                 .collect()
         };
-        slots.push(SlotOutcome {
-            label: requirement.label.clone(),
-            from: requirement.from.clone(),
-            filled_by,
-            candidates,
-        });
+        slots.push(SlotOutcome { label: requirement.label.clone(), from: requirement.from.clone(), filled_by, candidates });
     }
 
     let approvers: Vec<String> = approving.iter().map(|(_, r)| r.login.clone()).collect();
@@ -316,28 +264,17 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> Decision {
                 ReviewState::Dismissed => IgnoreReason::Dismissed,
                 ReviewState::ChangesRequested if eligible.contains(&key) => continue,
                 ReviewState::ChangesRequested => IgnoreReason::ChangesRequestedNotEligible,
-                _ if !approves_head(review) => IgnoreReason::StaleCommit {
-                    commit: review.commit_id.clone(),
-                },
+                _ if !approves_head(review) => IgnoreReason::StaleCommit { commit: review.commit_id.clone() },
                 _ if !eligible.contains(&key) => IgnoreReason::NotEligible,
                 _ if !used.contains(&key) => IgnoreReason::Unused,
                 _ => continue,
             }
         };
-        ignored.push(IgnoredReview {
-            login: review.login.clone(),
-            reason,
-        });
+        ignored.push(IgnoredReview { login: review.login.clone(), reason });
     }
 
     let satisfied = slots.iter().all(|s| s.filled_by.is_some()) && blockers.is_empty();
-    Decision {
-        satisfied,
-        slots,
-        approvers,
-        ignored,
-        blockers,
-    }
+    Decision { satisfied, slots, approvers, ignored, blockers }
 }
 
 impl Decision {
@@ -360,13 +297,10 @@ impl Decision {
         // Unfilled slots grouped by their groups, in order of appearance.
         let mut missing: Vec<(&[String], usize, BTreeMap<String, &str>)> = Vec::new();
         for slot in self.slots.iter().filter(|s| s.filled_by.is_none()) {
-            let index = missing
-                .iter()
-                .position(|(from, _, _)| *from == slot.from)
-                .unwrap_or_else(|| {
-                    missing.push((&slot.from, 0, BTreeMap::new()));
-                    missing.len() - 1
-                });
+            let index = missing.iter().position(|(from, _, _)| *from == slot.from).unwrap_or_else(|| {
+                missing.push((&slot.from, 0, BTreeMap::new()));
+                missing.len() - 1
+            });
             if let Some((_, count, candidates)) = missing.get_mut(index) {
                 *count += 1;
                 for c in &slot.candidates {
@@ -377,11 +311,7 @@ impl Decision {
         let mut problems: Vec<String> = missing
             .into_iter()
             .map(|(from, count, candidates)| {
-                let from = if from.is_empty() {
-                    "no group".to_owned()
-                } else {
-                    from.join(" or ")
-                };
+                let from = if from.is_empty() { "no group".to_owned() } else { from.join(" or ") };
                 let who = if candidates.is_empty() {
                     "nobody else can approve".to_owned()
                 } else {
@@ -404,11 +334,7 @@ impl Decision {
 pub fn is_valid_login(login: &str) -> bool {
     let bytes = login.as_bytes();
     match bytes.split_first() {
-        Some((first, rest)) => {
-            first.is_ascii_alphanumeric()
-                && rest.len() <= 38
-                && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        }
+        Some((first, rest)) => first.is_ascii_alphanumeric() && rest.len() <= 38 && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'),
         None => false,
     }
 }
@@ -423,11 +349,7 @@ pub fn is_valid_login(login: &str) -> bool {
 /// value must be `login`, `@login` or `login <email>` with a valid login.
 #[must_use]
 pub fn parse_trailers(message: &str) -> Vec<String> {
-    let lines: Vec<&str> = message
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .skip_while(|l| l.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = message.lines().filter(|l| !l.starts_with('#')).skip_while(|l| l.trim().is_empty()).collect();
     let blank = |l: &&str| l.trim().is_empty();
     let Some(title_end) = lines.iter().position(blank) else {
         return Vec::new(); // only a title
@@ -477,11 +399,7 @@ fn trailer_login(value: &str) -> Option<&str> {
         Some((token, rest)) => (token, rest.trim()),
         None => (value, ""),
     };
-    let email_ok = rest.is_empty()
-        || rest
-            .strip_prefix('<')
-            .and_then(|r| r.strip_suffix('>'))
-            .is_some_and(|inner| !inner.contains(['<', '>']));
+    let email_ok = rest.is_empty() || rest.strip_prefix('<').and_then(|r| r.strip_suffix('>')).is_some_and(|inner| !inner.contains(['<', '>']));
     let login = token.strip_prefix('@').unwrap_or(token);
     (email_ok && is_valid_login(login)).then_some(login)
 }

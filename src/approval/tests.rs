@@ -16,36 +16,19 @@ fn t(n: i64) -> DateTime<Utc> {
 }
 
 fn rv(login: &str, state: ReviewState, commit: &str, at: i64) -> Review {
-    Review {
-        login: login.to_owned(),
-        state,
-        commit_id: commit.to_owned(),
-        submitted_at: t(at),
-        id: None,
-    }
+    Review { login: login.to_owned(), state, commit_id: commit.to_owned(), submitted_at: t(at), id: None }
 }
 
 use ReviewState::{Approved, ChangesRequested, Commented, Dismissed, Pending};
 
 fn groups(spec: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-    spec.iter()
-        .map(|(g, ms)| {
-            (
-                (*g).to_owned(),
-                ms.iter().map(|m| (*m).to_owned()).collect(),
-            )
-        })
-        .collect()
+    spec.iter().map(|(g, ms)| ((*g).to_owned(), ms.iter().map(|m| (*m).to_owned()).collect())).collect()
 }
 
 fn reqs(spec: &[(&[&str], u32)]) -> Vec<Requirement> {
     spec.iter()
         .enumerate()
-        .map(|(i, (from, count))| Requirement {
-            from: from.iter().map(|g| (*g).to_owned()).collect(),
-            count: *count,
-            label: format!("req{i}"),
-        })
+        .map(|(i, (from, count))| Requirement { from: from.iter().map(|g| (*g).to_owned()).collect(), count: *count, label: format!("req{i}") })
         .collect()
 }
 
@@ -54,11 +37,7 @@ fn strings(xs: &[&str]) -> Vec<String> {
 }
 
 /// The standard groups: `pat` is both a manager and in security.
-const STD: &[(&str, &[&str])] = &[
-    ("managers", &["mia", "max", "pat", "alice", "bob"]),
-    ("security", &["sam", "sue", "pat"]),
-    ("dba", &["dan"]),
-];
+const STD: &[(&str, &[&str])] = &[("managers", &["mia", "max", "pat", "alice", "bob"]), ("security", &["sam", "sue", "pat"]), ("dba", &["dan"])];
 
 struct Case {
     name: &'static str,
@@ -79,13 +58,7 @@ fn run(case: &Case) -> Decision {
     let groups = groups(case.groups);
     let requirements = reqs(case.reqs);
     let excluded = strings(case.excluded);
-    evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &case.reviews,
-        head_commit: HEAD,
-        excluded: &excluded,
-    })
+    evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &case.reviews, head_commit: HEAD, excluded: &excluded })
 }
 
 const MGR: &[&str] = &["managers"];
@@ -166,10 +139,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice", "bob"],
-            reviews: vec![
-                rv("bob", ChangesRequested, HEAD, 1),
-                rv("mia", Approved, HEAD, 2),
-            ],
+            reviews: vec![rv("bob", ChangesRequested, HEAD, 1), rv("mia", Approved, HEAD, 2)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -188,12 +158,7 @@ fn cases() -> Vec<Case> {
             candidates: &[&["bob", "max", "mia", "pat"]],
             approvers: &[],
             blockers: &[],
-            ignored: vec![(
-                "mia",
-                R::StaleCommit {
-                    commit: OLD.to_owned(),
-                },
-            )],
+            ignored: vec![("mia", R::StaleCommit { commit: OLD.to_owned() })],
         },
         Case {
             name: "re-approval of the head after a push counts",
@@ -213,11 +178,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", Approved, HEAD, 1),
-                rv("max", Approved, HEAD, 2),
-                rv("mia", ChangesRequested, HEAD, 3),
-            ],
+            reviews: vec![rv("mia", Approved, HEAD, 1), rv("max", Approved, HEAD, 2), rv("mia", ChangesRequested, HEAD, 3)],
             satisfied: false,
             filled: &[Some("max")],
             candidates: &[NONE],
@@ -230,10 +191,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("max", ChangesRequested, OLD, 1),
-                rv("mia", Approved, HEAD, 2),
-            ],
+            reviews: vec![rv("max", ChangesRequested, OLD, 1), rv("mia", Approved, HEAD, 2)],
             satisfied: false,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -246,10 +204,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", ChangesRequested, OLD, 1),
-                rv("mia", Approved, HEAD, 2),
-            ],
+            reviews: vec![rv("mia", ChangesRequested, OLD, 1), rv("mia", Approved, HEAD, 2)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -275,11 +230,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("sam", ChangesRequested, HEAD, 1),
-                rv("mia", Approved, HEAD, 2),
-                rv("sam", Dismissed, HEAD, 3),
-            ],
+            reviews: vec![rv("sam", ChangesRequested, HEAD, 1), rv("mia", Approved, HEAD, 2), rv("sam", Dismissed, HEAD, 3)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -292,11 +243,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", Approved, HEAD, 1),
-                rv("mia", Commented, HEAD, 2),
-                rv("mia", Pending, HEAD, 3),
-            ],
+            reviews: vec![rv("mia", Approved, HEAD, 1), rv("mia", Commented, HEAD, 2), rv("mia", Pending, HEAD, 3)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -309,11 +256,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", ChangesRequested, HEAD, 1),
-                rv("mia", Commented, HEAD, 2),
-                rv("max", Approved, HEAD, 3),
-            ],
+            reviews: vec![rv("mia", ChangesRequested, HEAD, 1), rv("mia", Commented, HEAD, 2), rv("max", Approved, HEAD, 3)],
             satisfied: false,
             filled: &[Some("max")],
             candidates: &[NONE],
@@ -380,10 +323,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &[],
-            reviews: vec![
-                rv("mia", Approved, HEAD, 1),
-                rv("MIA", ChangesRequested, HEAD, 2),
-            ],
+            reviews: vec![rv("mia", Approved, HEAD, 1), rv("MIA", ChangesRequested, HEAD, 2)],
             satisfied: false,
             filled: &[None],
             candidates: &[&["alice", "bob", "max", "mia", "pat"]],
@@ -422,10 +362,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("olga", ChangesRequested, HEAD, 1),
-                rv("mia", Approved, HEAD, 2),
-            ],
+            reviews: vec![rv("olga", ChangesRequested, HEAD, 1), rv("mia", Approved, HEAD, 2)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -464,10 +401,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", Approved, HEAD, 1),
-                rv("mia", ChangesRequested, HEAD, 1),
-            ],
+            reviews: vec![rv("mia", Approved, HEAD, 1), rv("mia", ChangesRequested, HEAD, 1)],
             satisfied: false,
             filled: &[None],
             candidates: &[&["bob", "max", "mia", "pat"]],
@@ -480,10 +414,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", ChangesRequested, HEAD, 1),
-                rv("mia", Approved, HEAD, 1),
-            ],
+            reviews: vec![rv("mia", ChangesRequested, HEAD, 1), rv("mia", Approved, HEAD, 1)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -496,10 +427,7 @@ fn cases() -> Vec<Case> {
             groups: STD,
             reqs: &[(MGR, 1)],
             excluded: &["alice"],
-            reviews: vec![
-                rv("mia", Approved, HEAD, 5),
-                rv("mia", ChangesRequested, HEAD, 1),
-            ],
+            reviews: vec![rv("mia", Approved, HEAD, 5), rv("mia", ChangesRequested, HEAD, 1)],
             satisfied: true,
             filled: &[Some("mia")],
             candidates: &[NONE],
@@ -544,30 +472,17 @@ fn table() {
         assert_eq!(d.satisfied, case.satisfied, "{name}: satisfied");
         let filled: Vec<Option<&str>> = d.slots.iter().map(|s| s.filled_by.as_deref()).collect();
         assert_eq!(filled, case.filled, "{name}: filled");
-        let candidates: Vec<Vec<&str>> = d
-            .slots
-            .iter()
-            .map(|s| s.candidates.iter().map(String::as_str).collect())
-            .collect();
+        let candidates: Vec<Vec<&str>> = d.slots.iter().map(|s| s.candidates.iter().map(String::as_str).collect()).collect();
         let expected: Vec<Vec<&str>> = case.candidates.iter().map(|c| c.to_vec()).collect();
         assert_eq!(candidates, expected, "{name}: candidates");
         assert_eq!(d.approvers, strings(case.approvers), "{name}: approvers");
         assert_eq!(d.blockers, strings(case.blockers), "{name}: blockers");
-        let ignored: Vec<(&str, IgnoreReason)> = d
-            .ignored
-            .iter()
-            .map(|i| (i.login.as_str(), i.reason.clone()))
-            .collect();
+        let ignored: Vec<(&str, IgnoreReason)> = d.ignored.iter().map(|i| (i.login.as_str(), i.reason.clone())).collect();
         assert_eq!(ignored, case.ignored, "{name}: ignored");
         // Slots are in requirement order and carry their requirement.
         let requirements = reqs(case.reqs);
         for slot in &d.slots {
-            assert!(
-                requirements
-                    .iter()
-                    .any(|r| r.label == slot.label && r.from == slot.from),
-                "{name}: slot label"
-            );
+            assert!(requirements.iter().any(|r| r.label == slot.label && r.from == slot.from), "{name}: slot label");
         }
     }
 }
@@ -576,34 +491,13 @@ fn table() {
 fn slots_follow_requirement_order_with_labels() {
     let groups = groups(STD);
     let requirements = vec![
-        Requirement {
-            from: strings(&["security"]),
-            count: 2,
-            label: "request a: tier high".to_owned(),
-        },
-        Requirement {
-            from: strings(&["managers"]),
-            count: 1,
-            label: "policy change".to_owned(),
-        },
+        Requirement { from: strings(&["security"]), count: 2, label: "request a: tier high".to_owned() },
+        Requirement { from: strings(&["managers"]), count: 1, label: "policy change".to_owned() },
     ];
     let reviews = vec![rv("mia", Approved, HEAD, 1)];
-    let d = evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &reviews,
-        head_commit: HEAD,
-        excluded: &[],
-    });
+    let d = evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: HEAD, excluded: &[] });
     let labels: Vec<&str> = d.slots.iter().map(|s| s.label.as_str()).collect();
-    assert_eq!(
-        labels,
-        [
-            "request a: tier high",
-            "request a: tier high",
-            "policy change"
-        ]
-    );
+    assert_eq!(labels, ["request a: tier high", "request a: tier high", "policy change"]);
     assert_eq!(d.slots[2].filled_by.as_deref(), Some("mia"));
     assert_eq!(d.slots[0].candidates, strings(&["pat", "sam", "sue"]));
 }
@@ -613,13 +507,7 @@ fn empty_head_commit_validates_nothing() {
     let groups = groups(STD);
     let requirements = reqs(&[(MGR, 1)]);
     let reviews = vec![rv("mia", Approved, "", 1)];
-    let d = evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &reviews,
-        head_commit: "",
-        excluded: &[],
-    });
+    let d = evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: "", excluded: &[] });
     assert!(!d.satisfied);
     assert!(d.approvers.is_empty());
 }
@@ -634,37 +522,16 @@ fn summary_lines() {
         find("only approver in both manager and security groups: one slot stays open"),
         "1 of 2 approvals: missing 1 from security (could approve: sam, sue)"
     );
-    assert_eq!(
-        find("reviewer in two groups fills one slot, another fills the other"),
-        "2 of 2 approvals: satisfied"
-    );
-    assert_eq!(
-        find("zero requirements are satisfied"),
-        "no approvals required: satisfied"
-    );
-    assert_eq!(
-        find("approval followed by changes requested blocks"),
-        "1 of 1 approval: changes requested by mia"
-    );
-    assert_eq!(
-        find("a requirement naming an unknown group cannot be met"),
-        "0 of 1 approval: missing 1 from nosuchgroup (nobody else can approve)"
-    );
+    assert_eq!(find("reviewer in two groups fills one slot, another fills the other"), "2 of 2 approvals: satisfied");
+    assert_eq!(find("zero requirements are satisfied"), "no approvals required: satisfied");
+    assert_eq!(find("approval followed by changes requested blocks"), "1 of 1 approval: changes requested by mia");
+    assert_eq!(find("a requirement naming an unknown group cannot be met"), "0 of 1 approval: missing 1 from nosuchgroup (nobody else can approve)");
 
     let groups = groups(STD);
     let requirements = reqs(&[(MGR, 1), (SEC, 2), (&["managers", "dba"], 1)]);
-    let reviews = vec![
-        rv("sam", Approved, HEAD, 1),
-        rv("mia", ChangesRequested, HEAD, 2),
-    ];
+    let reviews = vec![rv("sam", Approved, HEAD, 1), rv("mia", ChangesRequested, HEAD, 2)];
     let excluded = strings(&["alice", "bob"]);
-    let d = evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &reviews,
-        head_commit: HEAD,
-        excluded: &excluded,
-    });
+    let d = evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: HEAD, excluded: &excluded });
     assert_eq!(
         d.summary(),
         "1 of 4 approvals: missing 1 from managers (could approve: max, mia, pat); \
@@ -676,34 +543,14 @@ fn summary_lines() {
 
 #[test]
 fn serde_shapes() {
-    assert_eq!(
-        serde_json::to_string(&ChangesRequested).unwrap(),
-        "\"CHANGES_REQUESTED\""
-    );
-    let review: Review = serde_json::from_str(
-        r#"{"login":"mia","state":"APPROVED","commit_id":"h2","submitted_at":"2026-01-02T03:04:05Z"}"#,
-    )
-    .unwrap();
+    assert_eq!(serde_json::to_string(&ChangesRequested).unwrap(), "\"CHANGES_REQUESTED\"");
+    let review: Review = serde_json::from_str(r#"{"login":"mia","state":"APPROVED","commit_id":"h2","submitted_at":"2026-01-02T03:04:05Z"}"#).unwrap();
     assert_eq!(review.state, Approved);
     assert_eq!(review.id, None);
-    let ignored = IgnoredReview {
-        login: "mia".to_owned(),
-        reason: IgnoreReason::StaleCommit {
-            commit: "h1".to_owned(),
-        },
-    };
-    assert_eq!(
-        serde_json::to_string(&ignored).unwrap(),
-        r#"{"login":"mia","reason":{"kind":"stale_commit","commit":"h1"}}"#
-    );
-    assert_eq!(
-        serde_json::to_value(IgnoreReason::ChangesRequestedNotEligible).unwrap(),
-        serde_json::json!({"kind": "changes_requested_not_eligible"})
-    );
-    assert_eq!(
-        serde_json::to_value(IgnoreReason::RequesterOrAuthor).unwrap(),
-        serde_json::json!({"kind": "requester_or_author"})
-    );
+    let ignored = IgnoredReview { login: "mia".to_owned(), reason: IgnoreReason::StaleCommit { commit: "h1".to_owned() } };
+    assert_eq!(serde_json::to_string(&ignored).unwrap(), r#"{"login":"mia","reason":{"kind":"stale_commit","commit":"h1"}}"#);
+    assert_eq!(serde_json::to_value(IgnoreReason::ChangesRequestedNotEligible).unwrap(), serde_json::json!({"kind": "changes_requested_not_eligible"}));
+    assert_eq!(serde_json::to_value(IgnoreReason::RequesterOrAuthor).unwrap(), serde_json::json!({"kind": "requester_or_author"}));
 }
 
 #[test]
@@ -713,10 +560,7 @@ fn matching_basics() {
     // Needs an augmenting path: slot 0 first takes 0, then moves to 1.
     assert_eq!(max_matching(&[vec![0, 1], vec![0]], 2), [Some(1), Some(0)]);
     // Longer chain.
-    assert_eq!(
-        max_matching(&[vec![0, 1], vec![1, 2], vec![0]], 3),
-        [Some(1), Some(2), Some(0)]
-    );
+    assert_eq!(max_matching(&[vec![0, 1], vec![1, 2], vec![0]], 3), [Some(1), Some(2), Some(0)]);
     // Out-of-range people are ignored.
     assert_eq!(max_matching(&[vec![7, 0]], 1), [Some(0)]);
 }
@@ -749,22 +593,13 @@ fn trailers() {
         // A paragraph mixing prose and trailers is not a trailer block.
         ("Title\n\nThis fixes things.\nApproved-by: mia\n", &[]),
         // Trailing blank lines, CRLF and comments are fine.
-        (
-            "Title\r\n\r\nApproved-by: mia\r\n# a comment\r\n\r\n\r\n",
-            &["mia"],
-        ),
+        ("Title\r\n\r\nApproved-by: mia\r\n# a comment\r\n\r\n\r\n", &["mia"]),
         // Invalid logins and values that are not `login [<email>]` are skipped.
-        (
-            "Title\n\nApproved-by: -bad\nApproved-by: Alice Smith <alice@example.com>\nApproved-by: ok_not\nApproved-by:\nApproved-by: dave\n",
-            &["dave"],
-        ),
+        ("Title\n\nApproved-by: -bad\nApproved-by: Alice Smith <alice@example.com>\nApproved-by: ok_not\nApproved-by:\nApproved-by: dave\n", &["dave"]),
         // Duplicates (any case) are dropped, first spelling kept.
         ("Title\n\nApproved-by: Mia\nApproved-by: mia\n", &["Mia"]),
         // Continuation lines belong to the previous trailer.
-        (
-            "Title\n\nApproved-by: erin\n  <erin@example.com>\nApproved-by: fay\n",
-            &["erin", "fay"],
-        ),
+        ("Title\n\nApproved-by: erin\n  <erin@example.com>\nApproved-by: fay\n", &["erin", "fay"]),
         // Other keys are not approvals.
         ("Title\n\nReviewed-by: mia\nApproved-byx: max\n", &[]),
         ("", &[]),
@@ -779,19 +614,10 @@ fn trailer_reviews_count_as_approvals() {
     let logins = parse_trailers("Grant\n\nApproved-by: mia\nApproved-by: sam\n");
     let reviews = reviews_from_trailers(&logins, HEAD, t(10));
     assert_eq!(reviews.len(), 2);
-    assert!(reviews.iter().all(|r| r.state == Approved
-        && r.commit_id == HEAD
-        && r.submitted_at == t(10)
-        && r.id.as_deref() == Some("trailer:Approved-by")));
+    assert!(reviews.iter().all(|r| r.state == Approved && r.commit_id == HEAD && r.submitted_at == t(10) && r.id.as_deref() == Some("trailer:Approved-by")));
     let groups = groups(STD);
     let requirements = reqs(&[(MGR, 1), (SEC, 1)]);
-    let d = evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &reviews,
-        head_commit: HEAD,
-        excluded: &[],
-    });
+    let d = evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: HEAD, excluded: &[] });
     assert!(d.satisfied, "{}", d.summary());
 }
 
@@ -819,8 +645,7 @@ fn brute_max(adjacency: &[Vec<usize>], people: usize) -> usize {
 
 fn instance() -> impl Strategy<Value = (Vec<Vec<usize>>, usize)> {
     (0usize..=6).prop_flat_map(|people| {
-        let row = proptest::collection::btree_set(0..people.max(1), 0..=people)
-            .prop_map(|s| s.into_iter().collect::<Vec<_>>());
+        let row = proptest::collection::btree_set(0..people.max(1), 0..=people).prop_map(|s| s.into_iter().collect::<Vec<_>>());
         (proptest::collection::vec(row, 0..=6), Just(people))
     })
 }
@@ -845,12 +670,7 @@ fn world() -> impl Strategy<Value = World> {
         proptest::collection::vec(proptest::bool::weighted(0.2), 6),
         proptest::collection::vec((1u8..8, 0u32..=3), 0..=2),
     )
-        .prop_map(|(membership, state, excluded, requirements)| World {
-            membership,
-            state,
-            excluded,
-            requirements,
-        })
+        .prop_map(|(membership, state, excluded, requirements)| World { membership, state, excluded, requirements })
 }
 
 proptest! {

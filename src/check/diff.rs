@@ -29,44 +29,22 @@ fn identity(tree: &dyn Tree, e: &Entry) -> Option<git2::Oid> {
 pub fn changed_paths(base: &dyn Tree, head: &dyn Tree) -> Result<Vec<FileChange>, TreeError> {
     let mut out = Vec::new();
     for dir in DIRS {
-        let a: BTreeMap<String, Entry> = base
-            .list(dir)?
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect();
-        let b: BTreeMap<String, Entry> = head
-            .list(dir)?
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect();
+        let a: BTreeMap<String, Entry> = base.list(dir)?.into_iter().map(|e| (e.path.clone(), e)).collect();
+        let b: BTreeMap<String, Entry> = head.list(dir)?.into_iter().map(|e| (e.path.clone(), e)).collect();
         for (path, eb) in &b {
             match a.get(path) {
-                None => out.push(FileChange {
-                    path: path.clone(),
-                    in_base: false,
-                    in_head: true,
-                }),
+                None => out.push(FileChange { path: path.clone(), in_base: false, in_head: true }),
                 Some(ea) => {
-                    let same = ea.kind == eb.kind
-                        && identity(base, ea).is_some()
-                        && identity(base, ea) == identity(head, eb);
+                    let same = ea.kind == eb.kind && identity(base, ea).is_some() && identity(base, ea) == identity(head, eb);
                     if !same {
-                        out.push(FileChange {
-                            path: path.clone(),
-                            in_base: true,
-                            in_head: true,
-                        });
+                        out.push(FileChange { path: path.clone(), in_base: true, in_head: true });
                     }
                 }
             }
         }
         for path in a.keys() {
             if !b.contains_key(path) {
-                out.push(FileChange {
-                    path: path.clone(),
-                    in_base: true,
-                    in_head: false,
-                });
+                out.push(FileChange { path: path.clone(), in_base: true, in_head: false });
             }
         }
     }

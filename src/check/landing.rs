@@ -49,10 +49,7 @@ pub fn login_of(sig: &git2::Signature) -> Vec<String> {
 }
 
 /// Authors of the commits a merge brought in (or the commit's own author).
-fn landed_authors(
-    repo: &Repository,
-    commit: &git2::Commit,
-) -> Result<BTreeSet<String>, git2::Error> {
+fn landed_authors(repo: &Repository, commit: &git2::Commit) -> Result<BTreeSet<String>, git2::Error> {
     let mut out: BTreeSet<String> = login_of(&commit.author()).into_iter().collect();
     if commit.parent_count() > 1 {
         let mut walk = repo.revwalk()?;
@@ -71,59 +68,24 @@ fn landed_authors(
 }
 
 /// Judges one landing commit's trailers against what its change required.
-pub fn judge_landing(
-    repo_dir: &std::path::Path,
-    commit: &str,
-    now: chrono::DateTime<Utc>,
-) -> Result<LandingVerdict, CheckError> {
-    let repo = Repository::open(repo_dir)
-        .map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+pub fn judge_landing(repo_dir: &std::path::Path, commit: &str, now: chrono::DateTime<Utc>) -> Result<LandingVerdict, CheckError> {
+    let repo = Repository::open(repo_dir).map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
     let oid: Oid = super::resolve(&repo, commit)?;
     let c = repo.find_commit(oid)?;
     let parent = c.parent_id(0).ok();
-    let time = Utc
-        .timestamp_opt(c.time().seconds(), 0)
-        .single()
-        .unwrap_or(now);
+    let time = Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or(now);
     // Judge as of the landing time: "ends in the past" is about then, not now.
-    let opts = CheckOptions {
-        base: parent.map(|p| p.to_string()),
-        head: Some(oid.to_string()),
-        all: false,
-        only: None,
-        now: time,
-    };
+    let opts = CheckOptions { base: parent.map(|p| p.to_string()), head: Some(oid.to_string()), all: false, only: None, now: time };
     let report = match parent {
         Some(_) => run_check(repo_dir, &opts)?,
-        None => run_check(
-            repo_dir,
-            &CheckOptions {
-                base: None,
-                head: Some(oid.to_string()),
-                ..opts
-            },
-        )?,
+        None => run_check(repo_dir, &CheckOptions { base: None, head: Some(oid.to_string()), ..opts })?,
     };
     let message = c.message().unwrap_or("");
     let approved_by = approval::parse_trailers(message);
     let reviews = approval::reviews_from_trailers(&approved_by, &oid.to_string(), time);
     let mut excluded: BTreeSet<String> = landed_authors(&repo, &c)?;
-    excluded.extend(
-        report
-            .requests
-            .iter()
-            .filter(|r| r.change.needs_approval())
-            .map(|r| r.requester.clone()),
-    );
-    let requirements: Vec<Requirement> = report
-        .required()
-        .into_iter()
-        .map(|(label, r)| Requirement {
-            from: r.from,
-            count: r.count,
-            label,
-        })
-        .collect();
+    excluded.extend(report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()));
+    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
     let groups = report.policy.group_members();
     let excluded: Vec<String> = excluded.into_iter().collect();
     let decision = approval::evaluate(&ApprovalInput {

@@ -128,12 +128,7 @@ impl CheckReport {
     pub fn required(&self) -> Vec<(String, ApprovalRule)> {
         let mut out = Vec::new();
         if let Some(pc) = &self.policy_change {
-            out.extend(
-                pc.approvals
-                    .required
-                    .iter()
-                    .map(|r| ("policy change".to_string(), r.clone())),
-            );
+            out.extend(pc.approvals.required.iter().map(|r| ("policy change".to_string(), r.clone())));
         }
         for r in &self.requests {
             if r.change.needs_approval() {
@@ -144,12 +139,7 @@ impl CheckReport {
                     Some(risk) => format!("{} (tier {}, score {})", r.id, risk.tier, risk.score),
                     None => r.id.clone(),
                 };
-                out.extend(
-                    r.approvals
-                        .required
-                        .iter()
-                        .map(|a| (label.clone(), a.clone())),
-                );
+                out.extend(r.approvals.required.iter().map(|a| (label.clone(), a.clone())));
             }
         }
         out
@@ -183,27 +173,17 @@ pub enum CheckError {
 
 /// Resolves a ref or commit-ish to a commit id.
 pub fn resolve(repo: &Repository, name: &str) -> Result<Oid, CheckError> {
-    repo.revparse_single(name)
-        .and_then(|o| o.peel_to_commit())
-        .map(|c| c.id())
-        .map_err(|e| CheckError::BadRef(name.to_string(), e))
+    repo.revparse_single(name).and_then(|o| o.peel_to_commit()).map(|c| c.id()).map_err(|e| CheckError::BadRef(name.to_string(), e))
 }
 
 /// The head commit of the local repository, if it has one.
 pub fn head_commit(repo: &Repository) -> Option<Oid> {
-    repo.head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .map(|c| c.id())
+    repo.head().ok().and_then(|h| h.peel_to_commit().ok()).map(|c| c.id())
 }
 
 /// The branch whose first-parent history is "main": `main`, else `master`, else HEAD.
 pub fn main_commit(repo: &Repository) -> Option<Oid> {
-    for name in [
-        "refs/heads/main",
-        "refs/remotes/origin/main",
-        "refs/heads/master",
-    ] {
+    for name in ["refs/heads/main", "refs/remotes/origin/main", "refs/heads/master"] {
         if let Ok(oid) = repo.refname_to_id(name) {
             return Some(oid);
         }
@@ -211,10 +191,7 @@ pub fn main_commit(repo: &Repository) -> Option<Oid> {
     head_commit(repo)
 }
 
-pub fn run_check(
-    repo_dir: &std::path::Path,
-    opts: &CheckOptions,
-) -> Result<CheckReport, CheckError> {
+pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
     let repo = Repository::open(repo_dir);
     let repo = match (repo, &opts.base, &opts.head) {
         (Ok(r), _, _) => Some(r),
@@ -232,39 +209,20 @@ pub fn run_check(
             let base_oid = match (&opts.base, head_oid) {
                 (Some(b), Some(h)) => {
                     let b_oid = resolve(repo, b)?;
-                    Some(repo.merge_base(b_oid, h).map_err(|_| {
-                        CheckError::NoMergeBase(b.clone(), opts.head.clone().unwrap_or_default())
-                    })?)
+                    Some(repo.merge_base(b_oid, h).map_err(|_| CheckError::NoMergeBase(b.clone(), opts.head.clone().unwrap_or_default()))?)
                 }
                 (Some(b), None) => Some(resolve(repo, b)?),
                 (None, Some(h)) => match main_commit(repo) {
-                    Some(m) => Some(repo.merge_base(m, h).map_err(|_| {
-                        CheckError::NoMergeBase(
-                            "main".into(),
-                            opts.head.clone().unwrap_or_default(),
-                        )
-                    })?),
+                    Some(m) => Some(repo.merge_base(m, h).map_err(|_| CheckError::NoMergeBase("main".into(), opts.head.clone().unwrap_or_default()))?),
                     None => None,
                 },
                 (None, None) => head_commit(repo),
             };
             let base_tree = base_oid.map(|b| GitTree::new(repo, b)).transpose()?;
             let head_tree = head_oid.map(|h| GitTree::new(repo, h)).transpose()?;
-            let base: &dyn Tree = base_tree
-                .as_ref()
-                .map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
-            let head: &dyn Tree = head_tree
-                .as_ref()
-                .map_or(&fs as &dyn Tree, |t| t as &dyn Tree);
-            judge(
-                Some(repo),
-                base_oid,
-                base,
-                head,
-                head_oid,
-                opts,
-                head_oid.is_none(),
-            )
+            let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
+            let head: &dyn Tree = head_tree.as_ref().map_or(&fs as &dyn Tree, |t| t as &dyn Tree);
+            judge(Some(repo), base_oid, base, head, head_oid, opts, head_oid.is_none())
         }
     }
 }
@@ -282,15 +240,9 @@ fn judge(
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
     let changes = changed_paths(base, head)?;
-    let policy_files: Vec<String> = changes
-        .iter()
-        .filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/"))
-        .map(|c| c.path.clone())
-        .collect();
-    let request_changes: Vec<&FileChange> = changes
-        .iter()
-        .filter(|c| c.path.starts_with("requests/"))
-        .collect();
+    let policy_files: Vec<String> =
+        changes.iter().filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/")).map(|c| c.path.clone()).collect();
+    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| c.path.starts_with("requests/")).collect();
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
@@ -300,13 +252,8 @@ fn judge(
         let head_load = load_policy(head);
         if head_load.empty {
             d.push(
-                Diagnostic::new(
-                    Code::NoPolicies,
-                    "policies",
-                    Pos::FILE,
-                    "no policy files found",
-                )
-                .help("create policies/*.yaml (`gitgrant init` scaffolds them)"),
+                Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, "no policy files found")
+                    .help("create policies/*.yaml (`gitgrant init` scaffolds them)"),
             );
             status = Status::Error;
         } else if head_load.diagnostics.has_errors() {
@@ -316,27 +263,10 @@ fn judge(
         head_load.policy
     } else if base_load.empty {
         d.push(
-            Diagnostic::new(
-                Code::NoPolicies,
-                "policies",
-                Pos::FILE,
-                format!(
-                    "the base ({}) has no policies to judge this change by",
-                    base.label()
-                ),
-            )
-            .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
+            Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, format!("the base ({}) has no policies to judge this change by", base.label()))
+                .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
         );
-        return Ok(finish(
-            d,
-            Vec::new(),
-            None,
-            base_oid,
-            head_label,
-            Status::Error,
-            sources,
-            Policy::default(),
-        ));
+        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Policy::default()));
     } else {
         if base_load.diagnostics.has_errors() {
             status = Status::Error;
@@ -355,40 +285,19 @@ fn judge(
         d.extend(head_load.diagnostics);
         for f in &policy_files {
             d.push(
-                Diagnostic::new(
-                    Code::PolicyChange,
-                    f,
-                    Pos::FILE,
-                    "policy change: judged by the base policies",
-                )
-                .help(format!("needs {}", describe_rules(&policy.policy_changes))),
+                Diagnostic::new(Code::PolicyChange, f, Pos::FILE, "policy change: judged by the base policies")
+                    .help(format!("needs {}", describe_rules(&policy.policy_changes))),
             );
         }
-        policy_change = Some(PolicyChange {
-            files: policy_files.clone(),
-            approvals: Approvals {
-                required: policy.policy_changes.clone(),
-                satisfied: None,
-            },
-        });
+        policy_change = Some(PolicyChange { files: policy_files.clone(), approvals: Approvals { required: policy.policy_changes.clone(), satisfied: None } });
         if let Some(first) = request_changes.first() {
             d.push(
-                Diagnostic::new(Code::MixedChange, &first.path, Pos::FILE, "this change edits policies/ or templates/ and requests/ together")
-                    .help("split it: land the policy change in its own PR first, then the request (a request is always judged by the policies already on main)"),
+                Diagnostic::new(Code::MixedChange, &first.path, Pos::FILE, "this change edits policies/ or templates/ and requests/ together").help(
+                    "split it: land the policy change in its own PR first, then the request (a request is always judged by the policies already on main)",
+                ),
             );
         }
     }
-
-    let history = match (repo, base_oid) {
-        (Some(repo), Some(b)) => crate::history::read_history(repo, b)?,
-        _ => History::default(),
-    };
-    let known_ids: BTreeSet<String> = history
-        .requests
-        .iter()
-        .filter(|(_, r)| r.removed_at.is_none())
-        .map(|(k, _)| k.clone())
-        .collect();
 
     // Every id in the head tree, to catch clashes in any sub-directory.
     let head_entries = head.list(REQUEST_DIR)?;
@@ -399,11 +308,17 @@ fn judge(
         }
     }
 
+    let history = match (repo, base_oid) {
+        (Some(repo), Some(b)) => crate::history::read_history(repo, b)?,
+        _ => History::default(),
+    };
+    let known_ids: BTreeSet<String> = history.requests.iter().filter(|(_, r)| r.removed_at.is_none()).map(|(k, _)| k.clone()).collect();
+
     let mut to_judge: Vec<(String, Change)> = Vec::new();
     let mut outcomes = Vec::new();
     for c in &request_changes {
         match (c.in_base, c.in_head) {
-            (true, false) => outcomes.push(removed(c, base)),
+            (true, false) => outcomes.push(removed(c, base, &history)),
             (false, true) => to_judge.push((c.path.clone(), Change::New)),
             (true, true) => to_judge.push((c.path.clone(), Change::Modified)),
             (false, false) => {}
@@ -428,21 +343,10 @@ fn judge(
         };
         if let Some(id) = request_id(&path) {
             if let Some(paths) = ids.get(id).filter(|p| p.len() > 1) {
-                let others: Vec<&str> = paths
-                    .iter()
-                    .filter(|p| **p != path)
-                    .map(String::as_str)
-                    .collect();
+                let others: Vec<&str> = paths.iter().filter(|p| **p != path).map(String::as_str).collect();
                 d.push(
-                    Diagnostic::new(
-                        Code::DuplicateRequestId,
-                        &path,
-                        Pos::FILE,
-                        format!("request id `{id}` is also used by {}", others.join(", ")),
-                    )
-                    .help(
-                        "ids are file stems and must be unique across requests/; rename this file",
-                    ),
+                    Diagnostic::new(Code::DuplicateRequestId, &path, Pos::FILE, format!("request id `{id}` is also used by {}", others.join(", ")))
+                        .help("ids are file stems and must be unique across requests/; rename this file"),
                 );
             }
         } else if is_ignorable(&path) {
@@ -459,56 +363,35 @@ fn judge(
         let landed = history.landed(&req.id);
         if change == Change::Modified {
             let mut sink = Diagnostics::default();
-            let old = base
-                .entry(&path)
-                .and_then(|e| load_request(base, &e, &mut sink));
+            let old = base.entry(&path).and_then(|e| load_request(base, &e, &mut sink));
             if let Some(old) = old {
                 if req.is_shrink_of(&old, landed.unwrap_or(opts.now)) {
                     change = Change::Shrink;
                 }
             }
             if change == Change::Modified {
-                d.push(Diagnostic::new(Code::ModifiedRequest, &path, Pos::FILE, "this request is already on main and the edit widens or changes it").help("it is judged again as a new request and needs approval again; to end access early, only shorten the window or drop resources"));
+                d.push(
+                    Diagnostic::new(Code::ModifiedRequest, &path, Pos::FILE, "this request is already on main and the edit widens or changes it")
+                        .help("it is judged again as a new request and needs approval again; to end access early, only shorten the window or drop resources"),
+                );
             }
         }
         let default_start = match change {
             Change::New => opts.now,
             _ => landed.unwrap_or(opts.now),
         };
-        let ctx = RequestContext {
-            now: opts.now,
-            default_start,
-            known_ids: &known_ids,
-            check_past: change.needs_approval(),
-        };
+        let ctx = RequestContext { now: opts.now, default_start, known_ids: &known_ids, check_past: change.needs_approval() };
         if change != Change::Shrink {
             validate_request(&req, &policy, &ctx, &mut d);
         }
         let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
-        outcomes.push(evaluate(
-            req,
-            change,
-            parse_ok,
-            &policy,
-            &history,
-            default_start,
-            &mut d,
-        ));
+        outcomes.push(evaluate(req, change, parse_ok, &policy, &history, default_start, &mut d));
     }
     outcomes.sort_by(|a, b| a.file.cmp(&b.file));
     if d.has_errors() && status == Status::Ok {
         status = Status::Failed;
     }
-    Ok(finish(
-        d,
-        outcomes,
-        policy_change,
-        base_oid,
-        head_label,
-        status,
-        sources,
-        policy,
-    ))
+    Ok(finish(d, outcomes, policy_change, base_oid, head_label, status, sources, policy))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -535,33 +418,23 @@ fn finish(
     }
 }
 
-fn removed(c: &FileChange, base: &dyn Tree) -> RequestOutcome {
+fn removed(c: &FileChange, base: &dyn Tree, history: &History) -> RequestOutcome {
     let mut sink = Diagnostics::default();
-    let old = base
-        .entry(&c.path)
-        .and_then(|e| load_request(base, &e, &mut sink));
+    let old = base.entry(&c.path).and_then(|e| load_request(base, &e, &mut sink));
+    let window = old.as_ref().and_then(|o| o.window(history.landed(&o.id).unwrap_or_default()));
     RequestOutcome {
         id: request_id(&c.path).unwrap_or(&c.path).to_string(),
         file: c.path.clone(),
         change: Change::Removed,
-        requester: old
-            .as_ref()
-            .map(|o| o.requester.clone())
-            .unwrap_or_default(),
+        requester: old.as_ref().map(|o| o.requester.clone()).unwrap_or_default(),
         role: old.as_ref().map(|o| o.role.clone()).unwrap_or_default(),
-        resources: old
-            .as_ref()
-            .map(|o| o.resources.clone())
-            .unwrap_or_default(),
-        start: old.as_ref().and_then(|o| o.start),
-        end: old.as_ref().and_then(|o| o.until),
+        resources: old.as_ref().map(|o| o.resources.clone()).unwrap_or_default(),
+        start: window.map(|w| w.start),
+        end: window.map(|w| w.end),
         break_glass: old.as_ref().is_some_and(|o| o.break_glass),
         valid: true,
         risk: None,
-        approvals: Approvals {
-            required: Vec::new(),
-            satisfied: None,
-        },
+        approvals: Approvals { required: Vec::new(), satisfied: None },
         facts: RequesterFacts::default(),
         request: old,
     }
@@ -578,32 +451,21 @@ pub fn evaluate(
     d: &mut Diagnostics,
 ) -> RequestOutcome {
     let window = req.window(default_start);
-    let facts = window
-        .map(|w| RequesterFacts::from_history(history, &req, w.start))
-        .unwrap_or_default();
+    let facts = window.map(|w| RequesterFacts::from_history(history, &req, w.start)).unwrap_or_default();
     let role_known = policy.roles.contains_key(&req.role);
     let risk = match window {
-        Some(w) if role_known && change != Change::Removed => {
-            Some(risk::score(&req, w, policy, &facts))
-        }
+        Some(w) if role_known && change != Change::Removed => Some(risk::score(&req, w, policy, &facts)),
         _ => None,
     };
     // Unchanged requests show what they needed (for `explain`, `--all`).
     let required = match (&risk, change) {
-        (Some(r), Change::New | Change::Modified | Change::Unchanged) => {
-            risk::required_approvals(&req, r, policy).to_vec()
-        }
+        (Some(r), Change::New | Change::Modified | Change::Unchanged) => risk::required_approvals(&req, r, policy).to_vec(),
         _ => Vec::new(),
     };
     if let (Some(r), Some(w), true) = (&risk, window, change.needs_approval() && !req.break_glass) {
         if let Some(cap) = risk::tier(r, policy).and_then(|t| t.max_duration) {
             if w.length() > cap {
-                let pos = req
-                    .raw
-                    .duration
-                    .as_ref()
-                    .or(req.raw.until.as_ref())
-                    .map_or(req.raw.role.pos, |s| s.pos);
+                let pos = req.raw.duration.as_ref().or(req.raw.until.as_ref()).map_or(req.raw.role.pos, |s| s.pos);
                 d.push(
                     Diagnostic::new(Code::TierDurationCap, &req.file, pos, format!("tier `{}` allows at most {cap}; this window is {}", r.tier, w.length()))
                         .help(format!("shorten the window to {cap} or less, or ask for it in steps with `gitgrant extend`")),
@@ -623,10 +485,7 @@ pub fn evaluate(
         break_glass: req.break_glass,
         valid,
         risk,
-        approvals: Approvals {
-            required,
-            satisfied: None,
-        },
+        approvals: Approvals { required, satisfied: None },
         facts,
         request: Some(req),
     }
@@ -637,9 +496,5 @@ pub fn describe_rules(rules: &[ApprovalRule]) -> String {
     if rules.is_empty() {
         return "no approvals".to_string();
     }
-    rules
-        .iter()
-        .map(|r| format!("{} from {}", r.count, r.from.join(" or ")))
-        .collect::<Vec<_>>()
-        .join(" and ")
+    rules.iter().map(|r| format!("{} from {}", r.count, r.from.join(" or "))).collect::<Vec<_>>().join(" and ")
 }

@@ -19,13 +19,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
-    let opts = CheckOptions {
-        base: a.base,
-        head: a.head,
-        all: a.all,
-        only: None,
-        now: g.now,
-    };
+    let opts = CheckOptions { base: a.base, head: a.head, all: a.all, only: None, now: g.now };
     let report = match run_check(&g.repo, &opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -35,13 +29,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
 }
 
 fn print_report(g: &Global, report: &CheckReport) {
-    let sources = |f: &str| {
-        report
-            .sources
-            .get(f)
-            .cloned()
-            .or_else(|| std::fs::read_to_string(g.repo.join(f)).ok())
-    };
+    let sources = |f: &str| report.sources.get(f).cloned().or_else(|| std::fs::read_to_string(g.repo.join(f)).ok());
     match g.format {
         Format::Json => match serde_json::to_string_pretty(report) {
             Ok(s) => println!("{s}"),
@@ -54,11 +42,7 @@ fn print_report(g: &Global, report: &CheckReport) {
                     println!("{}", request_lines(r));
                 }
                 if let Some(pc) = &report.policy_change {
-                    println!(
-                        "policy change ({}): needs {}\n",
-                        pc.files.join(", "),
-                        crate::check::describe_rules(&pc.approvals.required)
-                    );
+                    println!("policy change ({}): needs {}\n", pc.files.join(", "), crate::check::describe_rules(&pc.approvals.required));
                 }
             }
             eprintln!("{}", verdict(report));
@@ -67,30 +51,16 @@ fn print_report(g: &Global, report: &CheckReport) {
             print_diagnostics(g, &report.diagnostics, &sources);
             for r in &report.requests {
                 if let Some(risk) = &r.risk {
-                    println!(
-                        "::notice file={},title={} risk {} ({})::{}",
-                        r.file,
-                        r.id,
-                        risk.score,
-                        risk.tier,
-                        request_lines(r).replace('\n', "%0A")
-                    );
+                    println!("::notice file={},title={} risk {} ({})::{}", r.file, r.id, risk.score, risk.tier, request_lines(r).replace('\n', "%0A"));
                 }
             }
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
                 match job_summary(report) {
                     Ok(md) => {
                         use std::io::Write;
-                        let written = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&path)
-                            .and_then(|mut f| f.write_all(md.as_bytes()));
+                        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(md.as_bytes()));
                         if let Err(e) = written {
-                            eprintln!(
-                                "warning: cannot write the job summary to {}: {e}",
-                                path.to_string_lossy()
-                            );
+                            eprintln!("warning: cannot write the job summary to {}: {e}", path.to_string_lossy());
                         }
                     }
                     Err(e) => eprintln!("warning: job summary template failed: {e}"),
@@ -103,28 +73,14 @@ fn print_report(g: &Global, report: &CheckReport) {
 
 fn verdict(report: &CheckReport) -> String {
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == crate::diag::Severity::Warning)
-        .count();
+    let warnings = report.diagnostics.iter().filter(|d| d.severity == crate::diag::Severity::Warning).count();
     let n = report.requests.len();
-    let what = format!(
-        "{n} request{}{}",
-        if n == 1 { "" } else { "s" },
-        if report.policy_change.is_some() {
-            " and a policy change"
-        } else {
-            ""
-        }
-    );
+    let what = format!("{n} request{}{}", if n == 1 { "" } else { "s" }, if report.policy_change.is_some() { " and a policy change" } else { "" });
     match report.status {
         Status::Ok => format!("check passed: {what}, {warnings} warning(s)"),
         Status::Failed => {
             format!("check failed: {errors} error(s), {warnings} warning(s) in {what}")
         }
-        Status::Error => format!(
-            "check could not judge the change: {errors} error(s) in the policies or repository (exit 2)"
-        ),
+        Status::Error => format!("check could not judge the change: {errors} error(s) in the policies or repository (exit 2)"),
     }
 }

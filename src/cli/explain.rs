@@ -49,18 +49,9 @@ fn id_of(arg: &str) -> Option<String> {
 
 pub fn run(g: &Global, a: Args) -> u8 {
     let Some(id) = id_of(&a.request) else {
-        return fail(format!(
-            "`{}` is not a request id or a path under requests/",
-            a.request
-        ));
+        return fail(format!("`{}` is not a request id or a path under requests/", a.request));
     };
-    let opts = CheckOptions {
-        base: a.base,
-        head: a.head,
-        all: false,
-        only: Some(id.clone()),
-        now: g.now,
-    };
+    let opts = CheckOptions { base: a.base, head: a.head, all: false, only: Some(id.clone()), now: g.now };
     let report = match run_check(&g.repo, &opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -68,35 +59,19 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let sources = |f: &str| report.sources.get(f).cloned();
     let Some(outcome) = report.requests.iter().find(|r| r.id == id) else {
         print_diagnostics(g, &report.diagnostics, &sources);
-        return fail(format!(
-            "no request `{id}` under requests/ (looked in {})",
-            report.head
-        ));
+        return fail(format!("no request `{id}` under requests/ (looked in {})", report.head));
     };
     let exclude = [outcome.requester.as_str()];
     let slots: Vec<Slot> = outcome
         .approvals
         .required
         .iter()
-        .map(|r: &ApprovalRule| Slot {
-            from: &r.from,
-            count: r.count,
-            candidates: candidates(&report.policy, &r.from, &exclude),
-        })
+        .map(|r: &ApprovalRule| Slot { from: &r.from, count: r.count, candidates: candidates(&report.policy, &r.from, &exclude) })
         .collect();
-    let diags: Vec<_> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.file == outcome.file)
-        .cloned()
-        .collect();
+    let diags: Vec<_> = report.diagnostics.iter().filter(|d| d.file == outcome.file).cloned().collect();
     match g.format {
         Format::Json => {
-            let e = Explanation {
-                request: outcome,
-                approvals: slots,
-                policy_commit: report.base.as_deref(),
-            };
+            let e = Explanation { request: outcome, approvals: slots, policy_commit: report.base.as_deref() };
             match serde_json::to_string_pretty(&e) {
                 Ok(s) => println!("{s}"),
                 Err(e) => return fail(e),
@@ -107,11 +82,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
             print!("{}", explain_text(outcome, &slots, report.base.as_deref()));
         }
     }
-    if diags.iter().any(|d| d.is_error()) {
-        1
-    } else {
-        0
-    }
+    if diags.iter().any(|d| d.is_error()) { 1 } else { 0 }
 }
 
 fn explain_text(o: &RequestOutcome, slots: &[Slot], base: Option<&str>) -> String {
@@ -120,46 +91,25 @@ fn explain_text(o: &RequestOutcome, slots: &[Slot], base: Option<&str>) -> Strin
         let _ = writeln!(s, "  policies from {}", &b[..12.min(b.len())]);
     }
     let Some(risk) = &o.risk else {
-        let _ = writeln!(
-            s,
-            "\nno risk score: the request does not resolve (see the errors above)"
-        );
+        let _ = writeln!(s, "\nno risk score: the request does not resolve (see the errors above)");
         return s;
     };
     let _ = writeln!(s, "\n  {:<20} {:>6}  input", "factor", "points");
     for f in &risk.factors {
         let _ = writeln!(s, "  {:<20} {:>6}  {}", f.name, f.points, f.detail);
     }
-    let clamp = if risk.raw_sum != risk.score {
-        format!(" (sum {}, clamped to 0..100)", risk.raw_sum)
-    } else {
-        String::new()
-    };
+    let clamp = if risk.raw_sum != risk.score { format!(" (sum {}, clamped to 0..100)", risk.raw_sum) } else { String::new() };
     let _ = writeln!(s, "  {:<20} {:>6}{clamp}", "score", risk.score);
     let _ = writeln!(s, "  {:<20} {:>6}", "tier", risk.tier);
     if o.break_glass {
-        let _ = writeln!(
-            s,
-            "\n  BREAK-GLASS: the break-glass approvals apply instead of the tier's; an after-the-fact review must land on main"
-        );
+        let _ = writeln!(s, "\n  BREAK-GLASS: the break-glass approvals apply instead of the tier's; an after-the-fact review must land on main");
     }
     if slots.is_empty() {
-        let _ = writeln!(
-            s,
-            "\napprovals: none required (the PR's required check must still pass)"
-        );
+        let _ = writeln!(s, "\napprovals: none required (the PR's required check must still pass)");
     } else {
-        let _ = writeln!(
-            s,
-            "\napprovals needed ({} never counts; one person fills one slot):",
-            o.requester
-        );
+        let _ = writeln!(s, "\napprovals needed ({} never counts; one person fills one slot):", o.requester);
         for slot in slots {
-            let who = if slot.candidates.is_empty() {
-                "nobody eligible: fix the policy".to_string()
-            } else {
-                slot.candidates.join(", ")
-            };
+            let who = if slot.candidates.is_empty() { "nobody eligible: fix the policy".to_string() } else { slot.candidates.join(", ") };
             let _ = writeln!(s, "  {} from {}: {who}", slot.count, slot.from.join(" or "));
         }
     }

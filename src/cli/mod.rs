@@ -68,9 +68,7 @@ pub enum Command {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
 }
 
 /// Settings every subcommand shares.
@@ -90,15 +88,8 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let g = Global {
-        repo: cli.repo,
-        format: cli.format,
-        now: cli.now.unwrap_or_else(Utc::now),
-        quiet: cli.quiet,
-        color,
-    };
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, color };
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),

@@ -10,11 +10,7 @@ use crate::model::policy::Policy;
 use super::{Format, Global};
 
 /// Prints diagnostics in the chosen text format (JSON embeds them instead).
-pub fn print_diagnostics(
-    g: &Global,
-    diags: &[Diagnostic],
-    sources: &dyn Fn(&str) -> Option<String>,
-) {
+pub fn print_diagnostics(g: &Global, diags: &[Diagnostic], sources: &dyn Fn(&str) -> Option<String>) {
     for d in diags {
         if g.quiet && d.severity != Severity::Error {
             continue;
@@ -31,11 +27,7 @@ pub fn window_text(o: &RequestOutcome) -> String {
     match (o.start, o.end) {
         (Some(s), Some(e)) => {
             let len = crate::model::Duration::from_secs((e - s).num_seconds());
-            format!(
-                "{} -> {} ({len})",
-                s.format("%Y-%m-%d %H:%M UTC"),
-                e.format("%Y-%m-%d %H:%M UTC")
-            )
+            format!("{} -> {} ({len})", s.format("%Y-%m-%d %H:%M UTC"), e.format("%Y-%m-%d %H:%M UTC"))
         }
         _ => "unknown".to_string(),
     }
@@ -49,46 +41,19 @@ pub fn request_lines(o: &RequestOutcome) -> String {
     if o.requester.is_empty() {
         return s;
     }
-    let _ = writeln!(
-        s,
-        "  {} -> {} on {}",
-        o.requester,
-        o.role,
-        o.resources.join(", ")
-    );
+    let _ = writeln!(s, "  {} -> {} on {}", o.requester, o.role, o.resources.join(", "));
     if o.change == crate::check::Change::Removed {
-        let _ = writeln!(
-            s,
-            "  removed: access ends early at the next reconcile; no approval needed"
-        );
+        let _ = writeln!(s, "  removed: access ends early at the next reconcile; no approval needed");
         return s;
     }
     let _ = writeln!(s, "  window  {}", window_text(o));
     if let Some(r) = &o.risk {
-        let parts: Vec<String> = r
-            .factors
-            .iter()
-            .filter(|f| f.points != 0)
-            .map(|f| format!("{} {:+}", f.name, f.points))
-            .collect();
-        let _ = writeln!(
-            s,
-            "  risk    {} (tier {}){}",
-            r.score,
-            r.tier,
-            if parts.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", parts.join(", "))
-            }
-        );
+        let parts: Vec<String> = r.factors.iter().filter(|f| f.points != 0).map(|f| format!("{} {:+}", f.name, f.points)).collect();
+        let _ = writeln!(s, "  risk    {} (tier {}){}", r.score, r.tier, if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) });
     }
     match o.change {
         crate::check::Change::Shrink => {
-            let _ = writeln!(
-                s,
-                "  needs   no approval: it only narrows a merged request (early revocation)"
-            );
+            let _ = writeln!(s, "  needs   no approval: it only narrows a merged request (early revocation)");
         }
         _ if o.risk.is_some() => {
             let _ = writeln!(s, "  needs   {}", describe_rules(&o.approvals.required));
@@ -100,11 +65,7 @@ pub fn request_lines(o: &RequestOutcome) -> String {
 
 /// Who could fill a slot of `from` groups: members, minus the excluded.
 pub fn candidates(policy: &Policy, from: &[String], excluded: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = from
-        .iter()
-        .flat_map(|g| policy.members(g))
-        .filter(|m| !excluded.iter().any(|e| e.eq_ignore_ascii_case(m)))
-        .collect();
+    let mut out: Vec<String> = from.iter().flat_map(|g| policy.members(g)).filter(|m| !excluded.iter().any(|e| e.eq_ignore_ascii_case(m))).collect();
     out.sort();
     out.dedup();
     out
@@ -113,11 +74,7 @@ pub fn candidates(policy: &Policy, from: &[String], excluded: &[&str]) -> Vec<St
 /// The job summary (Markdown) from `templates/job-summary.md.j2` at the base,
 /// or the built-in one.
 pub fn job_summary(report: &CheckReport) -> Result<String, minijinja::Error> {
-    let source = report
-        .policy
-        .templates
-        .get("job-summary.md.j2")
-        .map_or(DEFAULT_JOB_SUMMARY, String::as_str);
+    let source = report.policy.templates.get("job-summary.md.j2").map_or(DEFAULT_JOB_SUMMARY, String::as_str);
     let mut env = crate::render::environment();
     env.add_template("job-summary.md.j2", source)?;
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();

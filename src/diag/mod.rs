@@ -122,15 +122,7 @@ impl Diagnostics {
     }
     /// Sorted by file, position, code: output is deterministic whatever the load order.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by(|a, b| {
-            (&a.file, a.line, a.column, a.code.as_str(), &a.message).cmp(&(
-                &b.file,
-                b.line,
-                b.column,
-                b.code.as_str(),
-                &b.message,
-            ))
-        });
+        self.items.sort_by(|a, b| (&a.file, a.line, a.column, a.code.as_str(), &a.message).cmp(&(&b.file, b.line, b.column, b.code.as_str(), &b.message)));
         self.items.dedup();
         self.items
     }

@@ -9,11 +9,7 @@ use super::{Diagnostic, Severity};
 /// (only when writing to a terminal and `NO_COLOR` is unset).
 pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: bool) -> String {
     let paint = |code: &str, s: &str| {
-        if color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
+        if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
     };
     let sev_color = match d.severity {
         Severity::Error => "1;31",
@@ -21,48 +17,18 @@ pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: boo
         Severity::Note => "1;36",
     };
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}{}",
-        paint(sev_color, &format!("{}[{}]", d.severity.as_str(), d.code)),
-        paint("1", &format!(": {}", d.message))
-    );
+    let _ = writeln!(out, "{}{}", paint(sev_color, &format!("{}[{}]", d.severity.as_str(), d.code)), paint("1", &format!(": {}", d.message)));
     let gutter = d.line.to_string().len();
     let pad = " ".repeat(gutter);
-    let _ = writeln!(
-        out,
-        "{pad}{} {}:{}:{}",
-        paint("1;34", "-->"),
-        d.file,
-        d.line,
-        d.column
-    );
-    if let Some(line) = source(&d.file).and_then(|t| {
-        t.lines()
-            .nth(d.line.saturating_sub(1) as usize)
-            .map(str::to_string)
-    }) {
+    let _ = writeln!(out, "{pad}{} {}:{}:{}", paint("1;34", "-->"), d.file, d.line, d.column);
+    if let Some(line) = source(&d.file).and_then(|t| t.lines().nth(d.line.saturating_sub(1) as usize).map(str::to_string)) {
         let shown: String = line.chars().take(200).collect();
         let col = (d.column.max(1) - 1) as usize;
-        let indent: String = shown
-            .chars()
-            .take(col)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let indent: String = shown.chars().take(col).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         let width = (d.len.max(1) as usize).min(shown.chars().count().saturating_sub(col).max(1));
         let _ = writeln!(out, "{pad} {}", paint("1;34", "|"));
-        let _ = writeln!(
-            out,
-            "{} {} {shown}",
-            paint("1;34", &d.line.to_string()),
-            paint("1;34", "|")
-        );
-        let _ = writeln!(
-            out,
-            "{pad} {} {indent}{}",
-            paint("1;34", "|"),
-            paint(sev_color, &"^".repeat(width))
-        );
+        let _ = writeln!(out, "{} {} {shown}", paint("1;34", &d.line.to_string()), paint("1;34", "|"));
+        let _ = writeln!(out, "{pad} {} {indent}{}", paint("1;34", "|"), paint(sev_color, &"^".repeat(width)));
     }
     if let Some(h) = &d.help {
         let _ = writeln!(out, "{pad} {} help: {h}", paint("1;34", "="));
@@ -72,9 +38,7 @@ pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: boo
 
 /// GitHub workflow command escaping for the message part.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// GitHub workflow command escaping for property values.
@@ -95,14 +59,7 @@ pub fn github(d: &Diagnostic) -> String {
         msg.push_str(h);
         msg.push(')');
     }
-    format!(
-        "::{level} file={},line={},col={},title={}::{}",
-        escape_property(&d.file),
-        d.line,
-        d.column,
-        escape_property(d.code.as_str()),
-        escape_data(&msg)
-    )
+    format!("::{level} file={},line={},col={},title={}::{}", escape_property(&d.file), d.line, d.column, escape_property(d.code.as_str()), escape_data(&msg))
 }
 
 #[cfg(test)]
@@ -112,33 +69,14 @@ mod tests {
 
     #[test]
     fn github_command_escapes_newlines_and_property_separators() {
-        let d = Diagnostic::new(
-            Code::UnknownRole,
-            "requests/a,b.yaml",
-            Pos::new(3, 7),
-            "bad\nthing 100%",
-        );
-        assert_eq!(
-            github(&d),
-            "::error file=requests/a%2Cb.yaml,line=3,col=7,title=GG201::bad%0Athing 100%25"
-        );
+        let d = Diagnostic::new(Code::UnknownRole, "requests/a,b.yaml", Pos::new(3, 7), "bad\nthing 100%");
+        assert_eq!(github(&d), "::error file=requests/a%2Cb.yaml,line=3,col=7,title=GG201::bad%0Athing 100%25");
     }
 
     #[test]
     fn human_points_a_caret_at_the_column() {
-        let d = Diagnostic::new(
-            Code::UnknownRole,
-            "r.yaml",
-            Pos::new(2, 7),
-            "unknown role `x`",
-        )
-        .len(3)
-        .help("fix it");
-        let text = human(
-            &d,
-            &|_| Some("requester: a\nrole: xyz\n".to_string()),
-            false,
-        );
+        let d = Diagnostic::new(Code::UnknownRole, "r.yaml", Pos::new(2, 7), "unknown role `x`").len(3).help("fix it");
+        let text = human(&d, &|_| Some("requester: a\nrole: xyz\n".to_string()), false);
         assert!(text.contains("2 | role: xyz\n  |       ^^^\n"), "{text}");
         assert!(text.contains("= help: fix it"), "{text}");
     }

@@ -72,11 +72,7 @@ impl RequestRecord {
     /// The window in force at time `t` per main's history (None: not on main).
     /// A removal is recorded as a `None` window, so the last entry rules.
     pub fn window_at(&self, t: DateTime<Utc>) -> Option<Window> {
-        self.windows
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= t)
-            .and_then(|(_, w)| *w)
+        self.windows.iter().rev().find(|(from, _)| *from <= t).and_then(|(_, w)| *w)
     }
 }
 
@@ -100,41 +96,24 @@ impl History {
     /// Did `requester` hold `role` (a window that started) before `t`?
     pub fn held_before(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> bool {
         self.of(requester).any(|r| {
-            r.id != except
-                && r.latest.as_ref().is_some_and(|l| l.role == role)
-                && r.landed < t
-                && r.windows
-                    .iter()
-                    .any(|(_, w)| w.is_some_and(|w| w.start < t))
+            r.id != except && r.latest.as_ref().is_some_and(|l| l.role == role) && r.landed < t && r.windows.iter().any(|(_, w)| w.is_some_and(|w| w.start < t))
         })
     }
 
     /// How many of `requester`'s grants ended early before `t` (capped).
     pub fn early_revocations(&self, requester: &str, t: DateTime<Utc>) -> u32 {
-        let n = self
-            .of(requester)
-            .map(|r| r.ended_early_at.iter().filter(|e| **e < t).count())
-            .sum::<usize>();
+        let n = self.of(requester).map(|r| r.ended_early_at.iter().filter(|e| **e < t).count()).sum::<usize>();
         (n as u32).min(MAX_EARLY_REVOCATIONS)
     }
 
     /// Requests of `requester` on main whose window contains `t`, except `except`.
     pub fn active_at(&self, requester: &str, t: DateTime<Utc>, except: &str) -> Vec<String> {
-        self.of(requester)
-            .filter(|r| {
-                r.id != except
-                    && r.removed_at.is_none()
-                    && r.window_at(t).is_some_and(|w| w.contains(t))
-            })
-            .map(|r| r.id.clone())
-            .collect()
+        self.of(requester).filter(|r| r.id != except && r.removed_at.is_none() && r.window_at(t).is_some_and(|w| w.contains(t))).map(|r| r.id.clone()).collect()
     }
 
     fn of<'a>(&'a self, requester: &str) -> impl Iterator<Item = &'a RequestRecord> {
         let ids = self.by_requester.get(&requester.to_ascii_lowercase());
-        ids.into_iter()
-            .flatten()
-            .filter_map(|id| self.requests.get(id))
+        ids.into_iter().flatten().filter_map(|id| self.requests.get(id))
     }
 
     /// When `id` first landed on main, if it did.
@@ -150,9 +129,7 @@ pub fn trailers(message: &str, key: &str) -> Vec<String> {
     last.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(key)
-                .then(|| v.trim().to_string())
+            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().to_string())
         })
         .filter(|v| !v.is_empty())
         .collect()
@@ -164,26 +141,16 @@ pub fn pr_number(summary: &str) -> Option<u64> {
         return rest.split_whitespace().next()?.parse().ok();
     }
     let open = summary.trim_end().strip_suffix(')')?.rfind("(#")?;
-    summary.trim_end().strip_suffix(')')?[open + 2..]
-        .parse()
-        .ok()
+    summary.trim_end().strip_suffix(')')?[open + 2..].parse().ok()
 }
 
 fn commit_time(c: &git2::Commit) -> DateTime<Utc> {
-    Utc.timestamp_opt(c.time().seconds(), 0)
-        .single()
-        .unwrap_or_default()
+    Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default()
 }
 
 /// Changes between two versions of a requests/ subtree, recursing only into
 /// subtrees whose ids differ.
-fn diff_trees(
-    repo: &Repository,
-    old: Option<&Tree>,
-    new: Option<&Tree>,
-    dir: &str,
-    out: &mut Vec<(String, Option<Oid>, Option<Oid>)>,
-) {
+fn diff_trees(repo: &Repository, old: Option<&Tree>, new: Option<&Tree>, dir: &str, out: &mut Vec<(String, Option<Oid>, Option<Oid>)>) {
     let mut a: BTreeMap<Vec<u8>, (Oid, Option<ObjectType>, i32)> = BTreeMap::new();
     let mut b = a.clone();
     if let Some(t) = old {
@@ -203,14 +170,8 @@ fn diff_trees(
             continue;
         }
         let path = format!("{dir}/{}", String::from_utf8_lossy(name));
-        let tree_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| {
-            v.filter(|v| v.1 == Some(ObjectType::Tree))
-                .and_then(|v| repo.find_tree(v.0).ok())
-        };
-        let blob_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| {
-            v.filter(|v| v.1 == Some(ObjectType::Blob) && v.2 != 0o120000)
-                .map(|v| v.0)
-        };
+        let tree_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Tree)).and_then(|v| repo.find_tree(v.0).ok());
+        let blob_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Blob) && v.2 != 0o120000).map(|v| v.0);
         let (ta, tb) = (tree_of(x), tree_of(y));
         if ta.is_some() || tb.is_some() {
             diff_trees(repo, ta.as_ref(), tb.as_ref(), &path, out);
@@ -225,9 +186,7 @@ fn diff_trees(
 fn subtree<'r>(repo: &'r Repository, commit: &git2::Commit<'r>) -> Option<Tree<'r>> {
     let tree = commit.tree().ok()?;
     let e = tree.get_name("requests")?;
-    (e.kind() == Some(ObjectType::Tree))
-        .then(|| repo.find_tree(e.id()).ok())
-        .flatten()
+    (e.kind() == Some(ObjectType::Tree)).then(|| repo.find_tree(e.id()).ok()).flatten()
 }
 
 /// Parses a request blob quietly (history keeps what parses; validation of
@@ -235,18 +194,10 @@ fn subtree<'r>(repo: &'r Repository, commit: &git2::Commit<'r>) -> Option<Tree<'
 fn parse_blob(repo: &Repository, id: Oid, path: &str) -> Option<Request> {
     let bytes = crate::source::git::read_blob(repo, id).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let file = SourceFile {
-        path: path.to_string(),
-        text,
-    };
+    let file = SourceFile { path: path.to_string(), text };
     let raw = crate::source::parse_yaml(&file, "request").ok()?;
     let mut sink = crate::diag::Diagnostics::default();
-    Some(crate::validate::request::lower_raw(
-        request_id(path)?,
-        path,
-        raw,
-        &mut sink,
-    ))
+    Some(crate::validate::request::lower_raw(request_id(path)?, path, raw, &mut sink))
 }
 
 /// Reads the first-parent history ending at `head` into a [`History`].
@@ -255,10 +206,7 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
     walk.push(head)?;
     walk.simplify_first_parent()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
-    let mut h = History {
-        head: Some(head),
-        ..History::default()
-    };
+    let mut h = History { head: Some(head), ..History::default() };
     let mut parsed: HashMap<Oid, Option<Request>> = HashMap::new();
     let mut prev_tree_id: Option<Oid> = None;
     let mut prev: Option<git2::Commit> = None;
@@ -276,10 +224,7 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
         let mut changes = Vec::new();
         diff_trees(repo, old.as_ref(), sub.as_ref(), "requests", &mut changes);
         prev_tree_id = sub_id;
-        let changes: Vec<_> = changes
-            .into_iter()
-            .filter(|(p, _, _)| request_id(p).is_some())
-            .collect();
+        let changes: Vec<_> = changes.into_iter().filter(|(p, _, _)| request_id(p).is_some()).collect();
         if changes.is_empty() {
             prev = Some(commit);
             continue;
@@ -304,12 +249,7 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
                 continue;
             };
             let id = id.to_string();
-            let version = new_blob.and_then(|b| {
-                parsed
-                    .entry(b)
-                    .or_insert_with(|| parse_blob(repo, b, &path))
-                    .clone()
-            });
+            let version = new_blob.and_then(|b| parsed.entry(b).or_insert_with(|| parse_blob(repo, b, &path)).clone());
             apply(&mut h, &id, &path, idx, time, new_blob.is_some(), version);
         }
         prev = Some(commit);
@@ -317,30 +257,18 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
     Ok(h)
 }
 
-fn apply(
-    h: &mut History,
-    id: &str,
-    path: &str,
-    commit: usize,
-    time: DateTime<Utc>,
-    present: bool,
-    version: Option<Request>,
-) {
-    let is_new =
-        !h.requests.contains_key(id) || h.requests.get(id).is_some_and(|r| r.removed_at.is_some());
-    let rec = h
-        .requests
-        .entry(id.to_string())
-        .or_insert_with(|| RequestRecord {
-            id: id.to_string(),
-            events: Vec::new(),
-            latest: None,
-            landed: time,
-            landed_commit: commit,
-            removed_at: None,
-            windows: Vec::new(),
-            ended_early_at: Vec::new(),
-        });
+fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Utc>, present: bool, version: Option<Request>) {
+    let is_new = !h.requests.contains_key(id) || h.requests.get(id).is_some_and(|r| r.removed_at.is_some());
+    let rec = h.requests.entry(id.to_string()).or_insert_with(|| RequestRecord {
+        id: id.to_string(),
+        events: Vec::new(),
+        latest: None,
+        landed: time,
+        landed_commit: commit,
+        removed_at: None,
+        windows: Vec::new(),
+        ended_early_at: Vec::new(),
+    });
     if !present {
         // Removal: early if the window in force had started and not ended.
         if rec.window_at(time).is_some_and(|w| w.contains(time)) {
@@ -348,11 +276,7 @@ fn apply(
         }
         rec.removed_at = Some(time);
         rec.windows.push((time, None));
-        rec.events.push(Event {
-            kind: EventKind::Removed,
-            commit,
-            path: path.to_string(),
-        });
+        rec.events.push(Event { kind: EventKind::Removed, commit, path: path.to_string() });
         return;
     }
     if is_new && rec.removed_at.is_some() {
@@ -361,11 +285,7 @@ fn apply(
         rec.landed = time;
         rec.landed_commit = commit;
     }
-    let kind = if rec.events.is_empty() || is_new {
-        EventKind::Added
-    } else {
-        EventKind::Modified
-    };
+    let kind = if rec.events.is_empty() || is_new { EventKind::Added } else { EventKind::Modified };
     let window = version.as_ref().and_then(|v| v.window(rec.landed));
     if kind == EventKind::Modified {
         let before = rec.window_at(time);
@@ -376,11 +296,7 @@ fn apply(
         }
     }
     rec.windows.push((time, window));
-    rec.events.push(Event {
-        kind,
-        commit,
-        path: path.to_string(),
-    });
+    rec.events.push(Event { kind, commit, path: path.to_string() });
     if let Some(v) = version {
         let requester = v.requester.clone();
         let ids = h.by_requester.entry(requester).or_default();

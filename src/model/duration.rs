@@ -39,13 +39,7 @@ pub enum DurationError {
     Overflow(String),
 }
 
-const UNITS: [(char, i64); 5] = [
-    ('w', 604_800),
-    ('d', 86_400),
-    ('h', 3_600),
-    ('m', 60),
-    ('s', 1),
-];
+const UNITS: [(char, i64); 5] = [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
 impl std::str::FromStr for Duration {
     type Err = DurationError;
@@ -61,11 +55,7 @@ impl std::str::FromStr for Duration {
         while !rest.is_empty() {
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 || digits > 9 {
-                return Err(if digits > 9 {
-                    DurationError::Overflow(s.to_string())
-                } else {
-                    bad()
-                });
+                return Err(if digits > 9 { DurationError::Overflow(s.to_string()) } else { bad() });
             }
             let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
@@ -75,10 +65,7 @@ impl std::str::FromStr for Duration {
                 return Err(bad());
             }
             last_unit = idx;
-            total = n
-                .checked_mul(UNITS[idx].1)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| DurationError::Overflow(s.to_string()))?;
+            total = n.checked_mul(UNITS[idx].1).and_then(|v| total.checked_add(v)).ok_or_else(|| DurationError::Overflow(s.to_string()))?;
             rest = &rest[unit.len_utf8()..];
         }
         Ok(Duration { secs: total })
@@ -121,18 +108,7 @@ mod tests {
         assert_eq!(p("1h30m"), Ok(5400));
         assert_eq!(p("0m"), Ok(0));
         assert_eq!(p("1w"), Ok(604_800));
-        for bad in [
-            "",
-            "2",
-            "h",
-            "2x",
-            "30m1h",
-            "1h1h",
-            "-1h",
-            "1.5h",
-            "2 h",
-            "9999999999h",
-        ] {
+        for bad in ["", "2", "h", "2x", "30m1h", "1h1h", "-1h", "1.5h", "2 h", "9999999999h"] {
             assert!(p(bad).is_err(), "{bad} should fail");
         }
     }

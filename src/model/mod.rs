@@ -59,10 +59,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
         let pos = span_pos(&s);
-        Ok(Sp {
-            value: s.value,
-            pos,
-        })
+        Ok(Sp { value: s.value, pos })
     }
 }
 

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Duration, Sp};
 use crate::diag::Pos;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 pub enum ProviderKind {
     #[serde(rename = "local")]
     Local,
@@ -71,9 +69,7 @@ impl std::fmt::Display for ProviderKind {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sensitivity {
     Low,
@@ -82,9 +78,7 @@ pub enum Sensitivity {
     Critical,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Privilege {
     Read,
@@ -429,10 +423,7 @@ impl Grants {
         }
     }
     pub fn providers(&self) -> Vec<ProviderKind> {
-        ProviderKind::ALL
-            .into_iter()
-            .filter(|p| self.has(*p))
-            .collect()
+        ProviderKind::ALL.into_iter().filter(|p| self.has(*p)).collect()
     }
 }
 
@@ -524,28 +515,18 @@ impl Policy {
 
     /// Members of a group, lowercased logins (GitHub logins are case-insensitive).
     pub fn members(&self, group: &str) -> BTreeSet<String> {
-        self.groups
-            .get(group)
-            .map(|g| g.members.clone())
-            .unwrap_or_default()
+        self.groups.get(group).map(|g| g.members.clone()).unwrap_or_default()
     }
 
     /// Is `login` in any of `groups`?
     pub fn in_any(&self, login: &str, groups: &[String]) -> bool {
         let login = login.to_ascii_lowercase();
-        groups.iter().any(|g| {
-            self.groups
-                .get(g)
-                .is_some_and(|g| g.members.contains(&login))
-        })
+        groups.iter().any(|g| self.groups.get(g).is_some_and(|g| g.members.contains(&login)))
     }
 
     /// Group name -> members, for the approval engine.
     pub fn group_members(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.groups
-            .iter()
-            .map(|(k, g)| (k.clone(), g.members.clone()))
-            .collect()
+        self.groups.iter().map(|(k, g)| (k.clone(), g.members.clone())).collect()
     }
 }
 

@@ -99,13 +99,11 @@ impl Request {
             && self.ticket == old.ticket
             && self.break_glass == old.break_glass
             && self.extends == old.extends;
-        let subset =
-            !self.resources.is_empty() && self.resources.iter().all(|r| old.resources.contains(r));
+        let subset = !self.resources.is_empty() && self.resources.iter().all(|r| old.resources.contains(r));
         let (Some(new_w), Some(old_w)) = (self.window(landed), old.window(landed)) else {
             return false;
         };
-        let narrower =
-            new_w.start >= old_w.start && new_w.end <= old_w.end && new_w.start < new_w.end;
+        let narrower = new_w.start >= old_w.start && new_w.end <= old_w.end && new_w.start < new_w.end;
         same && subset && narrower
     }
 }

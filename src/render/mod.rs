@@ -12,8 +12,7 @@ pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' | '>' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.' | '!' | '|' | '~' | '>' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -29,18 +28,12 @@ pub fn escape_markdown(s: &str) -> String {
     out
 }
 
-fn markdown_formatter(
-    out: &mut Output,
-    state: &mut State,
-    value: &Value,
-) -> Result<(), minijinja::Error> {
+fn markdown_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), minijinja::Error> {
     if matches!(state.auto_escape(), AutoEscape::Custom(n) if n == "markdown") && !value.is_safe() {
         if value.is_none() || value.is_undefined() {
             return Ok(());
         }
-        return out
-            .write_str(&escape_markdown(&value.to_string()))
-            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()));
+        return out.write_str(&escape_markdown(&value.to_string())).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()));
     }
     minijinja::escape_formatter(out, state, value)
 }
@@ -62,9 +55,7 @@ pub fn environment() -> Environment<'static> {
         }
     });
     env.set_formatter(markdown_formatter);
-    env.add_filter("md", |s: String| {
-        Value::from_safe_string(escape_markdown(&s))
-    });
+    env.add_filter("md", |s: String| Value::from_safe_string(escape_markdown(&s)));
     env
 }
 

@@ -51,40 +51,21 @@ fn off_hours(oh: &crate::model::policy::OffHours, t: DateTime<Utc>) -> (bool, St
     let minute = local.hour() * 60 + local.minute();
     let day = local.weekday().num_days_from_monday();
     let inside = oh.days.contains(&day) && minute >= oh.from_minute && minute < oh.to_minute;
-    (
-        !inside,
-        format!("starts {} {}", local.format("%a %H:%M"), oh.timezone),
-    )
+    (!inside, format!("starts {} {}", local.format("%a %H:%M"), oh.timezone))
 }
 
 /// Scores `req` over `window`. The result is deterministic: factors in a fixed order.
 pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFacts) -> Risk {
     let f = &policy.factors;
     let mut factors = Vec::new();
-    let resources: Vec<_> = req
-        .resources
-        .iter()
-        .filter_map(|r| policy.resources.get(r).map(|x| (r, x)))
-        .collect();
+    let resources: Vec<_> = req.resources.iter().filter_map(|r| policy.resources.get(r).map(|x| (r, x))).collect();
 
     if !f.sensitivity.is_empty() {
         let top = resources.iter().map(|(_, r)| r.sensitivity).max();
-        let names: Vec<&str> = resources
-            .iter()
-            .filter(|(_, r)| Some(r.sensitivity) == top)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let points = top
-            .and_then(|s| f.sensitivity.get(&s).copied())
-            .unwrap_or(0);
-        let detail = top.map_or("no known resource".to_string(), |s: Sensitivity| {
-            format!("{s} ({})", names.join(", "))
-        });
-        factors.push(Factor {
-            name: "sensitivity",
-            points,
-            detail,
-        });
+        let names: Vec<&str> = resources.iter().filter(|(_, r)| Some(r.sensitivity) == top).map(|(n, _)| n.as_str()).collect();
+        let points = top.and_then(|s| f.sensitivity.get(&s).copied()).unwrap_or(0);
+        let detail = top.map_or("no known resource".to_string(), |s: Sensitivity| format!("{s} ({})", names.join(", ")));
+        factors.push(Factor { name: "sensitivity", points, detail });
     }
     if let Some(role) = policy.roles.get(&req.role) {
         if !f.privilege.is_empty() {
@@ -96,134 +77,60 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         }
     }
     if !f.environment.is_empty() {
-        let best = resources
-            .iter()
-            .map(|(n, r)| {
-                (
-                    f.environment.get(&r.environment).copied().unwrap_or(0),
-                    r.environment.as_str(),
-                    n.as_str(),
-                )
-            })
-            .max_by_key(|x| x.0);
-        let (points, detail) = best.map_or((0, "no known resource".to_string()), |(p, env, n)| {
-            (p, format!("{env} ({n})"))
-        });
-        factors.push(Factor {
-            name: "environment",
-            points,
-            detail,
-        });
+        let best =
+            resources.iter().map(|(n, r)| (f.environment.get(&r.environment).copied().unwrap_or(0), r.environment.as_str(), n.as_str())).max_by_key(|x| x.0);
+        let (points, detail) = best.map_or((0, "no known resource".to_string()), |(p, env, n)| (p, format!("{env} ({n})")));
+        factors.push(Factor { name: "environment", points, detail });
     }
     if f.per_hour != 0 {
         let hours = window.length().started_hours();
         factors.push(Factor {
             name: "duration",
             points: f.per_hour * hours,
-            detail: format!(
-                "{} = {hours} started hour(s) x {}",
-                window.length(),
-                f.per_hour
-            ),
+            detail: format!("{} = {hours} started hour(s) x {}", window.length(), f.per_hour),
         });
     }
     if let Some(oh) = &f.off_hours {
         let (outside, detail) = off_hours(oh, window.start);
-        let detail = if outside {
-            format!("{detail}, outside business hours")
-        } else {
-            format!("{detail}, within business hours")
-        };
-        factors.push(Factor {
-            name: "off_hours",
-            points: if outside { oh.points } else { 0 },
-            detail,
-        });
+        let detail = if outside { format!("{detail}, outside business hours") } else { format!("{detail}, within business hours") };
+        factors.push(Factor { name: "off_hours", points: if outside { oh.points } else { 0 }, detail });
     }
     if f.first_time != 0 {
         let first = !facts.held_role_before;
-        let detail = if first {
-            format!("{} has not held {} before", req.requester, req.role)
-        } else {
-            format!("{} held {} before", req.requester, req.role)
-        };
-        factors.push(Factor {
-            name: "first_time",
-            points: if first { f.first_time } else { 0 },
-            detail,
-        });
+        let detail = if first { format!("{} has not held {} before", req.requester, req.role) } else { format!("{} held {} before", req.requester, req.role) };
+        factors.push(Factor { name: "first_time", points: if first { f.first_time } else { 0 }, detail });
     }
     if f.early_revocations != 0 {
         let n = facts.early_revocations;
         factors.push(Factor {
             name: "early_revocations",
             points: f.early_revocations * i64::from(n),
-            detail: format!(
-                "{n} past grant(s) ended early (at most {} counted)",
-                crate::history::MAX_EARLY_REVOCATIONS
-            ),
+            detail: format!("{n} past grant(s) ended early (at most {} counted)", crate::history::MAX_EARLY_REVOCATIONS),
         });
     }
     if f.active_grants != 0 {
         let n = facts.active_grants.len() as i64;
-        let detail = if n == 0 {
-            "no other active grants at the start".to_string()
-        } else {
-            format!(
-                "{n} active at the start: {}",
-                facts.active_grants.join(", ")
-            )
-        };
-        factors.push(Factor {
-            name: "active_grants",
-            points: f.active_grants * n,
-            detail,
-        });
+        let detail =
+            if n == 0 { "no other active grants at the start".to_string() } else { format!("{n} active at the start: {}", facts.active_grants.join(", ")) };
+        factors.push(Factor { name: "active_grants", points: f.active_grants * n, detail });
     }
     if f.missing_ticket != 0 {
         let missing = req.ticket.as_deref().is_none_or(|t| t.trim().is_empty());
-        let detail = if missing {
-            "no ticket".to_string()
-        } else {
-            format!("ticket {}", req.ticket.as_deref().unwrap_or(""))
-        };
-        factors.push(Factor {
-            name: "missing_ticket",
-            points: if missing { f.missing_ticket } else { 0 },
-            detail,
-        });
+        let detail = if missing { "no ticket".to_string() } else { format!("ticket {}", req.ticket.as_deref().unwrap_or("")) };
+        factors.push(Factor { name: "missing_ticket", points: if missing { f.missing_ticket } else { 0 }, detail });
     }
     if f.break_glass != 0 || req.break_glass {
-        let detail = if req.break_glass {
-            "break-glass requested"
-        } else {
-            "not break-glass"
-        };
-        factors.push(Factor {
-            name: "break_glass",
-            points: if req.break_glass { f.break_glass } else { 0 },
-            detail: detail.to_string(),
-        });
+        let detail = if req.break_glass { "break-glass requested" } else { "not break-glass" };
+        factors.push(Factor { name: "break_glass", points: if req.break_glass { f.break_glass } else { 0 }, detail: detail.to_string() });
     }
     let raw_sum: i64 = factors.iter().map(|f| f.points).sum();
     let score = raw_sum.clamp(0, 100);
-    let tier = policy
-        .tier_for(score)
-        .map_or_else(|| "none".to_string(), |t| t.name.clone());
-    Risk {
-        score,
-        tier,
-        factors,
-        raw_sum,
-    }
+    let tier = policy.tier_for(score).map_or_else(|| "none".to_string(), |t| t.name.clone());
+    Risk { score, tier, factors, raw_sum }
 }
 
 /// What a scored request needs: its tier's approvals, or break-glass's.
-pub fn required_approvals<'p>(
-    req: &Request,
-    risk: &Risk,
-    policy: &'p Policy,
-) -> &'p [ApprovalRule] {
+pub fn required_approvals<'p>(req: &Request, risk: &Risk, policy: &'p Policy) -> &'p [ApprovalRule] {
     if req.break_glass {
         if let Some(bg) = &policy.break_glass {
             return &bg.approvals;

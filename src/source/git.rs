@@ -26,10 +26,7 @@ impl<'r> GitTree<'r> {
 
     /// The blob id at `path`, if it is a file in this tree.
     pub fn blob_id(&self, path: &str) -> Option<Oid> {
-        self.tree
-            .get_path(std::path::Path::new(path))
-            .ok()
-            .map(|e| e.id())
+        self.tree.get_path(std::path::Path::new(path)).ok().map(|e| e.id())
     }
 }
 
@@ -49,11 +46,7 @@ impl Tree for GitTree<'_> {
             Err(e) => return Err(e.into()),
         };
         if entry.filemode() == 0o120000 {
-            return Ok(vec![Entry {
-                path: dir.to_string(),
-                kind: EntryKind::Symlink,
-                blob: Some(entry.id()),
-            }]);
+            return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: Some(entry.id()) }]);
         }
         let sub = match entry.kind() {
             Some(ObjectType::Tree) => self.repo.find_tree(entry.id())?,
@@ -65,11 +58,7 @@ impl Tree for GitTree<'_> {
                 return TreeWalkResult::Ok;
             }
             let name = String::from_utf8_lossy(e.name_bytes());
-            out.push(Entry {
-                path: format!("{dir}/{root}{name}"),
-                kind: kind_of(e.filemode(), e.kind()),
-                blob: Some(e.id()),
-            });
+            out.push(Entry { path: format!("{dir}/{root}{name}"), kind: kind_of(e.filemode(), e.kind()), blob: Some(e.id()) });
             TreeWalkResult::Ok
         })?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -91,11 +80,7 @@ impl Tree for GitTree<'_> {
 
     fn entry(&self, path: &str) -> Option<Entry> {
         let e = self.tree.get_path(std::path::Path::new(path)).ok()?;
-        Some(Entry {
-            path: path.to_string(),
-            kind: kind_of(e.filemode(), e.kind()),
-            blob: Some(e.id()),
-        })
+        Some(Entry { path: path.to_string(), kind: kind_of(e.filemode(), e.kind()), blob: Some(e.id()) })
     }
 }
 

@@ -62,36 +62,19 @@ pub trait Tree {
         let path = entry.path.clone();
         match entry.kind {
             EntryKind::Symlink => {
-                return Err(Diagnostic::new(
-                    Code::Symlink,
-                    &path,
-                    Pos::FILE,
-                    format!("`{path}` is a symbolic link"),
-                )
-                .help(
-                    "replace the link with a regular file: links can point outside the repository",
-                ));
+                return Err(Diagnostic::new(Code::Symlink, &path, Pos::FILE, format!("`{path}` is a symbolic link"))
+                    .help("replace the link with a regular file: links can point outside the repository"));
             }
             EntryKind::Other => {
-                return Err(Diagnostic::new(
-                    Code::UnexpectedFile,
-                    &path,
-                    Pos::FILE,
-                    format!("`{path}` is not a regular file"),
-                )
-                .help("only regular YAML files are read here"));
+                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("`{path}` is not a regular file"))
+                    .help("only regular YAML files are read here"));
             }
             EntryKind::File => {}
         }
         let bytes = match self.read_bytes(&path) {
             Ok(Some(b)) => b,
             Ok(None) => {
-                return Err(Diagnostic::new(
-                    Code::UnexpectedFile,
-                    &path,
-                    Pos::FILE,
-                    format!("`{path}` disappeared while reading"),
-                ));
+                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("`{path}` disappeared while reading")));
             }
             Err(TreeError::TooLarge(size)) => {
                 return Err(Diagnostic::new(
@@ -103,12 +86,7 @@ pub trait Tree {
                 .help("request and policy files are small; split large policies into several files under policies/"));
             }
             Err(e) => {
-                return Err(Diagnostic::new(
-                    Code::UnexpectedFile,
-                    &path,
-                    Pos::FILE,
-                    format!("cannot read `{path}`: {e}"),
-                ));
+                return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("cannot read `{path}`: {e}")));
             }
         };
         match String::from_utf8(bytes) {
@@ -118,13 +96,8 @@ pub trait Tree {
                 let text = String::from_utf8_lossy(valid);
                 let line = text.matches('\n').count() + 1;
                 let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                Err(Diagnostic::new(
-                    Code::InvalidUtf8,
-                    &path,
-                    Pos::new(line as u32, column as u32),
-                    "invalid UTF-8 byte sequence",
-                )
-                .help("save the file as UTF-8"))
+                Err(Diagnostic::new(Code::InvalidUtf8, &path, Pos::new(line as u32, column as u32), "invalid UTF-8 byte sequence")
+                    .help("save the file as UTF-8"))
             }
         }
     }
@@ -163,25 +136,13 @@ impl FsTree {
             // symlink_metadata: never follow a link while listing.
             let ft = item.file_type()?;
             if ft.is_symlink() {
-                out.push(Entry {
-                    path,
-                    kind: EntryKind::Symlink,
-                    blob: None,
-                });
+                out.push(Entry { path, kind: EntryKind::Symlink, blob: None });
             } else if ft.is_dir() {
                 self.walk(&item.path(), &path, out)?;
             } else if ft.is_file() {
-                out.push(Entry {
-                    path,
-                    kind: EntryKind::File,
-                    blob: None,
-                });
+                out.push(Entry { path, kind: EntryKind::File, blob: None });
             } else {
-                out.push(Entry {
-                    path,
-                    kind: EntryKind::Other,
-                    blob: None,
-                });
+                out.push(Entry { path, kind: EntryKind::Other, blob: None });
             }
         }
         Ok(())
@@ -195,11 +156,7 @@ impl Tree for FsTree {
         // The directory itself may be a link to elsewhere: report it as one entry.
         if let Ok(meta) = std::fs::symlink_metadata(&base) {
             if meta.file_type().is_symlink() {
-                return Ok(vec![Entry {
-                    path: dir.to_string(),
-                    kind: EntryKind::Symlink,
-                    blob: None,
-                }]);
+                return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: None }]);
             }
         }
         self.walk(&base, dir, &mut out)?;
@@ -219,9 +176,7 @@ impl Tree for FsTree {
             return Err(TreeError::TooLarge(meta.len()));
         }
         let mut buf = Vec::new();
-        std::fs::File::open(&full)?
-            .take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut buf)?;
+        std::fs::File::open(&full)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
         if buf.len() as u64 > MAX_FILE_BYTES {
             return Err(TreeError::TooLarge(buf.len() as u64));
         }

@@ -51,8 +51,7 @@ fn second_document(text: &str) -> Option<Pos> {
         if is_marker && line.starts_with('-') || line.starts_with('.') && t == "..." {
             if seen_content {
                 // `...` followed only by blanks is a harmless document end.
-                if t == "..." && is_blank(&text.lines().skip(i + 1).collect::<Vec<_>>().join("\n"))
-                {
+                if t == "..." && is_blank(&text.lines().skip(i + 1).collect::<Vec<_>>().join("\n")) {
                     return None;
                 }
                 return Some(Pos::new(i as u32 + 1, 1));
@@ -83,26 +82,12 @@ fn first_content(text: &str) -> Pos {
 pub fn parse_yaml<T: DeserializeOwned>(file: &SourceFile, what: &str) -> Result<T, YamlError> {
     let path = file.path.as_str();
     if is_blank(&file.text) {
-        return Err(Diagnostic::new(
-            Code::NotAMapping,
-            path,
-            Pos::new(1, 1),
-            format!("the {what} is empty"),
-        )
-        .help(format!(
-            "a {what} is a YAML mapping of fields; see `gitgrant schema`"
-        )));
+        return Err(Diagnostic::new(Code::NotAMapping, path, Pos::new(1, 1), format!("the {what} is empty"))
+            .help(format!("a {what} is a YAML mapping of fields; see `gitgrant schema`")));
     }
     if let Some(pos) = second_document(&file.text) {
-        return Err(Diagnostic::new(
-            Code::MultipleDocuments,
-            path,
-            pos,
-            "a second YAML document starts here",
-        )
-        .help(format!(
-            "put one {what} per file; remove the `---` separator and what follows"
-        )));
+        return Err(Diagnostic::new(Code::MultipleDocuments, path, pos, "a second YAML document starts here")
+            .help(format!("put one {what} per file; remove the `---` separator and what follows")));
     }
     match serde_saphyr::from_str_with_options::<T>(&file.text, options()) {
         Ok(v) => Ok(v),
@@ -113,59 +98,26 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &SourceFile, what: &str) -> Result<
 fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let raw = e.without_snippet().to_string();
     let msg = strip_location(&raw);
-    let pos = e
-        .location()
-        .map(loc_pos)
-        .filter(|p| p.line > 0)
-        .unwrap_or_else(|| first_content(text));
+    let pos = e.location().map(loc_pos).filter(|p| p.line > 0).unwrap_or_else(|| first_content(text));
     let lower = msg.to_ascii_lowercase();
     let schema_help = format!("see `gitgrant schema` for the {what} format");
     if lower.contains("unknown field") {
-        Diagnostic::new(Code::UnknownField, path, pos, msg).help(format!(
-            "remove the field or fix its spelling; {schema_help}"
-        ))
+        Diagnostic::new(Code::UnknownField, path, pos, msg).help(format!("remove the field or fix its spelling; {schema_help}"))
     } else if lower.contains("duplicate") {
-        Diagnostic::new(Code::DuplicateKey, path, pos, msg)
-            .help("each key may appear once; remove one of them")
-    } else if lower.contains("budget")
-        || lower.contains("alias") && (lower.contains("limit") || lower.contains("exceed"))
-    {
-        Diagnostic::new(
-            Code::YamlBudget,
-            path,
-            pos,
-            format!("YAML alias expansion is too large: {msg}"),
-        )
-        .help("write the values out; anchors and aliases may only be used sparingly")
-    } else if pos == Pos::new(1, 1) && lower.contains("expected mapping")
-        || lower.contains("expected struct") && pos.line <= 1
-    {
-        Diagnostic::new(
-            Code::NotAMapping,
-            path,
-            pos,
-            format!("the {what} must be a YAML mapping of fields"),
-        )
-        .help(schema_help)
+        Diagnostic::new(Code::DuplicateKey, path, pos, msg).help("each key may appear once; remove one of them")
+    } else if lower.contains("budget") || lower.contains("alias") && (lower.contains("limit") || lower.contains("exceed")) {
+        Diagnostic::new(Code::YamlBudget, path, pos, format!("YAML alias expansion is too large: {msg}"))
+            .help("write the values out; anchors and aliases may only be used sparingly")
+    } else if pos == Pos::new(1, 1) && lower.contains("expected mapping") || lower.contains("expected struct") && pos.line <= 1 {
+        Diagnostic::new(Code::NotAMapping, path, pos, format!("the {what} must be a YAML mapping of fields")).help(schema_help)
     } else if lower.contains("invalid boolean") {
-        Diagnostic::new(Code::InvalidValue, path, pos, "expected `true` or `false`")
-            .help("YAML 1.1 words like `yes`/`on` are not booleans here")
+        Diagnostic::new(Code::InvalidValue, path, pos, "expected `true` or `false`").help("YAML 1.1 words like `yes`/`on` are not booleans here")
     } else if lower.starts_with("expected sequence") {
-        Diagnostic::new(Code::InvalidValue, path, pos, "expected a list here")
-            .help(format!("write a list like `[a, b]`; {schema_help}"))
+        Diagnostic::new(Code::InvalidValue, path, pos, "expected a list here").help(format!("write a list like `[a, b]`; {schema_help}"))
     } else if lower.starts_with("expected mapping") {
-        Diagnostic::new(Code::InvalidValue, path, pos, "expected a mapping here")
-            .help(format!("write `key: value` pairs; {schema_help}"))
+        Diagnostic::new(Code::InvalidValue, path, pos, "expected a mapping here").help(format!("write `key: value` pairs; {schema_help}"))
     } else if lower.starts_with("expected string") || lower.starts_with("expected scalar") {
-        Diagnostic::new(
-            Code::InvalidValue,
-            path,
-            pos,
-            "expected a single value here",
-        )
-        .help(format!(
-            "a text value, not a list or mapping; {schema_help}"
-        ))
+        Diagnostic::new(Code::InvalidValue, path, pos, "expected a single value here").help(format!("a text value, not a list or mapping; {schema_help}"))
     } else if lower.contains("invalid type")
         || lower.contains("missing field")
         || lower.contains("unknown variant")
@@ -174,8 +126,7 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
     {
         Diagnostic::new(Code::InvalidValue, path, pos, msg).help(schema_help)
     } else {
-        Diagnostic::new(Code::YamlSyntax, path, pos, msg)
-            .help("fix the YAML syntax at this position")
+        Diagnostic::new(Code::YamlSyntax, path, pos, msg).help("fix the YAML syntax at this position")
     }
 }
 
@@ -183,8 +134,6 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
 fn strip_location(s: &str) -> String {
     let first = s.lines().next().unwrap_or(s).trim();
     let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
-    let cut = cut
-        .find(", set DuplicateKeyPolicy")
-        .map_or(cut, |i| &cut[..i]);
+    let cut = cut.find(", set DuplicateKeyPolicy").map_or(cut, |i| &cut[..i]);
     cut.trim_end_matches(':').trim().to_string()
 }

@@ -27,28 +27,15 @@ fn is_yaml(path: &str) -> bool {
 }
 
 /// Keys whose values would be secrets; config holds env var *names* only.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "secret",
-    "token",
-    "dsn",
-    "private_key",
-    "access_key",
-    "secret_access_key",
-    "client_secret",
-    "connection_string",
-    "kubeconfig_data",
-];
+const SECRET_KEYS: &[&str] =
+    &["password", "secret", "token", "dsn", "private_key", "access_key", "secret_access_key", "client_secret", "connection_string", "kubeconfig_data"];
 
 /// Known config keys per provider (`required`, `optional`).
 fn config_keys(p: ProviderKind) -> (&'static [&'static str], &'static [&'static str]) {
     match p {
         ProviderKind::Local => (&[], &["state"]),
         ProviderKind::AwsIam => (&[], &["account_id", "region", "path"]),
-        ProviderKind::AwsSso => (
-            &["instance_arn", "identity_store_id", "account_id"],
-            &["region"],
-        ),
+        ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region"]),
         ProviderKind::GcpIam => (&[], &["project", "folder", "organization"]),
         ProviderKind::AzureRbac => (&["scope"], &[]),
         ProviderKind::Kubernetes => (&[], &["context", "namespace", "kubeconfig_env"]),
@@ -61,16 +48,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(
-        &mut self,
-        code: Code,
-        file: &str,
-        pos: Pos,
-        msg: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        self.d
-            .push(Diagnostic::new(code, file, pos, msg).help(help));
+    fn err(&mut self, code: Code, file: &str, pos: Pos, msg: impl Into<String>, help: impl Into<String>) {
+        self.d.push(Diagnostic::new(code, file, pos, msg).help(help));
     }
 }
 
@@ -81,39 +60,21 @@ pub fn load_policy(tree: &dyn Tree) -> PolicyLoad {
     let entries = match tree.list(POLICY_DIR) {
         Ok(e) => e,
         Err(e) => {
-            diagnostics.push(Diagnostic::new(
-                Code::MissingPolicy,
-                POLICY_DIR,
-                Pos::FILE,
-                format!("cannot list policies in {}: {e}", tree.label()),
-            ));
+            diagnostics.push(Diagnostic::new(Code::MissingPolicy, POLICY_DIR, Pos::FILE, format!("cannot list policies in {}: {e}", tree.label())));
             Vec::new()
         }
     };
     for entry in &entries {
         if entry.kind == EntryKind::File && !is_yaml(&entry.path) {
-            if !entry
-                .path
-                .rsplit('/')
-                .next()
-                .is_some_and(|n| n.starts_with('.') || n.ends_with(".md"))
-            {
+            if !entry.path.rsplit('/').next().is_some_and(|n| n.starts_with('.') || n.ends_with(".md")) {
                 diagnostics.push(
-                    Diagnostic::new(
-                        Code::UnexpectedFile,
-                        &entry.path,
-                        Pos::FILE,
-                        format!("`{}` is not a .yaml file and is ignored", entry.path),
-                    )
-                    .help("policy files end in .yaml"),
+                    Diagnostic::new(Code::UnexpectedFile, &entry.path, Pos::FILE, format!("`{}` is not a .yaml file and is ignored", entry.path))
+                        .help("policy files end in .yaml"),
                 );
             }
             continue;
         }
-        match tree
-            .read_source(entry)
-            .and_then(|f| parse_yaml::<RawPolicyFile>(&f, "policy file"))
-        {
+        match tree.read_source(entry).and_then(|f| parse_yaml::<RawPolicyFile>(&f, "policy file")) {
             Ok(raw) => files.push((entry.path.clone(), raw)),
             Err(d) => diagnostics.push(d),
         }
@@ -123,11 +84,7 @@ pub fn load_policy(tree: &dyn Tree) -> PolicyLoad {
     let mut policy = merge_and_check(&files, &mut diagnostics);
     policy.templates = templates;
     check_templates(&policy, &files, &mut diagnostics);
-    PolicyLoad {
-        policy,
-        diagnostics,
-        empty,
-    }
+    PolicyLoad { policy, diagnostics, empty }
 }
 
 fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, String> {
@@ -136,21 +93,12 @@ fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, Stri
         return out;
     };
     for entry in entries {
-        if entry
-            .path
-            .rsplit('/')
-            .next()
-            .is_some_and(|n| n.starts_with('.'))
-        {
+        if entry.path.rsplit('/').next().is_some_and(|n| n.starts_with('.')) {
             continue;
         }
         match tree.read_source(&entry) {
             Ok(f) => {
-                let name = f
-                    .path
-                    .strip_prefix("templates/")
-                    .unwrap_or(&f.path)
-                    .to_string();
+                let name = f.path.strip_prefix("templates/").unwrap_or(&f.path).to_string();
                 if name.ends_with(".j2") {
                     let env = crate::render::environment();
                     if let Err(e) = env.template_from_str(&f.text) {
@@ -160,10 +108,7 @@ fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, Stri
                                 Code::InvalidTemplate,
                                 &f.path,
                                 Pos::new(line, 1),
-                                format!(
-                                    "template does not compile: {}",
-                                    e.detail().unwrap_or("syntax error")
-                                ),
+                                format!("template does not compile: {}", e.detail().unwrap_or("syntax error")),
                             )
                             .help("fix the minijinja syntax"),
                         );
@@ -199,52 +144,31 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     let mut ctx = Ctx { d };
     let mut p = Policy::default();
     let mut seen: BTreeMap<(&str, String), Origin> = BTreeMap::new();
-    let mut first_def =
-        |ctx: &mut Ctx, kind: &'static str, name: &Sp<String>, file: &str| -> bool {
-            let key = (kind, name.value.to_ascii_lowercase());
-            if let Some(prev) = seen.get(&key) {
-                ctx.err(
-                    Code::DuplicateName,
-                    file,
-                    name.pos,
-                    format!("{kind} `{}` is defined twice", name.value),
-                    format!(
-                        "it is first defined at {}:{}:{}; remove or rename one",
-                        prev.file, prev.pos.line, prev.pos.column
-                    ),
-                );
-                false
-            } else {
-                seen.insert(
-                    key,
-                    Origin {
-                        file: file.to_string(),
-                        pos: name.pos,
-                    },
-                );
-                true
-            }
-        };
+    let mut first_def = |ctx: &mut Ctx, kind: &'static str, name: &Sp<String>, file: &str| -> bool {
+        let key = (kind, name.value.to_ascii_lowercase());
+        if let Some(prev) = seen.get(&key) {
+            ctx.err(
+                Code::DuplicateName,
+                file,
+                name.pos,
+                format!("{kind} `{}` is defined twice", name.value),
+                format!("it is first defined at {}:{}:{}; remove or rename one", prev.file, prev.pos.line, prev.pos.column),
+            );
+            false
+        } else {
+            seen.insert(key, Origin { file: file.to_string(), pos: name.pos });
+            true
+        }
+    };
 
     // Pass 1: definitions.
     for (file, raw) in files {
         for (name, g) in &raw.groups {
             if first_def(&mut ctx, "group", name, file) {
-                let members = g
-                    .members
-                    .iter()
-                    .map(|m| m.value.to_ascii_lowercase())
-                    .collect();
+                let members = g.members.iter().map(|m| m.value.to_ascii_lowercase()).collect();
                 p.groups.insert(
                     name.value.clone(),
-                    Group {
-                        members,
-                        github_team: g.github_team.as_ref().map(|t| t.value.clone()),
-                        origin: Origin {
-                            file: file.clone(),
-                            pos: name.pos,
-                        },
-                    },
+                    Group { members, github_team: g.github_team.as_ref().map(|t| t.value.clone()), origin: Origin { file: file.clone(), pos: name.pos } },
                 );
             }
         }
@@ -264,17 +188,12 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
                         principals.insert(kind, v.value.clone());
                     }
                 }
-                p.identities
-                    .insert(name.value.to_ascii_lowercase(), Identity { principals });
+                p.identities.insert(name.value.to_ascii_lowercase(), Identity { principals });
             }
         }
         for (name, r) in &raw.resources {
             if first_def(&mut ctx, "resource", name, file) {
-                let config = r
-                    .config
-                    .as_ref()
-                    .map(|c| c.value.clone())
-                    .unwrap_or_default();
+                let config = r.config.as_ref().map(|c| c.value.clone()).unwrap_or_default();
                 check_config(&mut ctx, file, &name.value, r);
                 p.resources.insert(
                     name.value.clone(),
@@ -284,10 +203,7 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
                         sensitivity: r.sensitivity.value,
                         description: r.description.clone(),
                         config,
-                        origin: Origin {
-                            file: file.clone(),
-                            pos: name.pos,
-                        },
+                        origin: Origin { file: file.clone(), pos: name.pos },
                     },
                 );
             }
@@ -298,20 +214,8 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     let mut bg: Option<(&str, &Sp<RawBreakGlass>)> = None;
     for (file, raw) in files {
         single_section(&mut ctx, "risk", file, raw.risk.as_ref(), &mut risk);
-        single_section(
-            &mut ctx,
-            "policy_changes",
-            file,
-            raw.policy_changes.as_ref(),
-            &mut changes,
-        );
-        single_section(
-            &mut ctx,
-            "break_glass",
-            file,
-            raw.break_glass.as_ref(),
-            &mut bg,
-        );
+        single_section(&mut ctx, "policy_changes", file, raw.policy_changes.as_ref(), &mut changes);
+        single_section(&mut ctx, "break_glass", file, raw.break_glass.as_ref(), &mut bg);
     }
     let group_names: BTreeSet<String> = p.groups.keys().cloned().collect();
 
@@ -319,10 +223,7 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     for (file, raw) in files {
         for (name, g) in &raw.groups {
             if let Some(t) = &g.github_team {
-                let ok = t
-                    .value
-                    .split_once('/')
-                    .is_some_and(|(o, s)| !o.is_empty() && !s.is_empty() && !s.contains('/'));
+                let ok = t.value.split_once('/').is_some_and(|(o, s)| !o.is_empty() && !s.is_empty() && !s.contains('/'));
                 if !ok {
                     ctx.err(
                         Code::UnknownGroup,
@@ -340,13 +241,7 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
             }
             let max_duration = duration(&mut ctx, file, &r.max_duration, "max_duration");
             for g in &r.eligible {
-                group_ref(
-                    &mut ctx,
-                    file,
-                    g,
-                    &group_names,
-                    &format!("role `{}`", name.value),
-                );
+                group_ref(&mut ctx, file, g, &group_names, &format!("role `{}`", name.value));
             }
             if r.eligible.is_empty() {
                 ctx.err(
@@ -357,26 +252,19 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
                     "list the groups whose members may request it under `eligible`",
                 );
             }
-            let ticket_pattern =
-                r.ticket_pattern
-                    .as_ref()
-                    .and_then(|t| match regex::Regex::new(&t.value) {
-                        Ok(re) => Some(re),
-                        Err(e) => {
-                            ctx.err(
-                                Code::InvalidPattern,
-                                file,
-                                t.pos,
-                                format!(
-                                    "`{}` is not a valid regular expression: {}",
-                                    t.value,
-                                    first_line(&e.to_string())
-                                ),
-                                "use Rust regex syntax, e.g. `^INC-[0-9]+$`",
-                            );
-                            None
-                        }
-                    });
+            let ticket_pattern = r.ticket_pattern.as_ref().and_then(|t| match regex::Regex::new(&t.value) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    ctx.err(
+                        Code::InvalidPattern,
+                        file,
+                        t.pos,
+                        format!("`{}` is not a valid regular expression: {}", t.value, first_line(&e.to_string())),
+                        "use Rust regex syntax, e.g. `^INC-[0-9]+$`",
+                    );
+                    None
+                }
+            });
             let grants = check_grants(&mut ctx, file, &name.value, &r.grants);
             p.roles.insert(
                 name.value.clone(),
@@ -389,15 +277,18 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
                     ticket_pattern,
                     break_glass: r.break_glass.as_ref().map_or(bg.is_some(), |b| b.value),
                     grants,
-                    origin: Origin {
-                        file: file.clone(),
-                        pos: name.pos,
-                    },
+                    origin: Origin { file: file.clone(), pos: name.pos },
                 },
             );
             if r.break_glass.as_ref().is_some_and(|b| b.value) && bg.is_none() {
                 if let Some(b) = &r.break_glass {
-                    ctx.err(Code::MissingPolicy, file, b.pos, format!("role `{}` allows break-glass but no `break_glass` section exists", name.value), "add a `break_glass:` section with approvals, max_duration, review_within and reviewers");
+                    ctx.err(
+                        Code::MissingPolicy,
+                        file,
+                        b.pos,
+                        format!("role `{}` allows break-glass but no `break_glass` section exists", name.value),
+                        "add a `break_glass:` section with approvals, max_duration, review_within and reviewers",
+                    );
                 }
             }
         }
@@ -422,38 +313,25 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
         }
     }
     if let Some((file, c)) = changes {
-        p.policy_changes = approvals(
-            &mut ctx,
-            file,
-            &c.approvals,
-            &group_names,
-            &p.groups,
-            "policy_changes",
-        );
+        p.policy_changes = approvals(&mut ctx, file, &c.approvals, &group_names, &p.groups, "policy_changes");
     } else if !files.is_empty() {
         let file = files.first().map_or(POLICY_DIR, |(f, _)| f.as_str());
-        ctx.err(Code::MissingPolicy, file, Pos::FILE, "no `policy_changes` section in policies/", "add `policy_changes: { approvals: [ { from: [security], count: 2 } ] }` so policy PRs need review");
+        ctx.err(
+            Code::MissingPolicy,
+            file,
+            Pos::FILE,
+            "no `policy_changes` section in policies/",
+            "add `policy_changes: { approvals: [ { from: [security], count: 2 } ] }` so policy PRs need review",
+        );
     }
     if let Some((file, b)) = bg {
         let max_duration = duration(&mut ctx, file, &b.max_duration, "break_glass.max_duration");
-        let review_within = duration(
-            &mut ctx,
-            file,
-            &b.review_within,
-            "break_glass.review_within",
-        );
+        let review_within = duration(&mut ctx, file, &b.review_within, "break_glass.review_within");
         for g in &b.reviewers {
             group_ref(&mut ctx, file, g, &group_names, "break_glass.reviewers");
         }
         p.break_glass = Some(BreakGlass {
-            approvals: approvals(
-                &mut ctx,
-                file,
-                &b.approvals,
-                &group_names,
-                &p.groups,
-                "break_glass",
-            ),
+            approvals: approvals(&mut ctx, file, &b.approvals, &group_names, &p.groups, "break_glass"),
             max_duration: max_duration.unwrap_or(Duration::from_secs(0)),
             review_within: review_within.unwrap_or(Duration::from_secs(0)),
             reviewers: b.reviewers.iter().map(|g| g.value.clone()).collect(),
@@ -466,13 +344,7 @@ fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().to_string()
 }
 
-fn single_section<'a, T>(
-    ctx: &mut Ctx,
-    what: &str,
-    file: &'a str,
-    section: Option<&'a Sp<T>>,
-    slot: &mut Option<(&'a str, &'a Sp<T>)>,
-) {
+fn single_section<'a, T>(ctx: &mut Ctx, what: &str, file: &'a str, section: Option<&'a Sp<T>>, slot: &mut Option<(&'a str, &'a Sp<T>)>) {
     let Some(s) = section else { return };
     if let Some((prev, ps)) = slot {
         ctx.err(
@@ -480,10 +352,7 @@ fn single_section<'a, T>(
             file,
             s.pos,
             format!("`{what}` is defined twice"),
-            format!(
-                "it is first defined at {prev}:{}:{}; keep one",
-                ps.pos.line, ps.pos.column
-            ),
+            format!("it is first defined at {prev}:{}:{}; keep one", ps.pos.line, ps.pos.column),
         );
     } else {
         *slot = Some((file, s));
@@ -494,23 +363,11 @@ fn duration(ctx: &mut Ctx, file: &str, s: &Sp<String>, what: &str) -> Option<Dur
     match s.value.parse::<Duration>() {
         Ok(d) if d.secs() > 0 => Some(d),
         Ok(_) => {
-            ctx.err(
-                Code::InvalidDuration,
-                file,
-                s.pos,
-                format!("`{what}` must be positive"),
-                "write a duration like `1h` or `8h`",
-            );
+            ctx.err(Code::InvalidDuration, file, s.pos, format!("`{what}` must be positive"), "write a duration like `1h` or `8h`");
             None
         }
         Err(e) => {
-            ctx.err(
-                Code::InvalidDuration,
-                file,
-                s.pos,
-                e.to_string(),
-                "units: s, m, h, d, w (largest first), e.g. `1h30m`",
-            );
+            ctx.err(Code::InvalidDuration, file, s.pos, e.to_string(), "units: s, m, h, d, w (largest first), e.g. `1h30m`");
             None
         }
     }
@@ -518,29 +375,12 @@ fn duration(ctx: &mut Ctx, file: &str, s: &Sp<String>, what: &str) -> Option<Dur
 
 fn group_ref(ctx: &mut Ctx, file: &str, g: &Sp<String>, groups: &BTreeSet<String>, owner: &str) {
     if !groups.contains(&g.value) {
-        let known = groups
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctx.err(
-            Code::UnknownGroup,
-            file,
-            g.pos,
-            format!("{owner}: unknown group `{}`", g.value),
-            format!("define it under `groups:`; known groups: {known}"),
-        );
+        let known = groups.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        ctx.err(Code::UnknownGroup, file, g.pos, format!("{owner}: unknown group `{}`", g.value), format!("define it under `groups:`; known groups: {known}"));
     }
 }
 
-fn approvals(
-    ctx: &mut Ctx,
-    file: &str,
-    raw: &[RawApproval],
-    groups: &BTreeSet<String>,
-    defs: &BTreeMap<String, Group>,
-    owner: &str,
-) -> Vec<ApprovalRule> {
+fn approvals(ctx: &mut Ctx, file: &str, raw: &[RawApproval], groups: &BTreeSet<String>, defs: &BTreeMap<String, Group>, owner: &str) -> Vec<ApprovalRule> {
     let mut out = Vec::new();
     for a in raw {
         for g in &a.from {
@@ -555,63 +395,37 @@ fn approvals(
                 "remove the entry to require no approval from these groups",
             );
         }
-        let pool: BTreeSet<&String> = a
-            .from
-            .iter()
-            .filter_map(|g| defs.get(&g.value))
-            .flat_map(|g| g.members.iter())
-            .collect();
-        let has_team = a
-            .from
-            .iter()
-            .any(|g| defs.get(&g.value).is_some_and(|g| g.github_team.is_some()));
-        if !has_team && (pool.len() as u64) < u64::from(a.count.value) && groups.len() == defs.len()
-        {
+        let pool: BTreeSet<&String> = a.from.iter().filter_map(|g| defs.get(&g.value)).flat_map(|g| g.members.iter()).collect();
+        let has_team = a.from.iter().any(|g| defs.get(&g.value).is_some_and(|g| g.github_team.is_some()));
+        if !has_team && (pool.len() as u64) < u64::from(a.count.value) && groups.len() == defs.len() {
             ctx.d.push(
-                Diagnostic::new(Code::UnsatisfiableApproval, file, a.count.pos, format!("{owner}: needs {} approvals but the groups have only {} members", a.count.value, pool.len()))
-                    .help("add members or lower the count: requests judged by this rule can never be approved"),
+                Diagnostic::new(
+                    Code::UnsatisfiableApproval,
+                    file,
+                    a.count.pos,
+                    format!("{owner}: needs {} approvals but the groups have only {} members", a.count.value, pool.len()),
+                )
+                .help("add members or lower the count: requests judged by this rule can never be approved"),
             );
         }
-        out.push(ApprovalRule {
-            from: a.from.iter().map(|g| g.value.clone()).collect(),
-            count: a.count.value,
-        });
+        out.push(ApprovalRule { from: a.from.iter().map(|g| g.value.clone()).collect(), count: a.count.value });
     }
     out
 }
 
 fn check_principal(ctx: &mut Ctx, file: &str, kind: ProviderKind, v: &Sp<String>) {
     let ok = match kind {
-        ProviderKind::AwsIam => {
-            v.value.starts_with("arn:aws")
-                && (v.value.contains(":user/") || v.value.contains(":role/"))
-        }
-        ProviderKind::GcpIam => [
-            "user:",
-            "serviceAccount:",
-            "group:",
-            "principal:",
-            "principalSet:",
-        ]
-        .iter()
-        .any(|p| v.value.starts_with(p)),
+        ProviderKind::AwsIam => v.value.starts_with("arn:aws") && (v.value.contains(":user/") || v.value.contains(":role/")),
+        ProviderKind::GcpIam => ["user:", "serviceAccount:", "group:", "principal:", "principalSet:"].iter().any(|p| v.value.starts_with(p)),
         _ => !v.value.trim().is_empty(),
     };
     if !ok {
         let help = match kind {
-            ProviderKind::AwsIam => {
-                "an IAM user or role ARN, e.g. `arn:aws:iam::111111111111:user/alice`"
-            }
+            ProviderKind::AwsIam => "an IAM user or role ARN, e.g. `arn:aws:iam::111111111111:user/alice`",
             ProviderKind::GcpIam => "an IAM member, e.g. `user:alice@example.com`",
             _ => "a non-empty principal name",
         };
-        ctx.err(
-            Code::UnknownIdentity,
-            file,
-            v.pos,
-            format!("`{}` is not a valid {} principal", v.value, kind),
-            help,
-        );
+        ctx.err(Code::UnknownIdentity, file, v.pos, format!("`{}` is not a valid {} principal", v.value, kind), help);
     }
 }
 
@@ -633,11 +447,14 @@ fn check_config(ctx: &mut Ctx, file: &str, name: &str, r: &RawResource) {
     }
     for (key, value) in config.into_iter().flatten() {
         let lower = key.to_ascii_lowercase();
-        if SECRET_KEYS.iter().any(|s| lower == *s)
-            || lower.ends_with("_password")
-            || lower.ends_with("_secret")
-        {
-            ctx.err(Code::InlineSecret, file, pos, format!("resource `{name}`: `{key}` looks like a secret written inline"), "secrets never go in the repository: name an environment variable instead (e.g. `dsn_env: ORDERS_DB_DSN`)");
+        if SECRET_KEYS.iter().any(|s| lower == *s) || lower.ends_with("_password") || lower.ends_with("_secret") {
+            ctx.err(
+                Code::InlineSecret,
+                file,
+                pos,
+                format!("resource `{name}`: `{key}` looks like a secret written inline"),
+                "secrets never go in the repository: name an environment variable instead (e.g. `dsn_env: ORDERS_DB_DSN`)",
+            );
         } else if !required.contains(&key.as_str()) && !optional.contains(&key.as_str()) {
             let known: Vec<&str> = required.iter().chain(optional.iter()).copied().collect();
             ctx.err(
@@ -645,29 +462,12 @@ fn check_config(ctx: &mut Ctx, file: &str, name: &str, r: &RawResource) {
                 file,
                 pos,
                 format!("resource `{name}` ({provider}): unknown config key `{key}`"),
-                format!(
-                    "known keys for {provider}: {}",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+                format!("known keys for {provider}: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
             );
         } else if !value.is_string() && !value.is_boolean() {
-            ctx.err(
-                Code::InvalidResourceConfig,
-                file,
-                pos,
-                format!("resource `{name}`: config `{key}` must be a string"),
-                "quote the value",
-            );
+            ctx.err(Code::InvalidResourceConfig, file, pos, format!("resource `{name}`: config `{key}` must be a string"), "quote the value");
         } else if key.ends_with("_env")
-            && !value.as_str().is_some_and(|s| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            })
+            && !value.as_str().is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
         {
             ctx.err(
                 Code::InvalidResourceConfig,
@@ -684,36 +484,39 @@ fn check_grants(ctx: &mut Ctx, file: &str, role: &str, g: &Sp<RawGrants>) -> Gra
     let v = &g.value;
     if let Some(a) = &v.aws_iam {
         match (&a.policy_template, &a.managed_policy_arn) {
-            (Some(_), Some(_)) | (None, None) => ctx.err(Code::InvalidGrant, file, a.pos, format!("role `{role}`: aws-iam grant needs exactly one of `policy_template` or `managed_policy_arn`"), "name a template under templates/ or an existing policy ARN"),
-            (None, Some(arn)) if !arn.starts_with("arn:aws") => ctx.err(Code::InvalidGrant, file, a.pos, format!("role `{role}`: `{arn}` is not a policy ARN"), "e.g. `arn:aws:iam::aws:policy/ReadOnlyAccess`"),
+            (Some(_), Some(_)) | (None, None) => ctx.err(
+                Code::InvalidGrant,
+                file,
+                a.pos,
+                format!("role `{role}`: aws-iam grant needs exactly one of `policy_template` or `managed_policy_arn`"),
+                "name a template under templates/ or an existing policy ARN",
+            ),
+            (None, Some(arn)) if !arn.starts_with("arn:aws") => {
+                ctx.err(Code::InvalidGrant, file, a.pos, format!("role `{role}`: `{arn}` is not a policy ARN"), "e.g. `arn:aws:iam::aws:policy/ReadOnlyAccess`")
+            }
             _ => {}
         }
     }
     if let Some(k) = &v.kubernetes {
-        let ok = matches!(
-            (&k.cluster_role, &k.role, &k.namespace),
-            (Some(_), None, _) | (None, Some(_), Some(_))
-        );
+        let ok = matches!((&k.cluster_role, &k.role, &k.namespace), (Some(_), None, _) | (None, Some(_), Some(_)));
         if !ok {
-            ctx.err(Code::InvalidGrant, file, k.pos, format!("role `{role}`: kubernetes grant needs `cluster_role`, or `role` with `namespace`"), "e.g. `{ cluster_role: view }` or `{ role: debug, namespace: payments }`");
+            ctx.err(
+                Code::InvalidGrant,
+                file,
+                k.pos,
+                format!("role `{role}`: kubernetes grant needs `cluster_role`, or `role` with `namespace`"),
+                "e.g. `{ cluster_role: view }` or `{ role: debug, namespace: payments }`",
+            );
         }
     }
-    let name_ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
+    let name_ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if let Some(pg) = &v.postgres {
         if !name_ok(&pg.role) {
             ctx.err(
                 Code::InvalidGrant,
                 file,
                 pg.pos,
-                format!(
-                    "role `{role}`: `{}` is not a plain PostgreSQL role name",
-                    pg.role
-                ),
+                format!("role `{role}`: `{}` is not a plain PostgreSQL role name", pg.role),
                 "use letters, digits, `_` and `-` (at most 63)",
             );
         }
@@ -739,13 +542,7 @@ fn check_grants(ctx: &mut Ctx, file: &str, role: &str, g: &Sp<RawGrants>) -> Gra
         postgres: v.postgres.as_ref().map(|x| x.value.clone()),
     };
     if grants.providers().is_empty() {
-        ctx.err(
-            Code::InvalidGrant,
-            file,
-            g.pos,
-            format!("role `{role}` grants nothing"),
-            "add at least one provider under `grants:`",
-        );
+        ctx.err(Code::InvalidGrant, file, g.pos, format!("role `{role}` grants nothing"), "add at least one provider under `grants:`");
     }
     grants
 }
@@ -771,13 +568,7 @@ fn check_factors(ctx: &mut Ctx, file: &str, f: &RawFactors) -> Factors {
                 Ok(w) => {
                     days.insert(w.num_days_from_monday());
                 }
-                Err(_) => ctx.err(
-                    Code::InvalidBusinessHours,
-                    file,
-                    d.pos,
-                    format!("`{}` is not a weekday", d.value),
-                    "use Mon, Tue, Wed, Thu, Fri, Sat, Sun",
-                ),
+                Err(_) => ctx.err(Code::InvalidBusinessHours, file, d.pos, format!("`{}` is not a weekday", d.value), "use Mon, Tue, Wed, Thu, Fri, Sat, Sun"),
             }
         }
         let hours = parse_hours(&o.hours.value);
@@ -791,13 +582,7 @@ fn check_factors(ctx: &mut Ctx, file: &str, f: &RawFactors) -> Factors {
             );
         }
         let (from_minute, to_minute) = hours?;
-        Some(OffHours {
-            points: o.value.points,
-            timezone: tz?,
-            days,
-            from_minute,
-            to_minute,
-        })
+        Some(OffHours { points: o.value.points, timezone: tz?, days, from_minute, to_minute })
     });
     Factors {
         sensitivity: f.sensitivity.clone().unwrap_or_default(),
@@ -825,33 +610,15 @@ fn parse_hours(s: &str) -> Option<(u32, u32)> {
     (from < to).then_some((from, to))
 }
 
-fn check_tiers(
-    ctx: &mut Ctx,
-    file: &str,
-    tiers: &Sp<Vec<RawTier>>,
-    groups: &BTreeSet<String>,
-    defs: &BTreeMap<String, Group>,
-) -> Vec<Tier> {
+fn check_tiers(ctx: &mut Ctx, file: &str, tiers: &Sp<Vec<RawTier>>, groups: &BTreeSet<String>, defs: &BTreeMap<String, Group>) -> Vec<Tier> {
     let mut out: Vec<Tier> = Vec::new();
     if tiers.value.is_empty() {
-        ctx.err(
-            Code::InvalidTiers,
-            file,
-            tiers.pos,
-            "`risk.tiers` is empty",
-            "define tiers in ascending `max_score`, the last with `max_score: 100`",
-        );
+        ctx.err(Code::InvalidTiers, file, tiers.pos, "`risk.tiers` is empty", "define tiers in ascending `max_score`, the last with `max_score: 100`");
     }
     let mut names = BTreeSet::new();
     for t in &tiers.value {
         if !names.insert(t.name.value.clone()) {
-            ctx.err(
-                Code::DuplicateName,
-                file,
-                t.name.pos,
-                format!("tier `{}` is defined twice", t.name.value),
-                "give each tier a distinct name",
-            );
+            ctx.err(Code::DuplicateName, file, t.name.pos, format!("tier `{}` is defined twice", t.name.value), "give each tier a distinct name");
         }
         if let Some(prev) = out.last() {
             if t.max_score.value <= prev.max_score {
@@ -859,10 +626,7 @@ fn check_tiers(
                     Code::InvalidTiers,
                     file,
                     t.max_score.pos,
-                    format!(
-                        "tier `{}` has max_score {} but the tier before it has {}",
-                        t.name.value, t.max_score.value, prev.max_score
-                    ),
+                    format!("tier `{}` has max_score {} but the tier before it has {}", t.name.value, t.max_score.value, prev.max_score),
                     "tiers must ascend by max_score",
                 );
             }
@@ -872,28 +636,15 @@ fn check_tiers(
                 Code::InvalidTiers,
                 file,
                 t.max_score.pos,
-                format!(
-                    "tier `{}`: max_score {} is outside 0..=100",
-                    t.name.value, t.max_score.value
-                ),
+                format!("tier `{}`: max_score {} is outside 0..=100", t.name.value, t.max_score.value),
                 "scores are clamped to 0..100",
             );
         }
-        let max_duration = t
-            .max_duration
-            .as_ref()
-            .and_then(|d| duration(ctx, file, d, "tier max_duration"));
+        let max_duration = t.max_duration.as_ref().and_then(|d| duration(ctx, file, d, "tier max_duration"));
         out.push(Tier {
             name: t.name.value.clone(),
             max_score: t.max_score.value,
-            approvals: approvals(
-                ctx,
-                file,
-                &t.approvals,
-                groups,
-                defs,
-                &format!("tier `{}`", t.name.value),
-            ),
+            approvals: approvals(ctx, file, &t.approvals, groups, defs, &format!("tier `{}`", t.name.value)),
             max_duration,
         });
     }
@@ -903,10 +654,7 @@ fn check_tiers(
                 Code::InvalidTiers,
                 file,
                 last.max_score.pos,
-                format!(
-                    "the last tier `{}` ends at {}, so scores above it have no tier",
-                    last.name.value, last.max_score.value
-                ),
+                format!("the last tier `{}` ends at {}, so scores above it have no tier", last.name.value, last.max_score.value),
                 "set the last tier's max_score to 100",
             );
         }

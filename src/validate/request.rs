@@ -18,9 +18,7 @@ pub fn valid_id(id: &str) -> bool {
     let b = id.as_bytes();
     (3..=80).contains(&b.len())
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        })
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// The id of a request file: its stem, if the path is a request path at all.
@@ -42,13 +40,8 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
     let Some(id) = request_id(path) else {
         if !is_ignorable(path) {
             d.push(
-                Diagnostic::new(
-                    Code::UnexpectedFile,
-                    path,
-                    Pos::FILE,
-                    format!("`{path}` is not a `.yaml` file and is ignored"),
-                )
-                .help("a request is `requests/<id>.yaml`; this file grants nothing"),
+                Diagnostic::new(Code::UnexpectedFile, path, Pos::FILE, format!("`{path}` is not a `.yaml` file and is ignored"))
+                    .help("a request is `requests/<id>.yaml`; this file grants nothing"),
             );
         }
         return None;
@@ -76,24 +69,14 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
     Some(lower_raw(id, path, raw, d))
 }
 
-fn parse_time(
-    s: &Sp<String>,
-    field: &str,
-    path: &str,
-    d: &mut Diagnostics,
-) -> Option<DateTime<Utc>> {
+fn parse_time(s: &Sp<String>, field: &str, path: &str, d: &mut Diagnostics) -> Option<DateTime<Utc>> {
     match DateTime::parse_from_rfc3339(s.value.trim()) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => {
             d.push(
-                Diagnostic::new(
-                    Code::BadTimestamp,
-                    path,
-                    s.pos,
-                    format!("`{field}: {}` is not an RFC 3339 time", s.value),
-                )
-                .help("write it like `2026-11-23T14:00:00Z` (with a time zone)")
-                .len(s.value.chars().count()),
+                Diagnostic::new(Code::BadTimestamp, path, s.pos, format!("`{field}: {}` is not an RFC 3339 time", s.value))
+                    .help("write it like `2026-11-23T14:00:00Z` (with a time zone)")
+                    .len(s.value.chars().count()),
             );
             None
         }
@@ -102,72 +85,35 @@ fn parse_time(
 
 /// Parses a raw request's times and durations; problems go to `d`.
 pub fn lower_raw(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> Request {
-    let duration = raw
-        .duration
-        .as_ref()
-        .and_then(|s| match s.value.parse::<Duration>() {
-            Ok(v) if v.secs() > 0 => Some(v),
-            Ok(_) => {
-                d.push(
-                    Diagnostic::new(
-                        Code::BadDuration,
-                        path,
-                        s.pos,
-                        "duration must be greater than zero",
-                    )
-                    .help("e.g. `duration: 2h`")
-                    .len(s.value.len()),
-                );
-                None
-            }
-            Err(e) => {
-                d.push(
-                    Diagnostic::new(Code::BadDuration, path, s.pos, e.to_string())
-                        .help("units: s, m, h, d, w, largest first, e.g. `1h30m`")
-                        .len(s.value.len()),
-                );
-                None
-            }
-        });
-    let start = raw
-        .start
-        .as_ref()
-        .and_then(|s| parse_time(s, "start", path, d));
-    let until = raw
-        .until
-        .as_ref()
-        .and_then(|s| parse_time(s, "until", path, d));
+    let duration = raw.duration.as_ref().and_then(|s| match s.value.parse::<Duration>() {
+        Ok(v) if v.secs() > 0 => Some(v),
+        Ok(_) => {
+            d.push(Diagnostic::new(Code::BadDuration, path, s.pos, "duration must be greater than zero").help("e.g. `duration: 2h`").len(s.value.len()));
+            None
+        }
+        Err(e) => {
+            d.push(Diagnostic::new(Code::BadDuration, path, s.pos, e.to_string()).help("units: s, m, h, d, w, largest first, e.g. `1h30m`").len(s.value.len()));
+            None
+        }
+    });
+    let start = raw.start.as_ref().and_then(|s| parse_time(s, "start", path, d));
+    let until = raw.until.as_ref().and_then(|s| parse_time(s, "until", path, d));
     match (&raw.duration, &raw.until) {
         (Some(dur), Some(_)) => d.push(
-            Diagnostic::new(
-                Code::WindowConflict,
-                path,
-                dur.pos,
-                "both `duration` and `until` are given",
-            )
-            .help("keep one: `duration` for a length, `until` for an end time"),
+            Diagnostic::new(Code::WindowConflict, path, dur.pos, "both `duration` and `until` are given")
+                .help("keep one: `duration` for a length, `until` for an end time"),
         ),
         (None, None) => d.push(
-            Diagnostic::new(
-                Code::WindowConflict,
-                path,
-                raw.requester.pos,
-                "neither `duration` nor `until` is given",
-            )
-            .help("add `duration: 2h` (or `until:` with an RFC 3339 time)"),
+            Diagnostic::new(Code::WindowConflict, path, raw.requester.pos, "neither `duration` nor `until` is given")
+                .help("add `duration: 2h` (or `until:` with an RFC 3339 time)"),
         ),
         _ => {}
     }
     if let (Some(s), Some(u), Some(us)) = (start, until, &raw.until) {
         if u <= s {
             d.push(
-                Diagnostic::new(
-                    Code::BadTimestamp,
-                    path,
-                    us.pos,
-                    format!("`until` ({u}) is not after `start` ({s})"),
-                )
-                .help("the window must end after it starts"),
+                Diagnostic::new(Code::BadTimestamp, path, us.pos, format!("`until` ({u}) is not after `start` ({s})"))
+                    .help("the window must end after it starts"),
             );
         }
     }
@@ -176,12 +122,7 @@ pub fn lower_raw(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> 
         file: path.to_string(),
         requester: raw.requester.value.to_ascii_lowercase(),
         role: raw.role.value.clone(),
-        resources: raw
-            .resources
-            .value
-            .iter()
-            .map(|r| r.value.clone())
-            .collect(),
+        resources: raw.resources.value.iter().map(|r| r.value.clone()).collect(),
         duration,
         start,
         until,
@@ -213,119 +154,71 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
     if role.is_none() {
         let known: Vec<&str> = policy.roles.keys().map(String::as_str).collect();
         d.push(
-            Diagnostic::new(
-                Code::UnknownRole,
-                path,
-                raw.role.pos,
-                format!("unknown role `{}`", req.role),
-            )
-            .help(format!("roles defined in policies/: {}", known.join(", ")))
-            .len(req.role.chars().count()),
+            Diagnostic::new(Code::UnknownRole, path, raw.role.pos, format!("unknown role `{}`", req.role))
+                .help(format!("roles defined in policies/: {}", known.join(", ")))
+                .len(req.role.chars().count()),
         );
     }
     let identity = policy.identities.get(&req.requester);
     if identity.is_none() {
         d.push(
-            Diagnostic::new(
-                Code::UnknownRequester,
-                path,
-                raw.requester.pos,
-                format!(
-                    "requester `{}` has no entry in `identities`",
-                    raw.requester.value
-                ),
-            )
-            .help("add the login under `identities:` in policies/ (in its own PR)")
-            .len(raw.requester.value.chars().count()),
+            Diagnostic::new(Code::UnknownRequester, path, raw.requester.pos, format!("requester `{}` has no entry in `identities`", raw.requester.value))
+                .help("add the login under `identities:` in policies/ (in its own PR)")
+                .len(raw.requester.value.chars().count()),
         );
     }
     if raw.resources.value.is_empty() {
         d.push(
-            Diagnostic::new(
-                Code::UnknownResource,
-                path,
-                raw.resources.pos,
-                "no resources listed",
-            )
-            .help("list at least one resource, e.g. `resources: [orders-db]`"),
+            Diagnostic::new(Code::UnknownResource, path, raw.resources.pos, "no resources listed")
+                .help("list at least one resource, e.g. `resources: [orders-db]`"),
         );
     }
     let mut seen = BTreeSet::new();
     for r in &raw.resources.value {
         if !seen.insert(r.value.as_str()) {
             d.push(
-                Diagnostic::new(
-                    Code::DuplicateResource,
-                    path,
-                    r.pos,
-                    format!("resource `{}` is listed twice", r.value),
-                )
-                .help("remove the duplicate")
-                .len(r.value.chars().count()),
+                Diagnostic::new(Code::DuplicateResource, path, r.pos, format!("resource `{}` is listed twice", r.value))
+                    .help("remove the duplicate")
+                    .len(r.value.chars().count()),
             );
             continue;
         }
         let Some(res) = policy.resources.get(&r.value) else {
             let applicable: Vec<&str> = match role {
-                Some(role) => policy
-                    .resources
-                    .iter()
-                    .filter(|(_, x)| role.grants.has(x.provider))
-                    .map(|(k, _)| k.as_str())
-                    .collect(),
+                Some(role) => policy.resources.iter().filter(|(_, x)| role.grants.has(x.provider)).map(|(k, _)| k.as_str()).collect(),
                 None => policy.resources.keys().map(String::as_str).collect(),
             };
             d.push(
-                Diagnostic::new(
-                    Code::UnknownResource,
-                    path,
-                    r.pos,
-                    format!("unknown resource `{}`", r.value),
-                )
-                .help(format!(
-                    "resources this role applies to: {}",
-                    applicable.join(", ")
-                ))
-                .len(r.value.chars().count()),
+                Diagnostic::new(Code::UnknownResource, path, r.pos, format!("unknown resource `{}`", r.value))
+                    .help(format!("resources this role applies to: {}", applicable.join(", ")))
+                    .len(r.value.chars().count()),
             );
             continue;
         };
         if let Some(role) = role {
             if !role.grants.has(res.provider) {
-                let providers: Vec<&str> =
-                    role.grants.providers().iter().map(|p| p.as_str()).collect();
+                let providers: Vec<&str> = role.grants.providers().iter().map(|p| p.as_str()).collect();
                 d.push(
                     Diagnostic::new(
                         Code::NoGrantForProvider,
                         path,
                         r.pos,
-                        format!(
-                            "role `{}` has no grant for provider `{}` (resource `{}`)",
-                            req.role, res.provider, r.value
-                        ),
+                        format!("role `{}` has no grant for provider `{}` (resource `{}`)", req.role, res.provider, r.value),
                     )
-                    .help(format!(
-                        "this role grants on: {}; pick a resource on one of them or another role",
-                        providers.join(", ")
-                    ))
+                    .help(format!("this role grants on: {}; pick a resource on one of them or another role", providers.join(", ")))
                     .len(r.value.chars().count()),
                 );
             }
         }
         if let Some(id) = identity {
-            if res.provider != ProviderKind::Local
-                && id.principal(&req.requester, res.provider).is_none()
-            {
+            if res.provider != ProviderKind::Local && id.principal(&req.requester, res.provider).is_none() {
                 let key = res.provider.identity_key().unwrap_or("");
                 d.push(
                     Diagnostic::new(
                         Code::NoPrincipal,
                         path,
                         r.pos,
-                        format!(
-                            "`{}` has no `{key}` principal for resource `{}` ({})",
-                            raw.requester.value, r.value, res.provider
-                        ),
+                        format!("`{}` has no `{key}` principal for resource `{}` ({})", raw.requester.value, r.value, res.provider),
                     )
                     .help(format!("add `{key}:` to their entry under `identities:`"))
                     .len(r.value.chars().count()),
@@ -340,41 +233,25 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                     Code::NotEligible,
                     path,
                     raw.requester.pos,
-                    format!(
-                        "`{}` is not a member of a group eligible for role `{}`",
-                        raw.requester.value, req.role
-                    ),
+                    format!("`{}` is not a member of a group eligible for role `{}`", raw.requester.value, req.role),
                 )
-                .help(format!(
-                    "eligible groups: {}; membership changes go through a policy PR",
-                    role.eligible.join(", ")
-                ))
+                .help(format!("eligible groups: {}; membership changes go through a policy PR", role.eligible.join(", ")))
                 .len(raw.requester.value.chars().count()),
             );
         }
         let window = req.window(ctx.default_start);
         if let Some(w) = window {
             let len = w.length();
-            let at = raw
-                .duration
-                .as_ref()
-                .or(raw.until.as_ref())
-                .map_or(raw.role.pos, |s| s.pos);
+            let at = raw.duration.as_ref().or(raw.until.as_ref()).map_or(raw.role.pos, |s| s.pos);
             if len > role.max_duration && !req.break_glass {
                 d.push(
                     Diagnostic::new(
                         Code::DurationTooLong,
                         path,
                         at,
-                        format!(
-                            "the window is {len}, longer than role `{}` allows ({})",
-                            req.role, role.max_duration
-                        ),
+                        format!("the window is {len}, longer than role `{}` allows ({})", req.role, role.max_duration),
                     )
-                    .help(format!(
-                        "ask for at most {}; extend later with `gitgrant extend`",
-                        role.max_duration
-                    )),
+                    .help(format!("ask for at most {}; extend later with `gitgrant extend`", role.max_duration)),
                 );
             }
             if ctx.check_past && w.end <= ctx.now {
@@ -382,14 +259,8 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                     Diagnostic::new(
                         Code::EndsInPast,
                         path,
-                        raw.start
-                            .as_ref()
-                            .or(raw.until.as_ref())
-                            .map_or(at, |s| s.pos),
-                        format!(
-                            "the window ends at {}, which is already past",
-                            w.end.to_rfc3339()
-                        ),
+                        raw.start.as_ref().or(raw.until.as_ref()).map_or(at, |s| s.pos),
+                        format!("the window ends at {}, which is already past", w.end.to_rfc3339()),
                     )
                     .help("move `start` or `until` into the future"),
                 );
@@ -399,24 +270,12 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             let bg_pos = raw.break_glass.as_ref().map_or(raw.role.pos, |b| b.pos);
             match &policy.break_glass {
                 None => d.push(
-                    Diagnostic::new(
-                        Code::BreakGlassNotAllowed,
-                        path,
-                        bg_pos,
-                        "break-glass is not enabled in the policies",
-                    )
-                    .help(
-                        "remove `break_glass: true`, or add a `break_glass:` section to policies/",
-                    ),
+                    Diagnostic::new(Code::BreakGlassNotAllowed, path, bg_pos, "break-glass is not enabled in the policies")
+                        .help("remove `break_glass: true`, or add a `break_glass:` section to policies/"),
                 ),
                 Some(_) if !role.break_glass => d.push(
-                    Diagnostic::new(
-                        Code::BreakGlassNotAllowed,
-                        path,
-                        bg_pos,
-                        format!("role `{}` cannot be requested with break-glass", req.role),
-                    )
-                    .help("request it normally, or ask for a role that allows break-glass"),
+                    Diagnostic::new(Code::BreakGlassNotAllowed, path, bg_pos, format!("role `{}` cannot be requested with break-glass", req.role))
+                        .help("request it normally, or ask for a role that allows break-glass"),
                 ),
                 Some(bg) => {
                     if let Some(w) = window {
@@ -427,10 +286,7 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                                     Code::DurationTooLong,
                                     path,
                                     bg_pos,
-                                    format!(
-                                        "a break-glass window is at most {limit}; this one is {}",
-                                        w.length()
-                                    ),
+                                    format!("a break-glass window is at most {limit}; this one is {}", w.length()),
                                 )
                                 .help(format!("shorten it to {limit} or less")),
                             );
@@ -439,38 +295,18 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                 }
             }
         }
-        let ticket = req
-            .ticket
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let ticket = req.ticket.as_deref().map(str::trim).filter(|t| !t.is_empty());
         match (ticket, &role.ticket_pattern) {
             (None, _) if role.require_ticket => d.push(
-                Diagnostic::new(
-                    Code::TicketMissing,
-                    path,
-                    raw.reason.pos,
-                    format!("role `{}` requires a ticket", req.role),
-                )
-                .help(
-                    role.ticket_pattern
-                        .as_ref()
-                        .map_or("add `ticket: <id>`".to_string(), |p| {
-                            format!("add `ticket:` matching `{}`", p.as_str())
-                        }),
-                ),
+                Diagnostic::new(Code::TicketMissing, path, raw.reason.pos, format!("role `{}` requires a ticket", req.role))
+                    .help(role.ticket_pattern.as_ref().map_or("add `ticket: <id>`".to_string(), |p| format!("add `ticket:` matching `{}`", p.as_str()))),
             ),
             (Some(t), Some(p)) if !p.is_match(t) => {
                 let pos = raw.ticket.as_ref().map_or(raw.reason.pos, |x| x.pos);
                 d.push(
-                    Diagnostic::new(
-                        Code::TicketPattern,
-                        path,
-                        pos,
-                        format!("ticket `{t}` does not match `{}`", p.as_str()),
-                    )
-                    .help("use the ticket id format your team uses for this role")
-                    .len(t.chars().count()),
+                    Diagnostic::new(Code::TicketPattern, path, pos, format!("ticket `{t}` does not match `{}`", p.as_str()))
+                        .help("use the ticket id format your team uses for this role")
+                        .len(t.chars().count()),
                 );
             }
             _ => {}
@@ -482,10 +318,7 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                 Code::ReasonTooShort,
                 path,
                 raw.reason.pos,
-                format!(
-                    "the reason has {} characters; at least {MIN_REASON_CHARS} are needed",
-                    req.reason.trim().chars().count()
-                ),
+                format!("the reason has {} characters; at least {MIN_REASON_CHARS} are needed", req.reason.trim().chars().count()),
             )
             .help("say why you need access, e.g. `INC-4211: orders stuck in pending`"),
         );
@@ -493,14 +326,9 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
     if let Some(e) = &raw.extends {
         if !ctx.known_ids.contains(&e.value) {
             d.push(
-                Diagnostic::new(
-                    Code::UnknownExtends,
-                    path,
-                    e.pos,
-                    format!("`extends: {}` names no request on main", e.value),
-                )
-                .help("name the id (file stem) of a merged request")
-                .len(e.value.chars().count()),
+                Diagnostic::new(Code::UnknownExtends, path, e.pos, format!("`extends: {}` names no request on main", e.value))
+                    .help("name the id (file stem) of a merged request")
+                    .len(e.value.chars().count()),
             );
         }
     }

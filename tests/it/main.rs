@@ -6,3 +6,4 @@ mod support;
 
 mod check_git;
 mod check_inputs;
+mod risk;

@@ -27,14 +27,10 @@ pub struct Out {
 impl Out {
     /// Exit code, stdout and stderr in one string, for snapshots.
     pub fn all(&self) -> String {
-        format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.all()))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.all()))
     }
 }
 
@@ -42,10 +38,7 @@ impl Repo {
     /// An empty repository on branch `main`.
     pub fn new() -> Repo {
         let dir = tempfile::tempdir().unwrap();
-        let r = Repo {
-            dir,
-            clock: std::cell::Cell::new(1_790_000_000),
-        }; // 2026-09-21
+        let r = Repo { dir, clock: std::cell::Cell::new(1_790_000_000) }; // 2026-09-21
         r.git(&["init", "-q", "-b", "main"]);
         r.git(&["config", "user.name", "tester"]);
         r.git(&["config", "user.email", "tester@example.com"]);
@@ -103,19 +96,13 @@ impl Repo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     /// Sets the time of the next commits.
     pub fn at(&self, rfc3339: &str) -> &Self {
-        let t = chrono::DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp();
+        let t = chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp();
         self.clock.set(t);
         self
     }
@@ -132,15 +119,7 @@ impl Repo {
     pub fn commit_as(&self, login: &str, msg: &str) -> String {
         self.git(&["add", "-A"]);
         let author = format!("{login} <{login}@example.com>");
-        self.git(&[
-            "commit",
-            "-q",
-            "--allow-empty",
-            "--author",
-            &author,
-            "-m",
-            msg,
-        ]);
+        self.git(&["commit", "-q", "--allow-empty", "--author", &author, "-m", msg]);
         self.clock.set(self.clock.get() + 60);
         self.git(&["rev-parse", "HEAD"])
     }
@@ -180,13 +159,8 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Out {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let clean =
-        |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&dir.display().to_string(), "[REPO]");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: clean(out.stdout),
-        stderr: clean(out.stderr),
-    }
+    let clean = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&dir.display().to_string(), "[REPO]");
+    Out { code: out.status.code().unwrap_or(-1), stdout: clean(out.stdout), stderr: clean(out.stderr) }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
