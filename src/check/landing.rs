@@ -39,10 +39,10 @@ pub fn login_of(sig: &git2::Signature) -> Vec<String> {
             out.push(local.to_ascii_lowercase());
         }
     }
-    if let Ok(name) = sig.name() {
-        if approval::is_valid_login(name) {
-            out.push(name.to_ascii_lowercase());
-        }
+    if let Ok(name) = sig.name()
+        && approval::is_valid_login(name)
+    {
+        out.push(name.to_ascii_lowercase());
     }
     out.dedup();
     out

@@ -248,7 +248,8 @@ fn judge(
     // only be judged locally, by its own working tree (bootstrapping).
     let base_load = load_policy(base);
     let mut status = Status::Ok;
-    let policy = if base_load.empty && base_oid.is_none() || base_load.empty && working_tree {
+    let bootstrap = base_load.empty && (base_oid.is_none() || working_tree);
+    let policy = if bootstrap {
         let head_load = load_policy(head);
         if head_load.empty {
             d.push(
@@ -276,7 +277,7 @@ fn judge(
     };
 
     let mut policy_change = None;
-    if !policy_files.is_empty() && !(base_oid.is_none() || base_load.empty && working_tree) {
+    if !policy_files.is_empty() && !bootstrap {
         // The proposed policies must themselves be valid to land.
         let head_load = load_policy(head);
         if head_load.diagnostics.has_errors() {
@@ -364,10 +365,10 @@ fn judge(
         if change == Change::Modified {
             let mut sink = Diagnostics::default();
             let old = base.entry(&path).and_then(|e| load_request(base, &e, &mut sink));
-            if let Some(old) = old {
-                if req.is_shrink_of(&old, landed.unwrap_or(opts.now)) {
-                    change = Change::Shrink;
-                }
+            if let Some(old) = old
+                && req.is_shrink_of(&old, landed.unwrap_or(opts.now))
+            {
+                change = Change::Shrink;
             }
             if change == Change::Modified {
                 d.push(
@@ -462,16 +463,15 @@ pub fn evaluate(
         (Some(r), Change::New | Change::Modified | Change::Unchanged) => risk::required_approvals(&req, r, policy).to_vec(),
         _ => Vec::new(),
     };
-    if let (Some(r), Some(w), true) = (&risk, window, change.needs_approval() && !req.break_glass) {
-        if let Some(cap) = risk::tier(r, policy).and_then(|t| t.max_duration) {
-            if w.length() > cap {
-                let pos = req.raw.duration.as_ref().or(req.raw.until.as_ref()).map_or(req.raw.role.pos, |s| s.pos);
-                d.push(
-                    Diagnostic::new(Code::TierDurationCap, &req.file, pos, format!("tier `{}` allows at most {cap}; this window is {}", r.tier, w.length()))
-                        .help(format!("shorten the window to {cap} or less, or ask for it in steps with `gitgrant extend`")),
-                );
-            }
-        }
+    if let (Some(r), Some(w), true) = (&risk, window, change.needs_approval() && !req.break_glass)
+        && let Some(cap) = risk::tier(r, policy).and_then(|t| t.max_duration)
+        && w.length() > cap
+    {
+        let pos = req.raw.duration.as_ref().or(req.raw.until.as_ref()).map_or(req.raw.role.pos, |s| s.pos);
+        d.push(
+            Diagnostic::new(Code::TierDurationCap, &req.file, pos, format!("tier `{}` allows at most {cap}; this window is {}", r.tier, w.length()))
+                .help(format!("shorten the window to {cap} or less, or ask for it in steps with `gitgrant extend`")),
+        );
     }
     RequestOutcome {
         id: req.id.clone(),

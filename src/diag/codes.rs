@@ -93,3 +93,21 @@ impl std::fmt::Display for Code {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let docs = include_str!("../../docs/diagnostics.md");
+        let mut seen = std::collections::BTreeSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{} is used twice", c.as_str());
+            let heading = format!("## {}: {}", c.as_str(), c.title());
+            assert!(docs.contains(&heading), "docs/diagnostics.md lacks `{heading}`");
+        }
+        let documented = docs.lines().filter(|l| l.starts_with("## GG")).count();
+        assert_eq!(documented, Code::ALL.len(), "docs/diagnostics.md documents codes that do not exist");
+    }
+}

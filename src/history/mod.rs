@@ -289,10 +289,11 @@ fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Ut
     let window = version.as_ref().and_then(|v| v.window(rec.landed));
     if kind == EventKind::Modified {
         let before = rec.window_at(time);
-        if let (Some(b), Some(w)) = (before, window) {
-            if b.contains(time) && w.end < b.end {
-                rec.ended_early_at.push(time);
-            }
+        if let (Some(b), Some(w)) = (before, window)
+            && b.contains(time)
+            && w.end < b.end
+        {
+            rec.ended_early_at.push(time);
         }
     }
     rec.windows.push((time, window));

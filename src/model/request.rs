@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Duration, Sp};
 
-/// An access request as written. See SPEC "Request file".
+/// An access request: one file `requests/<id>.yaml`, the id being the file stem.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "gitgrant access request")]

@@ -67,14 +67,14 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let detail = top.map_or("no known resource".to_string(), |s: Sensitivity| format!("{s} ({})", names.join(", ")));
         factors.push(Factor { name: "sensitivity", points, detail });
     }
-    if let Some(role) = policy.roles.get(&req.role) {
-        if !f.privilege.is_empty() {
-            factors.push(Factor {
-                name: "privilege",
-                points: f.privilege.get(&role.privilege).copied().unwrap_or(0),
-                detail: format!("{} (role {})", role.privilege, req.role),
-            });
-        }
+    if let Some(role) = policy.roles.get(&req.role)
+        && !f.privilege.is_empty()
+    {
+        factors.push(Factor {
+            name: "privilege",
+            points: f.privilege.get(&role.privilege).copied().unwrap_or(0),
+            detail: format!("{} (role {})", role.privilege, req.role),
+        });
     }
     if !f.environment.is_empty() {
         let best =
@@ -131,10 +131,10 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
 
 /// What a scored request needs: its tier's approvals, or break-glass's.
 pub fn required_approvals<'p>(req: &Request, risk: &Risk, policy: &'p Policy) -> &'p [ApprovalRule] {
-    if req.break_glass {
-        if let Some(bg) = &policy.break_glass {
-            return &bg.approvals;
-        }
+    if req.break_glass
+        && let Some(bg) = &policy.break_glass
+    {
+        return &bg.approvals;
     }
     tier(risk, policy).map_or(&[], |t| t.approvals.as_slice())
 }

@@ -154,10 +154,10 @@ impl Tree for FsTree {
         let mut out = Vec::new();
         let base = self.root.join(dir);
         // The directory itself may be a link to elsewhere: report it as one entry.
-        if let Ok(meta) = std::fs::symlink_metadata(&base) {
-            if meta.file_type().is_symlink() {
-                return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: None }]);
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&base)
+            && meta.file_type().is_symlink()
+        {
+            return Ok(vec![Entry { path: dir.to_string(), kind: EntryKind::Symlink, blob: None }]);
         }
         self.walk(&base, dir, &mut out)?;
         out.sort_by(|a, b| a.path.cmp(&b.path));

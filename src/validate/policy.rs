@@ -126,15 +126,14 @@ fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, Stri
 fn check_templates(policy: &Policy, files: &[(String, RawPolicyFile)], d: &mut Diagnostics) {
     for (file, raw) in files {
         for (name, role) in &raw.roles {
-            if let Some(g) = &role.grants.aws_iam {
-                if let Some(t) = &g.policy_template {
-                    if !policy.templates.contains_key(t) {
-                        d.push(
-                            Diagnostic::new(Code::InvalidTemplate, file, g.pos, format!("role `{}`: template `templates/{t}` does not exist", name.value))
-                                .help("add the template under templates/ or fix the path (relative to templates/)"),
-                        );
-                    }
-                }
+            if let Some(g) = &role.grants.aws_iam
+                && let Some(t) = &g.policy_template
+                && !policy.templates.contains_key(t)
+            {
+                d.push(
+                    Diagnostic::new(Code::InvalidTemplate, file, g.pos, format!("role `{}`: template `templates/{t}` does not exist", name.value))
+                        .help("add the template under templates/ or fix the path (relative to templates/)"),
+                );
             }
         }
     }
@@ -280,16 +279,17 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
                     origin: Origin { file: file.clone(), pos: name.pos },
                 },
             );
-            if r.break_glass.as_ref().is_some_and(|b| b.value) && bg.is_none() {
-                if let Some(b) = &r.break_glass {
-                    ctx.err(
-                        Code::MissingPolicy,
-                        file,
-                        b.pos,
-                        format!("role `{}` allows break-glass but no `break_glass` section exists", name.value),
-                        "add a `break_glass:` section with approvals, max_duration, review_within and reviewers",
-                    );
-                }
+            if r.break_glass.as_ref().is_some_and(|b| b.value)
+                && bg.is_none()
+                && let Some(b) = &r.break_glass
+            {
+                ctx.err(
+                    Code::MissingPolicy,
+                    file,
+                    b.pos,
+                    format!("role `{}` allows break-glass but no `break_glass` section exists", name.value),
+                    "add a `break_glass:` section with approvals, max_duration, review_within and reviewers",
+                );
             }
         }
     }
@@ -510,27 +510,27 @@ fn check_grants(ctx: &mut Ctx, file: &str, role: &str, g: &Sp<RawGrants>) -> Gra
         }
     }
     let name_ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if let Some(pg) = &v.postgres {
-        if !name_ok(&pg.role) {
-            ctx.err(
-                Code::InvalidGrant,
-                file,
-                pg.pos,
-                format!("role `{role}`: `{}` is not a plain PostgreSQL role name", pg.role),
-                "use letters, digits, `_` and `-` (at most 63)",
-            );
-        }
+    if let Some(pg) = &v.postgres
+        && !name_ok(&pg.role)
+    {
+        ctx.err(
+            Code::InvalidGrant,
+            file,
+            pg.pos,
+            format!("role `{role}`: `{}` is not a plain PostgreSQL role name", pg.role),
+            "use letters, digits, `_` and `-` (at most 63)",
+        );
     }
-    if let Some(gcp) = &v.gcp_iam {
-        if !(gcp.role.starts_with("roles/") || gcp.role.contains("/roles/")) {
-            ctx.err(
-                Code::InvalidGrant,
-                file,
-                gcp.pos,
-                format!("role `{role}`: `{}` is not a GCP role", gcp.role),
-                "e.g. `roles/cloudsql.viewer` or `projects/P/roles/custom`",
-            );
-        }
+    if let Some(gcp) = &v.gcp_iam
+        && !(gcp.role.starts_with("roles/") || gcp.role.contains("/roles/"))
+    {
+        ctx.err(
+            Code::InvalidGrant,
+            file,
+            gcp.pos,
+            format!("role `{role}`: `{}` is not a GCP role", gcp.role),
+            "e.g. `roles/cloudsql.viewer` or `projects/P/roles/custom`",
+        );
     }
     let grants = Grants {
         local: v.local.as_ref().map(|x| x.value.clone()),
@@ -620,16 +620,16 @@ fn check_tiers(ctx: &mut Ctx, file: &str, tiers: &Sp<Vec<RawTier>>, groups: &BTr
         if !names.insert(t.name.value.clone()) {
             ctx.err(Code::DuplicateName, file, t.name.pos, format!("tier `{}` is defined twice", t.name.value), "give each tier a distinct name");
         }
-        if let Some(prev) = out.last() {
-            if t.max_score.value <= prev.max_score {
-                ctx.err(
-                    Code::InvalidTiers,
-                    file,
-                    t.max_score.pos,
-                    format!("tier `{}` has max_score {} but the tier before it has {}", t.name.value, t.max_score.value, prev.max_score),
-                    "tiers must ascend by max_score",
-                );
-            }
+        if let Some(prev) = out.last()
+            && t.max_score.value <= prev.max_score
+        {
+            ctx.err(
+                Code::InvalidTiers,
+                file,
+                t.max_score.pos,
+                format!("tier `{}` has max_score {} but the tier before it has {}", t.name.value, t.max_score.value, prev.max_score),
+                "tiers must ascend by max_score",
+            );
         }
         if !(0..=100).contains(&t.max_score.value) {
             ctx.err(
@@ -648,16 +648,16 @@ fn check_tiers(ctx: &mut Ctx, file: &str, tiers: &Sp<Vec<RawTier>>, groups: &BTr
             max_duration,
         });
     }
-    if let Some(last) = tiers.value.last() {
-        if last.max_score.value < 100 {
-            ctx.err(
-                Code::InvalidTiers,
-                file,
-                last.max_score.pos,
-                format!("the last tier `{}` ends at {}, so scores above it have no tier", last.name.value, last.max_score.value),
-                "set the last tier's max_score to 100",
-            );
-        }
+    if let Some(last) = tiers.value.last()
+        && last.max_score.value < 100
+    {
+        ctx.err(
+            Code::InvalidTiers,
+            file,
+            last.max_score.pos,
+            format!("the last tier `{}` ends at {}, so scores above it have no tier", last.name.value, last.max_score.value),
+            "set the last tier's max_score to 100",
+        );
     }
     out
 }

@@ -109,13 +109,12 @@ pub fn lower_raw(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> 
         ),
         _ => {}
     }
-    if let (Some(s), Some(u), Some(us)) = (start, until, &raw.until) {
-        if u <= s {
-            d.push(
-                Diagnostic::new(Code::BadTimestamp, path, us.pos, format!("`until` ({u}) is not after `start` ({s})"))
-                    .help("the window must end after it starts"),
-            );
-        }
+    if let (Some(s), Some(u), Some(us)) = (start, until, &raw.until)
+        && u <= s
+    {
+        d.push(
+            Diagnostic::new(Code::BadTimestamp, path, us.pos, format!("`until` ({u}) is not after `start` ({s})")).help("the window must end after it starts"),
+        );
     }
     Request {
         id: id.to_string(),
@@ -195,35 +194,36 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             );
             continue;
         };
-        if let Some(role) = role {
-            if !role.grants.has(res.provider) {
-                let providers: Vec<&str> = role.grants.providers().iter().map(|p| p.as_str()).collect();
-                d.push(
-                    Diagnostic::new(
-                        Code::NoGrantForProvider,
-                        path,
-                        r.pos,
-                        format!("role `{}` has no grant for provider `{}` (resource `{}`)", req.role, res.provider, r.value),
-                    )
-                    .help(format!("this role grants on: {}; pick a resource on one of them or another role", providers.join(", ")))
-                    .len(r.value.chars().count()),
-                );
-            }
+        if let Some(role) = role
+            && !role.grants.has(res.provider)
+        {
+            let providers: Vec<&str> = role.grants.providers().iter().map(|p| p.as_str()).collect();
+            d.push(
+                Diagnostic::new(
+                    Code::NoGrantForProvider,
+                    path,
+                    r.pos,
+                    format!("role `{}` has no grant for provider `{}` (resource `{}`)", req.role, res.provider, r.value),
+                )
+                .help(format!("this role grants on: {}; pick a resource on one of them or another role", providers.join(", ")))
+                .len(r.value.chars().count()),
+            );
         }
-        if let Some(id) = identity {
-            if res.provider != ProviderKind::Local && id.principal(&req.requester, res.provider).is_none() {
-                let key = res.provider.identity_key().unwrap_or("");
-                d.push(
-                    Diagnostic::new(
-                        Code::NoPrincipal,
-                        path,
-                        r.pos,
-                        format!("`{}` has no `{key}` principal for resource `{}` ({})", raw.requester.value, r.value, res.provider),
-                    )
-                    .help(format!("add `{key}:` to their entry under `identities:`"))
-                    .len(r.value.chars().count()),
-                );
-            }
+        if let Some(id) = identity
+            && res.provider != ProviderKind::Local
+            && id.principal(&req.requester, res.provider).is_none()
+        {
+            let key = res.provider.identity_key().unwrap_or("");
+            d.push(
+                Diagnostic::new(
+                    Code::NoPrincipal,
+                    path,
+                    r.pos,
+                    format!("`{}` has no `{key}` principal for resource `{}` ({})", raw.requester.value, r.value, res.provider),
+                )
+                .help(format!("add `{key}:` to their entry under `identities:`"))
+                .len(r.value.chars().count()),
+            );
         }
     }
     if let Some(role) = role {
@@ -323,13 +323,13 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             .help("say why you need access, e.g. `INC-4211: orders stuck in pending`"),
         );
     }
-    if let Some(e) = &raw.extends {
-        if !ctx.known_ids.contains(&e.value) {
-            d.push(
-                Diagnostic::new(Code::UnknownExtends, path, e.pos, format!("`extends: {}` names no request on main", e.value))
-                    .help("name the id (file stem) of a merged request")
-                    .len(e.value.chars().count()),
-            );
-        }
+    if let Some(e) = &raw.extends
+        && !ctx.known_ids.contains(&e.value)
+    {
+        d.push(
+            Diagnostic::new(Code::UnknownExtends, path, e.pos, format!("`extends: {}` names no request on main", e.value))
+                .help("name the id (file stem) of a merged request")
+                .len(e.value.chars().count()),
+        );
     }
 }

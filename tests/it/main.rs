@@ -6,4 +6,5 @@ mod support;
 
 mod check_git;
 mod check_inputs;
+mod cli;
 mod risk;

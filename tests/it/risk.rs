@@ -109,7 +109,7 @@ fn history_factors_come_from_first_parent_history_of_main() {
     r.commit("land c");
     // The PR: carol asks for db-readonly again, starting during c.
     r.branch("pr");
-    r.write("requests/2026-12-01-carol-d.yaml", &request("carol", "db-readonly", "orders-db", "ticket: INC-5\n"));
+    r.write("requests/2026-12-01-carol-d.yaml", request("carol", "db-readonly", "orders-db", "ticket: INC-5\n"));
     r.commit("ask d");
     let j = explain(&r, "2026-12-01-carol-d", Some("pr"));
     assert_eq!(points(&j, "first_time"), 0, "held before: {j}");
@@ -131,7 +131,7 @@ fn a_side_branch_commit_is_not_main_history() {
     r.commit("side");
     r.checkout("main");
     r.branch("pr");
-    r.write("requests/2026-12-01-carol-d.yaml", &request("carol", "db-readonly", "orders-db", "ticket: INC-5\n"));
+    r.write("requests/2026-12-01-carol-d.yaml", request("carol", "db-readonly", "orders-db", "ticket: INC-5\n"));
     r.commit("ask d");
     let j = explain(&r, "2026-12-01-carol-d", Some("pr"));
     assert_eq!(points(&j, "first_time"), 10, "{j}");
