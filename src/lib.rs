@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diag;
 pub mod history;
 pub mod model;
+pub mod provider;
 pub mod render;
 pub mod risk;
 pub mod source;

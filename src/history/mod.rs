@@ -11,14 +11,60 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository, Tree};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::request::{Request, Window};
 use crate::source::SourceFile;
 use crate::validate::request::request_id;
 
+/// One version of a request as it stood on main: what history queries need,
+/// compact and serialisable (the incremental index stores it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub duration_secs: Option<i64>,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub break_glass: bool,
+    pub extends: Option<String>,
+}
+
+impl From<&Request> for Version {
+    fn from(r: &Request) -> Self {
+        Version {
+            requester: r.requester.clone(),
+            role: r.role.clone(),
+            resources: r.resources.clone(),
+            start: r.start,
+            until: r.until,
+            duration_secs: r.duration.map(|d| d.secs()),
+            reason: r.reason.clone(),
+            ticket: r.ticket.clone(),
+            break_glass: r.break_glass,
+            extends: r.extends.clone(),
+        }
+    }
+}
+
+impl Version {
+    /// The window, with `landed` as the default start (same rule as [`Request::window`]).
+    pub fn window(&self, landed: DateTime<Utc>) -> Option<Window> {
+        let start = self.start.unwrap_or(landed);
+        let end = match (self.until, self.duration_secs) {
+            (Some(u), _) => u,
+            (None, Some(d)) => start.checked_add_signed(chrono::TimeDelta::seconds(d))?,
+            (None, None) => return None,
+        };
+        Some(Window { start, end })
+    }
+}
+
 /// What happened to a request file in one first-parent commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Added,
@@ -27,7 +73,7 @@ pub enum EventKind {
 }
 
 /// A commit on main that changed requests, with what audit needs from it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitInfo {
     pub id: String,
     pub time: DateTime<Utc>,
@@ -43,7 +89,7 @@ pub struct CommitInfo {
     pub break_glass_reviews: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub commit: usize,
@@ -51,12 +97,12 @@ pub struct Event {
 }
 
 /// The facts about one request id over the history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub id: String,
     pub events: Vec<Event>,
     /// The latest parsed version (None if it never parsed).
-    pub latest: Option<Request>,
+    pub latest: Option<Version>,
     /// When the id first landed: the default start of its window.
     pub landed: DateTime<Utc>,
     pub landed_commit: usize,
@@ -77,13 +123,14 @@ impl RequestRecord {
 }
 
 /// The history index: commits that touched requests/ and a record per id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct History {
     pub commits: Vec<CommitInfo>,
     pub requests: BTreeMap<String, RequestRecord>,
     /// Per requester (lowercase): ids of their requests, in landing order.
     pub by_requester: HashMap<String, Vec<String>>,
     /// The newest commit covered (the walk's start).
+    #[serde(with = "opt_oid")]
     pub head: Option<Oid>,
     /// First-parent commits walked in all.
     pub walked: usize,
@@ -191,29 +238,45 @@ fn subtree<'r>(repo: &'r Repository, commit: &git2::Commit<'r>) -> Option<Tree<'
 
 /// Parses a request blob quietly (history keeps what parses; validation of
 /// the current tree reports the rest).
-fn parse_blob(repo: &Repository, id: Oid, path: &str) -> Option<Request> {
+fn parse_blob(repo: &Repository, id: Oid, path: &str) -> Option<Version> {
     let bytes = crate::source::git::read_blob(repo, id).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let file = SourceFile { path: path.to_string(), text };
     let raw = crate::source::parse_yaml(&file, "request").ok()?;
     let mut sink = crate::diag::Diagnostics::default();
-    Some(crate::validate::request::lower_raw(request_id(path)?, path, raw, &mut sink))
+    Some(Version::from(&crate::validate::request::lower_raw(request_id(path)?, path, raw, &mut sink)))
 }
 
-/// Reads the first-parent history ending at `head` into a [`History`].
+/// Reads the first-parent history ending at `head` into a [`History`] (cold).
 pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error> {
+    let mut h = History::default();
+    extend(repo, &mut h, head, None)?;
+    Ok(h)
+}
+
+/// Walks the first-parent commits after `from` (exclusive) up to `head` and
+/// adds them to `h`. `from` must be the head `h` already covers.
+fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
     let mut walk = repo.revwalk()?;
     walk.push(head)?;
+    if let Some(f) = from {
+        walk.hide(f)?;
+    }
     walk.simplify_first_parent()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
-    let mut h = History { head: Some(head), ..History::default() };
-    let mut parsed: HashMap<Oid, Option<Request>> = HashMap::new();
-    let mut prev_tree_id: Option<Oid> = None;
-    let mut prev: Option<git2::Commit> = None;
+    let mut parsed: HashMap<Oid, Option<Version>> = HashMap::new();
+    let mut prev: Option<git2::Commit> = match from {
+        Some(f) => Some(repo.find_commit(f)?),
+        None => None,
+    };
+    let mut prev_tree_id: Option<Oid> = prev.as_ref().and_then(|p| subtree(repo, p)).map(|t| t.id());
+    let mut n = 0;
     for oid in walk {
         let oid = oid?;
-        h.walked += 1;
+        n += 1;
         let commit = repo.find_commit(oid)?;
+        // INVARIANT: each commit's first parent is the previous one walked,
+        // so diffs chain; a cached index whose head is not on this chain is rejected by the caller.
         let sub = subtree(repo, &commit);
         let sub_id = sub.as_ref().map(|t| t.id());
         if sub_id == prev_tree_id {
@@ -245,19 +308,118 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
             break_glass_reviews: trailers(message, "Break-glass-review"),
         });
         for (path, _old_blob, new_blob) in changes {
-            let Some(id) = request_id(&path) else {
-                continue;
-            };
+            let Some(id) = request_id(&path) else { continue };
             let id = id.to_string();
             let version = new_blob.and_then(|b| parsed.entry(b).or_insert_with(|| parse_blob(repo, b, &path)).clone());
-            apply(&mut h, &id, &path, idx, time, new_blob.is_some(), version);
+            apply(h, &id, &path, idx, time, new_blob.is_some(), version);
         }
         prev = Some(commit);
     }
-    Ok(h)
+    h.walked += n;
+    h.head = Some(head);
+    Ok(n)
 }
 
-fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Utc>, present: bool, version: Option<Request>) {
+/// The index format; bump when [`History`]'s shape changes.
+const INDEX_FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct IndexFile {
+    format: u32,
+    history: History,
+}
+
+/// How a cached read went, for `-v` output and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// No usable index: a full walk.
+    Cold,
+    /// The index covered part of history; `n` newer commits were walked.
+    Warm(usize),
+}
+
+/// Where the incremental index lives: inside the git directory, never in the tree.
+pub fn index_path(repo: &Repository) -> std::path::PathBuf {
+    repo.path().join("gitgrant").join("history-index.json")
+}
+
+/// Reads history through the incremental index at `path`: reuses it when the
+/// commit it covers is a first-parent ancestor of `head` (verified by walking),
+/// walks only the newer commits, and saves the result. A missing, corrupt,
+/// outdated-format or rewritten-history index is rebuilt from scratch.
+pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path) -> Result<(History, CacheUse), git2::Error> {
+    let cached = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<IndexFile>(&b).ok()).filter(|f| f.format == INDEX_FORMAT).map(|f| f.history);
+    let (h, used) = match cached.and_then(|h| h.head.map(|c| (h, c))) {
+        Some((mut h, covered)) if covered == head => {
+            h.head = Some(head);
+            (h, CacheUse::Warm(0))
+        }
+        Some((mut h, covered)) if on_first_parent_chain(repo, head, covered)? => {
+            let n = extend(repo, &mut h, head, Some(covered))?;
+            (h, CacheUse::Warm(n))
+        }
+        _ => (read_history(repo, head)?, CacheUse::Cold),
+    };
+    if used != CacheUse::Warm(0) {
+        save_index(path, &h);
+    }
+    Ok((h, used))
+}
+
+/// Is `ancestor` on the first-parent chain of `head`?
+fn on_first_parent_chain(repo: &Repository, head: Oid, ancestor: Oid) -> Result<bool, git2::Error> {
+    if !repo.graph_descendant_of(head, ancestor).unwrap_or(false) {
+        return Ok(false);
+    }
+    let mut c = repo.find_commit(head)?;
+    loop {
+        if c.id() == ancestor {
+            return Ok(true);
+        }
+        match c.parent(0) {
+            Ok(p) => c = p,
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+/// Best effort: a cache that cannot be written only costs time next run.
+fn save_index(path: &std::path::Path, h: &History) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    if let Ok(bytes) = serde_json::to_vec(&IndexRef { format: INDEX_FORMAT, history: h }) {
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct IndexRef<'a> {
+    format: u32,
+    history: &'a History,
+}
+
+mod opt_oid {
+    use git2::Oid;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Oid>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(o) => s.serialize_some(&o.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Oid>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| Oid::from_str(&s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Utc>, present: bool, version: Option<Version>) {
     let is_new = !h.requests.contains_key(id) || h.requests.get(id).is_some_and(|r| r.removed_at.is_some());
     let rec = h.requests.entry(id.to_string()).or_insert_with(|| RequestRecord {
         id: id.to_string(),

@@ -1,0 +1,93 @@
+//! Providers: where access is actually granted and revoked.
+//!
+//! The unit a provider manages is an [`Access`]: a (resource, principal,
+//! access) triple, e.g. PostgreSQL role `readonly` for login `alice` on
+//! `orders-db`. Several requests may need the same access at once (two
+//! overlapping requests for the same database role). The plan therefore
+//! works on accesses, not on requests: an access is revoked only when no
+//! active request needs it any more. A provider whose grants can carry a
+//! per-request object (an AWS managed policy per request) simply puts the
+//! request id into `access`, so each request is its own access.
+//!
+//! Every grant gitgrant makes is marked as managed (a path, tag, label or
+//! grantor role), so `list` finds them with no state but the provider.
+
+pub mod local;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::policy::ProviderKind;
+
+/// One unit of access at a provider.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Access {
+    pub provider: ProviderKind,
+    pub resource: String,
+    /// The provider's principal (IAM ARN, database role, login for local).
+    pub principal: String,
+    /// What is granted, provider-specific: a database role, a policy name.
+    pub access: String,
+}
+
+/// What a grant must carry: the requests it serves and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSpec {
+    pub access: Access,
+    /// Ids of the active requests that need this access (sorted, non-empty).
+    pub requests: BTreeSet<String>,
+    /// The latest end among those requests: where the provider can, the grant
+    /// expires by itself at this time (fail-closed expiry).
+    pub end: DateTime<Utc>,
+    /// Provider-specific payload, e.g. the rendered IAM policy document.
+    pub document: Option<String>,
+}
+
+/// A managed grant found at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub access: Access,
+    /// Request ids from the grant's marker, where the provider can store them.
+    pub requests: BTreeSet<String>,
+    /// End time from the marker, where the provider can store it.
+    pub end: Option<DateTime<Utc>>,
+    /// Provider-specific handle needed to revoke (policy ARN, ...).
+    pub handle: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth retrying with backoff: throttling, 5xx, timeouts, connection resets.
+    #[error("{provider} {resource}: {message} (transient)")]
+    Transient { provider: ProviderKind, resource: String, message: String },
+    /// Not worth retrying: permissions, bad config, unknown principal.
+    #[error("{provider} {resource}: {message}")]
+    Permanent { provider: ProviderKind, resource: String, message: String },
+}
+
+impl ProviderError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient { .. })
+    }
+}
+
+/// A place where access is granted. Implementations are in this module, one
+/// file each, and an in-memory fake lives in `local` (a JSON file).
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+    /// The resource this provider instance serves (one instance per resource).
+    fn resource(&self) -> &str;
+    /// Does the provider end access at `end` by itself, even if gitgrant never runs again?
+    fn native_expiry(&self) -> bool;
+    /// How the grant is marked as managed, for plan output and docs.
+    fn marker(&self) -> String;
+    /// Every managed grant this provider holds for this resource.
+    async fn list(&self) -> Result<Vec<Held>, ProviderError>;
+    /// Creates the grant, or updates it in place when it exists (idempotent).
+    async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError>;
+    /// Removes the grant; succeeds if it is already gone (idempotent).
+    async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
+}
