@@ -310,7 +310,7 @@ fn judge(
     }
 
     let history = match (repo, base_oid) {
-        (Some(repo), Some(b)) => crate::history::read_history(repo, b)?,
+        (Some(repo), Some(b)) => crate::history::read_history_cached(repo, b, &crate::history::index_path(repo))?.0,
         _ => History::default(),
     };
     let known_ids: BTreeSet<String> = history.requests.iter().filter(|(_, r)| r.removed_at.is_none()).map(|(k, _)| k.clone()).collect();

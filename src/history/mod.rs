@@ -390,10 +390,10 @@ fn save_index(path: &std::path::Path, h: &History) {
         return;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    if let Ok(bytes) = serde_json::to_vec(&IndexRef { format: INDEX_FORMAT, history: h }) {
-        if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+    if let Ok(bytes) = serde_json::to_vec(&IndexRef { format: INDEX_FORMAT, history: h })
+        && std::fs::write(&tmp, bytes).is_ok()
+    {
+        let _ = std::fs::rename(&tmp, path);
     }
 }
 

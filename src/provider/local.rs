@@ -84,6 +84,10 @@ impl Provider for LocalProvider {
         format!("entry in {}", self.path.display())
     }
 
+    fn access_for(&self, _request: &str, grant: &serde_json::Value) -> Result<String, ProviderError> {
+        grant.get("role").and_then(|r| r.as_str()).map(str::to_string).ok_or_else(|| self.err("the role's `local` grant has no `role`"))
+    }
+
     async fn list(&self) -> Result<Vec<Held>, ProviderError> {
         let resource = self.resource.clone();
         self.with_state(false, |s| s.grants.iter().filter(|g| g.held.access.resource == resource).map(|g| g.held.clone()).collect())

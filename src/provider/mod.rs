@@ -41,6 +41,11 @@ pub struct GrantSpec {
     /// The latest end among those requests: where the provider can, the grant
     /// expires by itself at this time (fail-closed expiry).
     pub end: DateTime<Utc>,
+    /// The role this access comes from (for tags and names).
+    pub role: String,
+    /// The role's grant for this provider, as written in `policies/` (e.g.
+    /// `{"role": "readonly"}` or `{"managed_policy_arn": "..."}`).
+    pub grant: serde_json::Value,
     /// Provider-specific payload, e.g. the rendered IAM policy document.
     pub document: Option<String>,
 }
@@ -84,10 +89,41 @@ pub trait Provider: Send + Sync {
     fn native_expiry(&self) -> bool;
     /// How the grant is marked as managed, for plan output and docs.
     fn marker(&self) -> String;
+    /// The `access` a request needs here, from the role's grant for this
+    /// provider. Shared accesses (a database role) return the same value for
+    /// every request; per-request objects (an IAM policy) include the id.
+    fn access_for(&self, request: &str, grant: &serde_json::Value) -> Result<String, ProviderError>;
     /// Every managed grant this provider holds for this resource.
     async fn list(&self) -> Result<Vec<Held>, ProviderError>;
     /// Creates the grant, or updates it in place when it exists (idempotent).
     async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError>;
     /// Removes the grant; succeeds if it is already gone (idempotent).
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
+}
+
+/// Everything a provider instance needs to be built for one resource.
+pub struct ProviderContext<'a> {
+    /// The access repository (relative paths in resource configs resolve here).
+    pub repo: &'a std::path::Path,
+    pub resource: &'a str,
+    pub config: &'a crate::model::policy::Resource,
+    /// The run's clock (`--at`/`--now`), for timestamps the provider records.
+    pub now: DateTime<Utc>,
+}
+
+/// Builds the provider instance serving one resource. Each provider reads
+/// its credentials from the environment the way its SDK normally does.
+pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {
+    let kind = ctx.config.provider;
+    match kind {
+        ProviderKind::Local => {
+            let state = ctx.config.config.get("state").and_then(|v| v.as_str());
+            Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
+        }
+        other => Err(ProviderError::Permanent {
+            provider: other,
+            resource: ctx.resource.to_string(),
+            message: format!("the {other} provider is not available in this build yet; remove the resource from policies/ or use `local`"),
+        }),
+    }
 }
