@@ -6,6 +6,8 @@ mod approvals;
 mod check;
 mod explain;
 mod output;
+mod plan;
+mod reconcile;
 mod schema;
 
 use std::io::IsTerminal;
@@ -62,12 +64,20 @@ pub enum Command {
     /// Judge `Approved-by:` trailers on a landing commit (plain-git approvals).
     #[command(after_help = "Example:\n  gitgrant approvals --commit HEAD")]
     Approvals(approvals::Args),
+    /// What reconcile would grant, keep and revoke at a time; changes nothing.
+    #[command(after_help = "Examples:\n  gitgrant plan\n  gitgrant plan --at 2026-12-01T18:00:00Z --format json")]
+    Plan(plan::Args),
+    /// Grant active approved requests, revoke ended ones; record the run on the ledger branch.
+    #[command(
+        after_help = "Revokes run before grants; every call is idempotent, so rerunning after a crash is safe.\nExit 1 when a grant or revoke failed, a provider could not be listed, or a request on main was refused.\n\nExamples:\n  gitgrant reconcile\n  gitgrant reconcile --at 2026-12-01T18:00:00Z --concurrency 4"
+    )]
+    Reconcile(reconcile::Args),
     /// Print the JSON Schema of request or policy files (for editors).
     #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
     Schema(schema::Args),
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
 }
 
@@ -94,6 +104,8 @@ pub fn run() -> ExitCode {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),
         Command::Approvals(a) => approvals::run(&g, a),
+        Command::Plan(a) => plan::run(&g, a),
+        Command::Reconcile(a) => reconcile::run(&g, a),
         Command::Schema(a) => schema::run(&g, a),
     };
     ExitCode::from(code)
@@ -103,4 +115,9 @@ pub fn run() -> ExitCode {
 pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     2
+}
+
+/// The async runtime for provider calls (exit 2 if it cannot start).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }

@@ -1,0 +1,98 @@
+//! `gitgrant plan`: what reconcile would grant, keep and revoke. Changes nothing.
+
+use chrono::{DateTime, Utc};
+
+use super::{Format, Global, fail};
+use crate::reconcile::{ActionKind, DesiredError, Plan, prepare};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The time to plan for (default: now, or --now).
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+pub fn run(g: &Global, a: Args) -> u8 {
+    let at = a.at.unwrap_or(g.now);
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let plan = match rt.block_on(prepare(&g.repo, at)) {
+        Ok((_, _, plan)) => plan,
+        Err(e) => return desired_error(g, e),
+    };
+    match g.format {
+        Format::Json => match serde_json::to_string_pretty(&plan) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        },
+        _ => print!("{}", render_plan(&plan)),
+    }
+    u8::from(!plan.failures.is_empty())
+}
+
+/// Prints why desired state could not be computed; exit 2.
+pub(super) fn desired_error(g: &Global, e: DesiredError) -> u8 {
+    if let DesiredError::InvalidPolicy(diags) = &e {
+        let sources = |f: &str| std::fs::read_to_string(g.repo.join(f)).ok();
+        super::output::print_diagnostics(g, diags, &sources);
+    }
+    fail(e)
+}
+
+/// The plan as an aligned table for people, then refusals and expiry notes.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = format!("plan at {} (main {})\n", plan.at.to_rfc3339(), &plan.main[..plan.main.len().min(10)]);
+    if plan.actions.is_empty() {
+        out.push_str("  nothing is granted and nothing needs granting\n");
+    }
+    let rows: Vec<[String; 5]> = plan
+        .actions
+        .iter()
+        .map(|a| {
+            [
+                a.action.as_str().to_string(),
+                if a.requests.is_empty() { "(none)".to_string() } else { a.requests.join(",") },
+                format!("{} {}", a.provider, a.resource),
+                if a.principal.is_empty() { "(unattached)".to_string() } else { a.principal.clone() },
+                a.access.clone(),
+            ]
+        })
+        .collect();
+    let header = ["ACTION", "REQUEST", "RESOURCE", "PRINCIPAL", "ACCESS"].map(String::from);
+    if !rows.is_empty() {
+        let widths: Vec<usize> = (0..5).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        let line = |r: &[String; 5]| {
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            format!("  {}\n", cells.join("  ").trim_end())
+        };
+        out.push_str(&line(&header));
+        for (r, a) in rows.iter().zip(&plan.actions) {
+            out.push_str(&line(r));
+            out.push_str(&format!("      {}\n", a.reason));
+        }
+    }
+    for r in &plan.refused {
+        out.push_str(&format!("refused {}: {}\n", r.request, r.reason));
+    }
+    for f in &plan.failures {
+        out.push_str(&format!("error   {} {}: {}\n", f.provider, f.resource, f.error));
+    }
+    let no_expiry: Vec<&str> = plan.actions.iter().filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false)).map(|a| a.resource.as_str()).collect();
+    let mut no_expiry = no_expiry;
+    no_expiry.dedup();
+    if !no_expiry.is_empty() {
+        out.push_str(&format!("note: {} cannot expire access by itself; access there ends when reconcile runs after the end time\n", no_expiry.join(", ")));
+    }
+    let count = |k: ActionKind| plan.actions.iter().filter(|a| a.action == k).count();
+    out.push_str(&format!(
+        "{} to grant, {} to revoke, {} kept, {} refused, {} provider error(s)\n",
+        count(ActionKind::Grant),
+        count(ActionKind::Revoke),
+        count(ActionKind::Keep),
+        plan.refused.len(),
+        plan.failures.len()
+    ));
+    out
+}

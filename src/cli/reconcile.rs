@@ -1,0 +1,115 @@
+//! `gitgrant reconcile`: run the plan, then record it on the ledger branch.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use git2::Repository;
+
+use super::{Format, Global, fail};
+use crate::ledger::{self, Ledger};
+use crate::reconcile::{ActionKind, ExecOptions, execute, ledger_entries, prepare};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The time to reconcile for (default: now, or --now).
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Provider calls in flight per provider kind.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Attempts per provider call on throttling and 5xx (the first included).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub attempts: u32,
+    /// Do not write the ledger branch (not recommended: the audit trail is the point).
+    #[arg(long)]
+    pub no_ledger: bool,
+    /// The remote to push the ledger branch to, when it exists.
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+}
+
+pub fn run(g: &Global, a: Args) -> u8 {
+    let at = a.at.unwrap_or(g.now);
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let repo = match Repository::open(&g.repo) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("`{}` is not a git repository: {e}", g.repo.display())),
+    };
+    // Read the ledger first: a corrupt ledger stops the run before any change.
+    let mut ledger = match Ledger::read(&repo) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let (_, providers, plan) = match rt.block_on(prepare(&g.repo, at)) {
+        Ok(x) => x,
+        Err(e) => return super::plan::desired_error(g, e),
+    };
+    let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, base_delay: base_delay() };
+    let outcomes = rt.block_on(execute(&plan, &providers, &opts));
+    let entries = ledger_entries(&plan, &outcomes, &ledger, at);
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
+    let summary = format!(
+        "gitgrant reconcile at {}: {} granted, {} revoked, {} failed",
+        at.to_rfc3339(),
+        outcomes.iter().filter(|o| o.ok && o.action.action == ActionKind::Grant).count(),
+        outcomes.iter().filter(|o| o.ok && o.action.action == ActionKind::Revoke).count(),
+        failed.len()
+    );
+    let mut ledger_error = None;
+    if !entries.is_empty() && !a.no_ledger {
+        match ledger.append(&repo, &entries, &summary) {
+            Ok(_) => {
+                if let Err(e) = ledger::push(&g.repo, &a.remote, &summary) {
+                    ledger_error = Some(e.to_string());
+                }
+            }
+            Err(e) => ledger_error = Some(e.to_string()),
+        }
+    }
+    match g.format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "at": at, "main": plan.main, "outcomes": outcomes, "refused": plan.refused,
+                "failures": plan.failures, "ledger": entries, "ledger_error": ledger_error,
+            });
+            match serde_json::to_string_pretty(&doc) {
+                Ok(s) => println!("{s}"),
+                Err(e) => return fail(e),
+            }
+        }
+        _ => {
+            print!("{}", super::plan::render_plan(&plan));
+            for o in &outcomes {
+                let status = if o.ok { "done".to_string() } else { format!("FAILED after {} attempt(s): {}", o.attempts, o.error.clone().unwrap_or_default()) };
+                println!("{:<6} {} {} {} {}: {status}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.action.access);
+            }
+            if !entries.is_empty() && !a.no_ledger && ledger_error.is_none() {
+                println!("ledger: {} line(s) recorded on `{}`", entries.len(), ledger::BRANCH);
+            }
+            if g.format == Format::Github {
+                for o in &failed {
+                    println!("::error title=gitgrant reconcile::{} {} {} for {}: {}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.error.clone().unwrap_or_default());
+                }
+                for r in &plan.refused {
+                    println!("::error title=gitgrant refused {}::{}", r.request, r.reason.replace('\n', " "));
+                }
+            }
+        }
+    }
+    if let Some(e) = &ledger_error {
+        eprintln!("error: the ledger could not be written: {e}");
+    }
+    for o in &failed {
+        eprintln!("error: {} failed: {}", o.action.action.as_str(), o.error.clone().unwrap_or_default());
+    }
+    u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || ledger_error.is_some())
+}
+
+/// Backoff base; tests shorten it with GITGRANT_RETRY_BASE_MS.
+fn base_delay() -> Duration {
+    let ms = std::env::var("GITGRANT_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    Duration::from_millis(ms)
+}

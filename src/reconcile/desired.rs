@@ -1,0 +1,258 @@
+//! Desired state: which accesses should exist at time `at`, read from the
+//! main branch alone.
+//!
+//! A request is desired when it is in main's tree, its window (start
+//! defaulting to when it landed) contains `at`, the commit that landed its
+//! current version carried the approvals its base policy required (re-judged
+//! here, never trusted from CI), and it still passes every rule of the
+//! **current** policies (a requester removed from a group loses pending and
+//! active access). Everything else that was asked for is reported as refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use git2::Repository;
+use serde::Serialize;
+
+use crate::check::landing::{LandingVerdict, judge_landing};
+use crate::check::{Change, CheckError, main_commit};
+use crate::validate::request::REQUEST_DIR;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::history::{EventKind, History, read_history_cached};
+use crate::ledger::Approver;
+use crate::model::policy::{Policy, ProviderKind};
+use crate::model::request::{Request, Window};
+use crate::source::{GitTree, Tree};
+use crate::validate::policy::load_policy;
+use crate::validate::request::{RequestContext, load_request, request_id, validate_request};
+
+/// Why a request got what it got: recorded in the ledger with every grant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The commit that landed the approved version.
+    pub landing_commit: String,
+    /// Its first parent: the policies that judged it.
+    pub base_commit: Option<String>,
+    pub approvers: Vec<Approver>,
+    pub pr: Option<u64>,
+    pub risk_score: Option<i64>,
+    pub tier: Option<String>,
+}
+
+/// One (request, resource) pair that should be granted now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entitlement {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    pub resource: String,
+    pub provider: ProviderKind,
+    pub principal: String,
+    pub window: Window,
+    pub break_glass: bool,
+    /// The role's grant for this provider, as written in policies/.
+    pub grant: serde_json::Value,
+    /// The rendered policy document, for providers whose grant names a template.
+    pub document: Option<String>,
+    pub evidence: Evidence,
+}
+
+/// A request on main that is not granted, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    /// The landing commit that was judged, when the refusal is about approvals.
+    pub commit: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct Desired {
+    pub at: DateTime<Utc>,
+    pub main: String,
+    pub policy: Policy,
+    pub history: History,
+    pub entitlements: Vec<Entitlement>,
+    pub refused: Vec<Refusal>,
+    /// Approved-or-not-yet-judged requests whose window starts later.
+    pub upcoming: Vec<(String, Window)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error("the repository has no main branch (looked for refs/heads/main, origin/main, master)")]
+    NoMain,
+    #[error("the policies on main are invalid; nothing was changed. Fix them first (`gitgrant check --all`)")]
+    InvalidPolicy(Vec<Diagnostic>),
+    #[error("reading history: {0}")]
+    Git(#[from] git2::Error),
+    #[error("reading files: {0}")]
+    Tree(#[from] crate::source::TreeError),
+}
+
+/// Computes the desired state of main at `at`.
+pub fn desired_state(repo_dir: &Path, at: DateTime<Utc>) -> Result<Desired, DesiredError> {
+    let repo = Repository::open(repo_dir).map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+    let main = main_commit(&repo).ok_or(DesiredError::NoMain)?;
+    let tree = GitTree::new(&repo, main)?;
+    let load = load_policy(&tree);
+    if load.diagnostics.has_errors() || load.empty {
+        return Err(DesiredError::InvalidPolicy(load.diagnostics.into_sorted()));
+    }
+    let policy = load.policy;
+    let (history, _) = read_history_cached(&repo, main, &crate::history::index_path(&repo))?;
+    let known_ids: BTreeSet<String> = history.requests.keys().cloned().collect();
+
+    let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new() };
+    let mut verdicts: BTreeMap<String, Result<LandingVerdict, String>> = BTreeMap::new();
+    for entry in tree.list(REQUEST_DIR)? {
+        let Some(id) = request_id(&entry.path) else { continue };
+        let mut sink = Diagnostics::default();
+        let Some(req) = load_request(&tree, &entry, &mut sink) else { continue };
+        let Some(record) = out.history.requests.get(id) else { continue };
+        let Some(window) = req.window(record.landed) else { continue };
+        if window.end <= at {
+            continue;
+        }
+        if window.start > at {
+            out.upcoming.push((req.id.clone(), window));
+            continue;
+        }
+        let refuse = |reason: String, commit: Option<String>| Refusal {
+            request: req.id.clone(),
+            requester: req.requester.clone(),
+            role: req.role.clone(),
+            resources: req.resources.clone(),
+            commit,
+            reason,
+        };
+        // 1. The approvals its landing required, judged again from git.
+        let evidence = match verify_landing(repo_dir, &out.history, &req, at, &mut verdicts) {
+            Ok(e) => e,
+            Err((reason, commit)) => {
+                out.refused.push(refuse(reason, commit));
+                continue;
+            }
+        };
+        // 2. Every rule of the current policies (eligibility may have been withdrawn).
+        let mut d = Diagnostics::default();
+        let ctx = RequestContext { now: at, default_start: record.landed, known_ids: &known_ids, check_past: false };
+        validate_request(&req, &out.policy, &ctx, &mut d);
+        let errors: Vec<String> = d.iter().filter(|x| x.is_error()).map(|x| format!("{} {}", x.code.as_str(), x.message)).collect();
+        if !errors.is_empty() {
+            out.refused.push(refuse(format!("no longer allowed by the current policies on main: {}", errors.join("; ")), None));
+            continue;
+        }
+        match entitlements(&req, window, &out.policy, &evidence, at) {
+            Ok(mut e) => out.entitlements.append(&mut e),
+            Err(reason) => out.refused.push(refuse(reason, None)),
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the commit that landed the request's current version (skipping
+/// shrinks, which need no approval) and judges its approvals.
+fn verify_landing(
+    repo_dir: &Path,
+    history: &History,
+    req: &Request,
+    at: DateTime<Utc>,
+    verdicts: &mut BTreeMap<String, Result<LandingVerdict, String>>,
+) -> Result<Evidence, (String, Option<String>)> {
+    let Some(record) = history.requests.get(&req.id) else {
+        return Err(("not found in main's history".into(), None));
+    };
+    for event in record.events.iter().rev() {
+        if event.kind == EventKind::Removed {
+            break;
+        }
+        let Some(commit) = history.commits.get(event.commit) else { continue };
+        let verdict = verdicts.entry(commit.id.clone()).or_insert_with(|| judge_landing(repo_dir, &commit.id, at).map_err(|e| e.to_string()));
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(e) => return Err((format!("cannot judge landing commit {}: {e}", short(&commit.id)), Some(commit.id.clone()))),
+        };
+        let Some(outcome) = verdict.report.requests.iter().find(|o| o.id == req.id) else { continue };
+        if outcome.change == Change::Shrink {
+            continue;
+        }
+        if !verdict.decision.satisfied {
+            let how = if verdict.direct_push { "was pushed directly to main without review" } else { "landed without the approvals its policy required" };
+            return Err((format!("{how} (commit {}): {}", short(&commit.id), verdict.decision.summary()), Some(commit.id.clone())));
+        }
+        let approvers = verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
+        return Ok(Evidence {
+            landing_commit: commit.id.clone(),
+            base_commit: verdict.parent.clone(),
+            approvers,
+            pr: commit.pr,
+            risk_score: outcome.risk.as_ref().map(|r| r.score),
+            tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
+        });
+    }
+    Err(("no landing commit on main approves its current version".into(), None))
+}
+
+/// The request resolved to one entitlement per resource.
+fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evidence, at: DateTime<Utc>) -> Result<Vec<Entitlement>, String> {
+    let role = policy.roles.get(&req.role).ok_or_else(|| format!("unknown role `{}`", req.role))?;
+    let grants = serde_json::to_value(&role.grants).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for name in &req.resources {
+        let res = policy.resources.get(name).ok_or_else(|| format!("unknown resource `{name}`"))?;
+        let identity = policy.identities.get(&req.requester).ok_or_else(|| format!("`{}` has no identity", req.requester))?;
+        let principal = identity.principal(&req.requester, res.provider).ok_or_else(|| format!("`{}` has no principal for {}", req.requester, res.provider))?;
+        let grant = grants.get(res.provider.as_str().replace('-', "_")).cloned().unwrap_or(serde_json::Value::Null);
+        let document = match grant.get("policy_template").and_then(|t| t.as_str()) {
+            Some(t) => Some(render_document(policy, t, req, name, &principal, window, at)?),
+            None => None,
+        };
+        out.push(Entitlement {
+            request: req.id.clone(),
+            requester: req.requester.clone(),
+            role: req.role.clone(),
+            resources: req.resources.clone(),
+            resource: name.clone(),
+            provider: res.provider,
+            principal,
+            window,
+            break_glass: req.break_glass,
+            grant,
+            document,
+            evidence: evidence.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Renders a role's policy template. The context holds identifiers only
+/// (never the free-text reason), and `.json.j2` templates escape as JSON.
+fn render_document(policy: &Policy, template: &str, req: &Request, resource: &str, principal: &str, window: Window, at: DateTime<Utc>) -> Result<String, String> {
+    let source = policy.templates.get(template).ok_or_else(|| format!("template `templates/{template}` is missing on main"))?;
+    let mut env = crate::render::environment();
+    env.add_template_owned(template.to_string(), source.clone()).map_err(|e| format!("template `templates/{template}`: {e}"))?;
+    let config = policy.resources.get(resource).map(|r| r.config.clone()).unwrap_or_default();
+    let ctx = minijinja::context! {
+        request => minijinja::context! { id => &req.id, requester => &req.requester, role => &req.role, ticket => req.ticket.clone(), break_glass => req.break_glass },
+        principal => principal,
+        resource => minijinja::context! { name => resource, config => minijinja::value::Serde(&config) },
+        start => window.start.to_rfc3339(),
+        end => window.end.to_rfc3339(),
+        now => at.to_rfc3339(),
+    };
+    let text = env.get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("template `templates/{template}`: {e}"))?;
+    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("template `templates/{template}` did not render valid JSON: {e}"))?;
+    Ok(text)
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(10)]
+}

@@ -1,0 +1,234 @@
+//! Reconcile: make the providers match main. load → desired → plan → execute → record.
+//!
+//! `desired` reads git only; `plan` is a pure diff of desired against what
+//! each provider lists; `execute` calls the providers; `record` turns what
+//! happened into ledger lines. `plan` and `reconcile` share everything up to
+//! execution, so the plan shown is the plan run.
+
+pub mod desired;
+pub mod execute;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use desired::{Desired, DesiredError, desired_state};
+pub use execute::{ExecOptions, Outcome, execute};
+pub use plan::{Action, ActionKind, Plan, ResourceState, make_plan};
+
+use crate::ledger::{Entry, GrantKey, Ledger};
+use crate::provider::{Provider, ProviderContext, build};
+
+/// Builds a provider for every resource of the current policies. A resource
+/// whose provider cannot be built is returned as an error for the plan.
+pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<String, Result<Arc<dyn Provider>, String>> {
+    let mut out = BTreeMap::new();
+    for (name, res) in &desired.policy.resources {
+        let ctx = ProviderContext { repo: repo_dir, resource: name, config: res, now: desired.at };
+        out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.to_string()));
+    }
+    out
+}
+
+/// Lists every provider and makes the plan. Providers that only exist in
+/// the plan's failure list are not returned.
+pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
+    let desired = desired_state(repo_dir, at)?;
+    let built = providers_for(repo_dir, &desired).await;
+    let mut providers = BTreeMap::new();
+    let mut held = BTreeMap::new();
+    for (name, p) in built {
+        let listed = match &p {
+            Ok(p) => p.list().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        held.insert(name.clone(), listed);
+        if let Ok(p) = p {
+            providers.insert(name, p);
+        }
+    }
+    let access_fns: BTreeMap<String, Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>>> = desired
+        .policy
+        .resources
+        .keys()
+        .map(|name| {
+            let p = providers.get(name).cloned();
+            let f: Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>> = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
+                Some(p) => p.access_for(req, grant).map_err(|e| e.to_string()),
+                None => Err("provider unavailable".to_string()),
+            });
+            (name.clone(), f)
+        })
+        .collect();
+    let mut states = BTreeMap::new();
+    for (name, res) in &desired.policy.resources {
+        let (Some(f), Some(h)) = (access_fns.get(name), held.remove(name)) else { continue };
+        let native = providers.get(name).is_some_and(|p| p.native_expiry());
+        states.insert(name.clone(), ResourceState { provider: res.provider, access_for: f.as_ref(), native_expiry: native, held: h });
+    }
+    let plan = make_plan(&desired, &states);
+    Ok((desired, providers, plan))
+}
+
+/// The ledger lines for one run: what the providers did, what the run found
+/// already done (a crashed earlier run), and new refusals. Pure.
+pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: DateTime<Utc>) -> Vec<Entry> {
+    let open = ledger.open_grants();
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<GrantKey> = BTreeSet::new();
+    let called: BTreeMap<(String, String, String, ActionKind), &Outcome> =
+        outcomes.iter().map(|o| ((o.action.resource.clone(), o.action.principal.clone(), o.action.access.clone(), o.action.action), o)).collect();
+    for a in &plan.actions {
+        let outcome = called.get(&(a.resource.clone(), a.principal.clone(), a.access.clone(), a.action)).copied();
+        match a.action {
+            ActionKind::Grant | ActionKind::Keep => {
+                let ok = outcome.is_none_or(|o| o.ok);
+                for e in &a.entitlements {
+                    let key = GrantKey { request: e.request.clone(), resource: a.resource.clone(), principal: a.principal.clone(), access: a.access.clone() };
+                    seen.insert(key.clone());
+                    if open.contains(&key) {
+                        continue;
+                    }
+                    let (action, result, detail) = match (outcome, ok) {
+                        (Some(_), true) => ("grant", "ok", a.reason.clone()),
+                        (Some(o), false) => ("grant-failed", "failed", o.error.clone().unwrap_or_default()),
+                        (None, _) => ("grant", "observed", "found in place at the provider; an earlier run was interrupted before recording it".to_string()),
+                    };
+                    out.push(entry_for(e, a, action, result, detail, now));
+                }
+                if a.action == ActionKind::Keep && a.update_marker && ok {
+                    for r in open.iter().filter(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access && !a.requests.contains(&k.request)) {
+                        seen.insert(r.clone());
+                        out.push(bare(a, &r.request, "release", "ok", format!("this request no longer needs the access; kept for {}", a.requests.join(", ")), now));
+                    }
+                }
+            }
+            ActionKind::Revoke => {
+                let ok = outcome.is_some_and(|o| o.ok);
+                let ids: Vec<String> = if a.requests.is_empty() { vec![String::new()] } else { a.requests.clone() };
+                for id in ids {
+                    seen.insert(GrantKey { request: id.clone(), resource: a.resource.clone(), principal: a.principal.clone(), access: a.access.clone() });
+                    let (action, result, detail) = if ok {
+                        ("revoke", "ok", a.reason.clone())
+                    } else {
+                        ("revoke-failed", "failed", outcome.and_then(|o| o.error.clone()).unwrap_or_else(|| "not attempted".into()))
+                    };
+                    out.push(bare(a, &id, action, result, detail, now));
+                }
+            }
+        }
+    }
+    // Grants the ledger believes open that the providers no longer hold.
+    let failed: BTreeSet<&str> = plan.failures.iter().map(|f| f.resource.as_str()).collect();
+    for k in open.iter().filter(|k| !seen.contains(*k) && !failed.contains(k.resource.as_str()) && plan.native_expiry.contains_key(&k.resource)) {
+        let last = ledger.entries.iter().rev().find(|e| e.key().as_ref() == Some(k));
+        let mut e = last.cloned().unwrap_or_else(|| Entry {
+            time: now,
+            action: String::new(),
+            request: k.request.clone(),
+            requester: String::new(),
+            role: String::new(),
+            resources: Vec::new(),
+            provider: None,
+            resource: Some(k.resource.clone()),
+            principal: Some(k.principal.clone()),
+            access: Some(k.access.clone()),
+            approvers: Vec::new(),
+            pr: None,
+            merge_commit: None,
+            base_commit: None,
+            risk_score: None,
+            tier: None,
+            break_glass: false,
+            end: None,
+            result: String::new(),
+            detail: String::new(),
+        });
+        e.time = now;
+        e.action = "revoke".into();
+        e.result = "observed".into();
+        e.detail = "no longer held at the provider (expired natively, or removed outside gitgrant)".into();
+        out.push(e);
+    }
+    for r in &plan.refused {
+        if ledger.refusal_recorded(&r.request, r.commit.as_deref()) {
+            continue;
+        }
+        out.push(Entry {
+            time: now,
+            action: "verify-failed".into(),
+            request: r.request.clone(),
+            requester: r.requester.clone(),
+            role: r.role.clone(),
+            resources: r.resources.clone(),
+            provider: None,
+            resource: None,
+            principal: None,
+            access: None,
+            approvers: Vec::new(),
+            pr: None,
+            merge_commit: r.commit.clone(),
+            base_commit: None,
+            risk_score: None,
+            tier: None,
+            break_glass: false,
+            end: None,
+            result: "refused".into(),
+            detail: r.reason.clone(),
+        });
+    }
+    out
+}
+
+fn entry_for(e: &desired::Entitlement, a: &Action, action: &str, result: &str, detail: String, now: DateTime<Utc>) -> Entry {
+    Entry {
+        time: now,
+        action: action.into(),
+        request: e.request.clone(),
+        requester: e.requester.clone(),
+        role: e.role.clone(),
+        resources: e.resources.clone(),
+        provider: Some(a.provider.as_str().into()),
+        resource: Some(a.resource.clone()),
+        principal: Some(a.principal.clone()),
+        access: Some(a.access.clone()),
+        approvers: e.evidence.approvers.clone(),
+        pr: e.evidence.pr,
+        merge_commit: Some(e.evidence.landing_commit.clone()),
+        base_commit: e.evidence.base_commit.clone(),
+        risk_score: e.evidence.risk_score,
+        tier: e.evidence.tier.clone(),
+        break_glass: e.break_glass,
+        end: Some(e.window.end),
+        result: result.into(),
+        detail,
+    }
+}
+
+fn bare(a: &Action, request: &str, action: &str, result: &str, detail: String, now: DateTime<Utc>) -> Entry {
+    Entry {
+        time: now,
+        action: action.into(),
+        request: request.into(),
+        requester: String::new(),
+        role: String::new(),
+        resources: vec![a.resource.clone()],
+        provider: Some(a.provider.as_str().into()),
+        resource: Some(a.resource.clone()),
+        principal: Some(a.principal.clone()),
+        access: Some(a.access.clone()),
+        approvers: Vec::new(),
+        pr: None,
+        merge_commit: None,
+        base_commit: None,
+        risk_score: None,
+        tier: None,
+        break_glass: false,
+        end: a.end,
+        result: result.into(),
+        detail,
+    }
+}

@@ -1,0 +1,258 @@
+//! The plan: desired accesses against what the providers hold. Pure.
+//!
+//! Works on accesses, not requests: when two active requests need the same
+//! access (the same database role for the same login), it is granted once,
+//! carries both request ids in its marker, and is revoked only when no active
+//! request needs it any more. Ending one of them is a `keep` whose reason
+//! says who still needs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::desired::{Desired, Entitlement, Refusal};
+use crate::model::policy::ProviderKind;
+use crate::provider::{Access, GrantSpec, Held};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Revoke,
+    Grant,
+    Keep,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Grant => "grant",
+            ActionKind::Revoke => "revoke",
+            ActionKind::Keep => "keep",
+        }
+    }
+}
+
+/// One step of the plan, in the shape `plan --format json` documents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub action: ActionKind,
+    /// The request this is about (the first, when an access serves several).
+    pub request: String,
+    /// Every request the access serves (grant, keep) or served (revoke).
+    pub requests: Vec<String>,
+    pub provider: ProviderKind,
+    pub resource: String,
+    pub principal: String,
+    pub access: String,
+    /// When the access ends (grant, keep): the latest end among its requests.
+    pub end: Option<DateTime<Utc>>,
+    pub reason: String,
+    /// A `keep` whose marker (request ids, end) must be rewritten.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub update_marker: bool,
+    #[serde(skip)]
+    pub spec: Option<GrantSpec>,
+    #[serde(skip)]
+    pub held: Option<Held>,
+    /// The entitlements behind a grant or keep, for the ledger.
+    #[serde(skip)]
+    pub entitlements: Vec<Entitlement>,
+}
+
+/// A resource whose provider could not be built or listed: nothing is
+/// planned for it, and the run fails naming it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderFailure {
+    pub provider: ProviderKind,
+    pub resource: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub at: DateTime<Utc>,
+    pub main: String,
+    pub actions: Vec<Action>,
+    pub refused: Vec<Refusal>,
+    pub failures: Vec<ProviderFailure>,
+    /// Per resource: does the provider end access by itself at the end time?
+    pub native_expiry: BTreeMap<String, bool>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> usize {
+        self.actions.iter().filter(|a| a.action != ActionKind::Keep || a.update_marker).count()
+    }
+}
+
+/// What the planner needs from each resource's provider.
+pub struct ResourceState<'a> {
+    pub provider: ProviderKind,
+    /// `access_for` of the provider: the access string for (request, grant).
+    pub access_for: &'a dyn Fn(&str, &serde_json::Value) -> Result<String, String>,
+    pub native_expiry: bool,
+    /// The managed grants the provider holds, or why they could not be listed.
+    pub held: Result<Vec<Held>, String>,
+}
+
+/// Builds the plan from the desired state and each resource's state.
+pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'_>>) -> Plan {
+    let at = desired.at;
+    let mut failures = Vec::new();
+    let mut refused = desired.refused.clone();
+    let mut native_expiry = BTreeMap::new();
+
+    // Desired accesses, grouped: one access may serve several requests.
+    let mut wanted: BTreeMap<Access, Vec<&Entitlement>> = BTreeMap::new();
+    for e in &desired.entitlements {
+        let Some(state) = resources.get(&e.resource) else {
+            continue;
+        };
+        match (state.access_for)(&e.request, &e.grant) {
+            Ok(access) => {
+                let key = Access { provider: e.provider, resource: e.resource.clone(), principal: e.principal.clone(), access };
+                wanted.entry(key).or_default().push(e);
+            }
+            Err(err) => refused.push(Refusal {
+                request: e.request.clone(),
+                requester: e.requester.clone(),
+                role: e.role.clone(),
+                resources: e.resources.clone(),
+                commit: None,
+                reason: format!("{} {}: {err}", e.provider, e.resource),
+            }),
+        }
+    }
+
+    let mut actions = Vec::new();
+    let mut held_by_access: BTreeMap<Access, Held> = BTreeMap::new();
+    for (name, state) in resources {
+        native_expiry.insert(name.clone(), state.native_expiry);
+        match &state.held {
+            Ok(list) => {
+                for h in list {
+                    held_by_access.insert(h.access.clone(), h.clone());
+                }
+            }
+            Err(err) => failures.push(ProviderFailure { provider: state.provider, resource: name.clone(), error: err.clone() }),
+        }
+    }
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.resource.as_str()).collect();
+
+    for (access, ents) in &wanted {
+        if failed.contains(access.resource.as_str()) {
+            continue;
+        }
+        let requests: BTreeSet<String> = ents.iter().map(|e| e.request.clone()).collect();
+        let end = ents.iter().map(|e| e.window.end).max().unwrap_or(at);
+        let first = ents.first().copied();
+        let spec = GrantSpec {
+            access: access.clone(),
+            requests: requests.clone(),
+            end,
+            role: first.map(|e| e.role.clone()).unwrap_or_default(),
+            grant: first.map(|e| e.grant.clone()).unwrap_or_default(),
+            document: first.and_then(|e| e.document.clone()),
+        };
+        let ids: Vec<String> = requests.iter().cloned().collect();
+        let (kind, update, reason) = match held_by_access.remove(access) {
+            None => (ActionKind::Grant, false, grant_reason(ents)),
+            Some(h) if h.requests == requests && h.end == Some(end) => (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339())),
+            Some(h) => {
+                let gone: Vec<&String> = h.requests.difference(&requests).collect();
+                let reason = if gone.is_empty() {
+                    format!("needed by {} until {}; marker updated", ids.join(", "), end.to_rfc3339())
+                } else {
+                    let why: Vec<String> = gone.iter().map(|r| format!("{r} {}", ended_reason(desired, r))).collect();
+                    format!("{}; still needed by {} until {}, so not revoked", why.join("; "), ids.join(", "), end.to_rfc3339())
+                };
+                (ActionKind::Keep, true, reason)
+            }
+        };
+        actions.push(Action {
+            action: kind,
+            request: ids.first().cloned().unwrap_or_default(),
+            requests: ids,
+            provider: access.provider,
+            resource: access.resource.clone(),
+            principal: access.principal.clone(),
+            access: access.access.clone(),
+            end: Some(end),
+            reason,
+            update_marker: update,
+            spec: Some(spec),
+            held: None,
+            entitlements: ents.iter().map(|e| (*e).clone()).collect(),
+        });
+    }
+
+    // Everything held that no active request needs.
+    for (access, h) in held_by_access {
+        let ids: Vec<String> = h.requests.iter().cloned().collect();
+        let reason = if ids.is_empty() {
+            "a managed grant that no request explains".to_string()
+        } else {
+            ids.iter().map(|r| format!("{r} {}", ended_reason(desired, r))).collect::<Vec<_>>().join("; ")
+        };
+        actions.push(Action {
+            action: ActionKind::Revoke,
+            request: ids.first().cloned().unwrap_or_default(),
+            requests: ids,
+            provider: access.provider,
+            resource: access.resource.clone(),
+            principal: access.principal.clone(),
+            access: access.access.clone(),
+            end: h.end,
+            reason,
+            update_marker: false,
+            spec: None,
+            held: Some(h),
+            entitlements: Vec::new(),
+        });
+    }
+    actions.sort_by(|a, b| (a.action, &a.resource, &a.principal, &a.access).cmp(&(b.action, &b.resource, &b.principal, &b.access)));
+    refused.sort_by(|a, b| a.request.cmp(&b.request));
+    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry }
+}
+
+fn grant_reason(ents: &[&Entitlement]) -> String {
+    ents.iter()
+        .map(|e| {
+            let who: Vec<&str> = e.evidence.approvers.iter().map(|a| a.login.as_str()).collect();
+            let by = if who.is_empty() { "no approvals required".to_string() } else { format!("approved by {}", who.join(", ")) };
+            let bg = if e.break_glass { " [BREAK-GLASS]" } else { "" };
+            format!("{}{bg}: {by} in {}; window {} to {}", e.request, short(&e.evidence.landing_commit), e.window.start.to_rfc3339(), e.window.end.to_rfc3339())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why request `id` no longer needs its access at `desired.at`.
+fn ended_reason(desired: &Desired, id: &str) -> String {
+    if let Some(r) = desired.refused.iter().find(|r| r.request == id) {
+        return format!("refused: {}", r.reason);
+    }
+    let Some(rec) = desired.history.requests.get(id) else {
+        return "is not on main".to_string();
+    };
+    if let Some(t) = rec.removed_at {
+        return format!("was removed from main at {}", t.to_rfc3339());
+    }
+    match rec.window_at(desired.at) {
+        Some(w) if w.end <= desired.at => {
+            if rec.ended_early_at.iter().any(|t| *t <= desired.at) {
+                format!("was shortened; it ended at {}", w.end.to_rfc3339())
+            } else {
+                format!("ended at {}", w.end.to_rfc3339())
+            }
+        }
+        Some(w) if w.start > desired.at => format!("starts later ({})", w.start.to_rfc3339()),
+        Some(_) => "no longer includes this resource".to_string(),
+        None => "has no valid window".to_string(),
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(10)]
+}
