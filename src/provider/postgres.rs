@@ -402,9 +402,10 @@ impl PostgresProvider {
         .map_err(e)?;
         if !existed {
             let admin = quote_ident(&self.admin);
-            tx.batch_execute(&format!("SET LOCAL ROLE {admin}; GRANT {} TO {} GRANTED BY {admin}", quote_ident(role), quote_ident(principal)))
-                .await
-                .map_err(e)?;
+            // One statement each over the extended protocol, which refuses a
+            // second statement: a defence behind the quoting.
+            tx.execute(&format!("SET LOCAL ROLE {admin}"), &[]).await.map_err(e)?;
+            tx.execute(&format!("GRANT {} TO {} GRANTED BY {admin}", quote_ident(role), quote_ident(principal)), &[]).await.map_err(e)?;
             // PostgreSQL 15 keeps a membership someone else granted and only
             // issues a NOTICE: then no row of ours exists.
             let row = tx
@@ -466,9 +467,8 @@ impl PostgresProvider {
                 terminate_sessions(&tx, principal).await.map_err(e)?;
             }
             let admin = quote_ident(&self.admin);
-            tx.batch_execute(&format!("SET LOCAL ROLE {admin}; REVOKE {} FROM {} GRANTED BY {admin}", quote_ident(role), quote_ident(principal)))
-                .await
-                .map_err(e)?;
+            tx.execute(&format!("SET LOCAL ROLE {admin}"), &[]).await.map_err(e)?;
+            tx.execute(&format!("REVOKE {} FROM {} GRANTED BY {admin}", quote_ident(role), quote_ident(principal)), &[]).await.map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
         if !ours {

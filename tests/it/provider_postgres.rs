@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use gitgrant::model::policy::{Origin, ProviderKind, Resource, Sensitivity};
-use gitgrant::provider::postgres::{PostgresProvider, quote_ident, setup_sql};
+use gitgrant::provider::postgres::{PostgresProvider, setup_sql};
 use gitgrant::provider::{Access, GrantSpec, Held, Provider, ProviderContext, ProviderError};
 use tokio_postgres::{Client, NoTls};
 
@@ -24,6 +24,11 @@ async fn connect(dsn: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(dsn, NoTls).await?;
     tokio::spawn(conn);
     Ok(client)
+}
+
+/// The test's own identifier quoting, independent of the provider's.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn at(s: &str) -> DateTime<Utc> {
