@@ -185,11 +185,7 @@ impl PostgresProvider {
             None => (e.is_closed() || has_io_source(e), chain(e)),
         };
         let message = format!("{purpose}: {detail}");
-        if transient {
-            ProviderError::Transient { provider: ProviderKind::Postgres, resource: self.resource.clone(), message }
-        } else {
-            self.perm(message)
-        }
+        if transient { ProviderError::Transient { provider: ProviderKind::Postgres, resource: self.resource.clone(), message } } else { self.perm(message) }
     }
 
     fn check(&self, what: &str, name: &str) -> Result<(), ProviderError> {
@@ -254,19 +250,14 @@ impl PostgresProvider {
         let e = |e: tokio_postgres::Error| {
             let mut err = self.sql_err(&purpose, &e);
             if let (Some("42501"), ProviderError::Permanent { message, .. }) = (e.code().map(|c| c.code()), &mut err) {
-                message.push_str(&format!(
-                    "; a DBA must run: CREATE SCHEMA IF NOT EXISTS {MARKER_SCHEMA} AUTHORIZATION {};",
-                    quote_ident(&s.user)
-                ));
+                message.push_str(&format!("; a DBA must run: CREATE SCHEMA IF NOT EXISTS {MARKER_SCHEMA} AUTHORIZATION {};", quote_ident(&s.user)));
             }
             err
         };
         let tx = s.client.transaction().await.map_err(e)?;
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('gitgrant.grants setup'))", &[]).await.map_err(e)?;
-        let row = tx
-            .query_one(&format!("SELECT to_regnamespace('{MARKER_SCHEMA}') IS NOT NULL, to_regclass('{MARKER_TABLE}') IS NOT NULL"), &[])
-            .await
-            .map_err(e)?;
+        let row =
+            tx.query_one(&format!("SELECT to_regnamespace('{MARKER_SCHEMA}') IS NOT NULL, to_regclass('{MARKER_TABLE}') IS NOT NULL"), &[]).await.map_err(e)?;
         let (schema, table): (bool, bool) = (row.get(0), row.get(1));
         if !schema {
             tx.batch_execute(&format!("CREATE SCHEMA {MARKER_SCHEMA}")).await.map_err(e)?;
@@ -312,12 +303,8 @@ impl PostgresProvider {
     async fn list_inner(&self) -> Result<Vec<Held>, ProviderError> {
         let s = self.session().await?;
         let purpose = format!("listing memberships granted by `{}`", self.admin);
-        let has_table: bool = s
-            .client
-            .query_one(&format!("SELECT to_regclass('{MARKER_TABLE}') IS NOT NULL"), &[])
-            .await
-            .map_err(|e| self.sql_err(&purpose, &e))?
-            .get(0);
+        let has_table: bool =
+            s.client.query_one(&format!("SELECT to_regclass('{MARKER_TABLE}') IS NOT NULL"), &[]).await.map_err(|e| self.sql_err(&purpose, &e))?.get(0);
         let markers = if has_table { MARKER_TABLE } else { NO_MARKERS };
         // A marker of another resource in this database claims the membership
         // for that resource; a membership with no marker at all is ours (and unexplained).

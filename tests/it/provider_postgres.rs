@@ -89,7 +89,10 @@ impl Fixture {
         }
         fx.su.batch_execute(&sql).await.unwrap();
         // Something only the granted role may read, to show the grant is real.
-        fx.su.batch_execute(&format!("CREATE TABLE secret (x int); INSERT INTO secret VALUES (42); GRANT SELECT ON secret TO {}", quote_ident(&fx.role))).await.unwrap();
+        fx.su
+            .batch_execute(&format!("CREATE TABLE secret (x int); INSERT INTO secret VALUES (42); GRANT SELECT ON secret TO {}", quote_ident(&fx.role)))
+            .await
+            .unwrap();
         fx
     }
 
@@ -112,8 +115,13 @@ impl Fixture {
 
     fn provider_with(&self, resource: &str, admin: &str) -> PostgresProvider {
         let dsn = self.dsn_as(&self.login);
-        PostgresProvider::new(resource, &config(&[("dsn_env", DSN_ENV), ("admin_role", admin)]), |k| (k == DSN_ENV).then(|| dsn.clone()), at("2026-09-21T08:00:00Z"))
-            .unwrap()
+        PostgresProvider::new(
+            resource,
+            &config(&[("dsn_env", DSN_ENV), ("admin_role", admin)]),
+            |k| (k == DSN_ENV).then(|| dsn.clone()),
+            at("2026-09-21T08:00:00Z"),
+        )
+        .unwrap()
     }
 
     fn provider(&self) -> PostgresProvider {
@@ -357,7 +365,12 @@ async fn a_membership_granted_by_the_admin_role_without_a_marker_is_listed() {
     let fx = Fixture::new(true).await;
     let p = fx.provider();
     fx.su
-        .batch_execute(&format!("SET ROLE {a}; GRANT {} TO {} GRANTED BY {a}; RESET ROLE", quote_ident(&fx.role), quote_ident(&fx.principal), a = quote_ident(&fx.admin)))
+        .batch_execute(&format!(
+            "SET ROLE {a}; GRANT {} TO {} GRANTED BY {a}; RESET ROLE",
+            quote_ident(&fx.role),
+            quote_ident(&fx.principal),
+            a = quote_ident(&fx.admin)
+        ))
         .await
         .unwrap();
     assert_eq!(fx.memberships().await, vec![(fx.role.clone(), fx.admin.clone())]);
@@ -438,6 +451,15 @@ async fn missing_setup_errors_say_what_sql_the_dba_must_run() {
     assert!(err.to_string().contains("database role `gg_no_such_role` does not exist"), "{err}");
     let err = p.grant(&fx.spec_for("gg_no_such_login", &fx.role, &["req-1"], "2026-09-21T16:00:00Z")).await.unwrap_err();
     assert!(err.to_string().contains("principal `gg_no_such_login` is not a role"), "{err}");
+
+    // A login that may not end other users' sessions: the revoke still happens, and the error says what to run.
+    let held = p.grant(&fx.spec(&["req-1"], "2026-09-21T16:00:00Z")).await.unwrap();
+    let session = fx.set_role_session().await;
+    fx.su.batch_execute(&format!("REVOKE pg_signal_backend FROM {}", quote_ident(&fx.login))).await.unwrap();
+    let err = fx.provider().revoke(&held).await.unwrap_err();
+    assert!(err.to_string().contains(&format!("GRANT pg_signal_backend TO \"{}\";", fx.login)), "{err}");
+    assert!(fx.memberships().await.is_empty());
+    assert_eq!(session.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
 
     // A login that may not act as the admin role.
     fx.su.batch_execute(&format!("REVOKE {} FROM {}", quote_ident(&fx.admin), quote_ident(&fx.login))).await.unwrap();
