@@ -13,6 +13,7 @@
 //! grantor role), so `list` finds them with no state but the provider.
 
 pub mod local;
+pub mod postgres;
 
 use std::collections::BTreeSet;
 
@@ -120,6 +121,7 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, Provi
             let state = ctx.config.config.get("state").and_then(|v| v.as_str());
             Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
         }
+        ProviderKind::Postgres => Ok(Box::new(postgres::PostgresProvider::new(ctx.resource, &ctx.config.config, |k| std::env::var(k).ok(), ctx.now)?)),
         other => Err(ProviderError::Permanent {
             provider: other,
             resource: ctx.resource.to_string(),
