@@ -8,4 +8,5 @@ mod check_git;
 mod check_inputs;
 mod cli;
 mod provider_postgres;
+mod reconcile;
 mod risk;

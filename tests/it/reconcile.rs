@@ -1,0 +1,420 @@
+//! plan / reconcile / ledger on real git repositories with the local
+//! provider; crash-safety with fault-injecting provider wrappers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gitgrant::ledger::Ledger;
+use gitgrant::provider::{GrantSpec, Held, Provider, ProviderError};
+use gitgrant::reconcile::{ExecOptions, execute, ledger_entries, prepare};
+
+use crate::support::Repo;
+
+const POLICIES: &str = r#"
+groups:
+  sre: { members: [alice, bob] }
+  dev: { members: [heidi, ivan] }
+  managers: { members: [frank, grace] }
+identities:
+  alice: {}
+  bob: {}
+  heidi: {}
+  ivan: {}
+  frank: {}
+  grace: {}
+resources:
+  sandbox: { provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }
+  tools:   { provider: local, environment: production, sensitivity: high, config: { state: state/grants.json } }
+roles:
+  user:
+    privilege: read
+    max_duration: 8h
+    eligible: [sre, dev]
+    grants: { local: { role: user } }
+  admin:
+    privilege: admin
+    max_duration: 4h
+    eligible: [sre]
+    grants: { local: { role: admin } }
+risk:
+  factors:
+    sensitivity: { low: 0, high: 25 }
+    privilege: { read: 0, admin: 30 }
+  tiers:
+    - { name: auto, max_score: 10, approvals: [] }
+    - { name: managed, max_score: 100, approvals: [ { from: [managers], count: 1 } ] }
+policy_changes:
+  approvals: [ { from: [managers], count: 1 } ]
+"#;
+
+fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> String {
+    format!("requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-1: investigate the incident\"\n")
+}
+
+fn repo() -> Repo {
+    let r = Repo::new();
+    r.at("2026-11-20T10:00:00Z");
+    r.write("policies/all.yaml", POLICIES);
+    r.commit("bootstrap policies");
+    r
+}
+
+/// Lands `files` on main through a PR branch merged with `Approved-by` trailers.
+fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)], approvers: &[&str]) -> String {
+    r.branch(branch);
+    for (p, c) in files {
+        r.write(p, c);
+    }
+    r.commit_as(author, &format!("request {branch}"));
+    r.checkout("main");
+    let trailers: String = approvers.iter().map(|a| format!("Approved-by: {a}\n")).collect();
+    r.merge(branch, &format!("Merge pull request #1 from {branch}\n\n{trailers}"))
+}
+
+fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
+    let p = r.path().join("state/grants.json");
+    let Ok(text) = std::fs::read_to_string(p) else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let a = &g["access"];
+            let reqs = g["requests"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+            (format!("{}/{}", a["resource"].as_str().unwrap(), a["principal"].as_str().unwrap()), a["access"].as_str().unwrap().to_string(), reqs)
+        })
+        .collect()
+}
+
+fn ledger(r: &Repo) -> Vec<serde_json::Value> {
+    let text = r.git(&["show", "gitgrant-ledger:ledger.jsonl"]);
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn ledger_commits(r: &Repo) -> usize {
+    r.git(&["rev-list", "--count", "gitgrant-ledger"]).parse().unwrap()
+}
+
+/// The lifecycle: two approved requests and one pushed directly to main;
+/// grant at T0, nothing at T0+30m, one expires, one is removed early.
+#[test]
+fn lifecycle_grants_refuses_expires_and_revokes_early() {
+    let r = repo();
+    // heidi/user/sandbox: auto tier (no approvals). alice/admin/tools: managed tier.
+    land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    land(&r, "alice", "alice", &[("requests/alice-tools.yaml", req("alice", "admin", "tools", "2026-12-01T10:00:00Z", "4h"))], &["frank"]);
+    // A direct push of a request that needs approval.
+    r.write("requests/bob-tools.yaml", req("bob", "admin", "tools", "2026-12-01T10:00:00Z", "4h"));
+    r.commit_as("bob", "add my access");
+
+    let plan = r.run(&["plan", "--at", "2026-12-01T10:05:00Z", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let p = plan.json();
+    let actions: Vec<(String, String)> = p["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().into(), a["request"].as_str().unwrap().into())).collect();
+    assert_eq!(actions, vec![("grant".into(), "heidi-sandbox".into()), ("grant".into(), "alice-tools".into())]);
+    assert_eq!(p["refused"][0]["request"], "bob-tools");
+    assert!(p["refused"][0]["reason"].as_str().unwrap().contains("pushed directly to main"), "{}", p["refused"]);
+    assert!(grants(&r).is_empty(), "plan must change nothing");
+
+    let t0 = r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]);
+    assert_eq!(t0.code, 1, "a refused request fails the run: {}", t0.all());
+    assert!(t0.stdout.contains("refused bob-tools"), "{}", t0.all());
+    let g = grants(&r);
+    assert_eq!(g.len(), 2, "{g:?}");
+    assert!(g.contains(&("sandbox/heidi".into(), "user".into(), vec!["heidi-sandbox".into()])));
+    assert!(g.contains(&("tools/alice".into(), "admin".into(), vec!["alice-tools".into()])));
+    let l = ledger(&r);
+    let granted: Vec<&str> = l.iter().filter(|e| e["action"] == "grant").map(|e| e["request"].as_str().unwrap()).collect();
+    assert_eq!(granted.len(), 2);
+    let alice = l.iter().find(|e| e["request"] == "alice-tools").unwrap();
+    assert_eq!(alice["approvers"][0]["login"], "frank");
+    assert_eq!(alice["pr"], 1);
+    assert_eq!(alice["tier"], "managed");
+    assert!(l.iter().any(|e| e["action"] == "verify-failed" && e["request"] == "bob-tools"));
+    assert_eq!(ledger_commits(&r), 1);
+
+    // Idempotent: nothing changes, no new ledger commit (the refusal is recorded once).
+    let t1 = r.run(&["reconcile", "--at", "2026-12-01T10:35:00Z", "--format", "json"]);
+    let j = t1.json();
+    assert!(j["outcomes"].as_array().unwrap().is_empty(), "{}", t1.all());
+    assert_eq!(ledger_commits(&r), 1, "a no-change run writes no ledger commit");
+
+    // heidi's window (2h) ends at 12:00.
+    let t2 = r.run(&["reconcile", "--at", "2026-12-01T12:01:00Z"]);
+    assert!(t2.stdout.contains("heidi-sandbox ended at 2026-12-01T12:00:00+00:00"), "{}", t2.all());
+    assert_eq!(grants(&r).len(), 1);
+    assert!(ledger(&r).iter().any(|e| e["action"] == "revoke" && e["request"] == "heidi-sandbox" && e["result"] == "ok"));
+
+    // alice's file removed from main: revoked early.
+    r.remove("requests/alice-tools.yaml");
+    r.commit_as("alice", "done with the incident");
+    let t3 = r.run(&["reconcile", "--at", "2026-12-01T12:30:00Z"]);
+    assert!(t3.stdout.contains("alice-tools was removed from main"), "{}", t3.all());
+    assert!(grants(&r).is_empty());
+    assert_eq!(ledger_commits(&r), 3);
+}
+
+/// Two requests give the same principal the same access: ending one keeps it.
+#[test]
+fn overlapping_requests_share_one_grant() {
+    let r = repo();
+    land(&r, "a", "heidi", &[("requests/heidi-1.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    land(&r, "b", "heidi", &[("requests/heidi-2.yaml", req("heidi", "user", "sandbox", "2026-12-01T11:00:00Z", "3h"))], &[]);
+    r.run(&["reconcile", "--at", "2026-12-01T11:30:00Z"]);
+    assert_eq!(grants(&r), vec![("sandbox/heidi".into(), "user".into(), vec!["heidi-1".into(), "heidi-2".into()])]);
+
+    // heidi-1 ends at 12:00, heidi-2 at 14:00: the access stays.
+    let plan = r.run(&["plan", "--at", "2026-12-01T12:30:00Z"]);
+    assert!(plan.stdout.contains("heidi-1 ended at 2026-12-01T12:00:00+00:00; still needed by heidi-2"), "{}", plan.all());
+    assert!(!plan.stdout.contains("revoke "), "{}", plan.all());
+    let run = r.run(&["reconcile", "--at", "2026-12-01T12:30:00Z"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(grants(&r), vec![("sandbox/heidi".into(), "user".into(), vec!["heidi-2".into()])]);
+    assert!(ledger(&r).iter().any(|e| e["action"] == "release" && e["request"] == "heidi-1"));
+
+    r.run(&["reconcile", "--at", "2026-12-01T14:00:00Z"]);
+    assert!(grants(&r).is_empty());
+}
+
+/// Removing the requester from the eligible group on main revokes active access.
+#[test]
+fn eligibility_is_rechecked_under_current_policies() {
+    let r = repo();
+    land(&r, "a", "heidi", &[("requests/heidi-1.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "4h"))], &[]);
+    r.run(&["reconcile", "--at", "2026-12-01T10:30:00Z"]);
+    assert_eq!(grants(&r).len(), 1);
+    r.write("policies/all.yaml", POLICIES.replace("dev: { members: [heidi, ivan] }", "dev: { members: [ivan] }"));
+    r.commit("remove heidi from dev\n\nApproved-by: grace");
+    let out = r.run(&["reconcile", "--at", "2026-12-01T11:00:00Z"]);
+    assert!(out.stdout.contains("no longer allowed by the current policies"), "{}", out.all());
+    assert!(grants(&r).is_empty());
+}
+
+/// A managed grant nobody asked for (edited into the state by hand) is revoked.
+#[test]
+fn unexplained_managed_grants_are_revoked() {
+    let r = repo();
+    std::fs::create_dir_all(r.path().join("state")).unwrap();
+    std::fs::write(
+        r.path().join("state/grants.json"),
+        r#"{"grants":[{"access":{"provider":"local","resource":"tools","principal":"mallory","access":"admin"},"requests":[],"end":null,"handle":"x","granted_at":"2026-11-01T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let plan = r.run(&["plan", "--at", "2026-12-01T10:00:00Z"]);
+    assert!(plan.stdout.contains("a managed grant that no request explains"), "{}", plan.all());
+    r.run(&["reconcile", "--at", "2026-12-01T10:00:00Z"]);
+    assert!(grants(&r).is_empty());
+}
+
+/// Wraps a provider: fails (transiently or not) after `ok_calls` grant/revoke calls.
+struct Faulty {
+    inner: Arc<dyn Provider>,
+    calls: Arc<AtomicUsize>,
+    ok_calls: usize,
+    transient: bool,
+    hang: bool,
+}
+
+#[async_trait::async_trait]
+impl Provider for Faulty {
+    fn kind(&self) -> gitgrant::model::policy::ProviderKind {
+        self.inner.kind()
+    }
+    fn resource(&self) -> &str {
+        self.inner.resource()
+    }
+    fn native_expiry(&self) -> bool {
+        false
+    }
+    fn marker(&self) -> String {
+        self.inner.marker()
+    }
+    fn access_for(&self, r: &str, g: &serde_json::Value) -> Result<String, ProviderError> {
+        self.inner.access_for(r, g)
+    }
+    async fn list(&self) -> Result<Vec<Held>, ProviderError> {
+        self.inner.list().await
+    }
+    async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
+        self.gate().await?;
+        self.inner.grant(spec).await
+    }
+    async fn revoke(&self, held: &Held) -> Result<(), ProviderError> {
+        self.gate().await?;
+        self.inner.revoke(held).await
+    }
+}
+
+impl Faulty {
+    async fn gate(&self) -> Result<(), ProviderError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.ok_calls {
+            return Ok(());
+        }
+        if self.hang {
+            // Simulates the process being killed mid-call: never returns.
+            std::future::pending::<()>().await;
+        }
+        let (provider, resource, message) = (self.inner.kind(), self.inner.resource().to_string(), "injected failure".to_string());
+        Err(if self.transient { ProviderError::Transient { provider, resource, message } } else { ProviderError::Permanent { provider, resource, message } })
+    }
+}
+
+/// Eight grants: each of four users gets `user` on both resources (one PR each).
+fn many_requests(r: &Repo) {
+    for u in ["alice", "bob", "heidi", "ivan"] {
+        let files: Vec<(String, String)> = ["sandbox", "tools"].iter().map(|res| (format!("requests/{u}-{res}.yaml"), req(u, "user", res, "2026-12-01T10:00:00Z", "2h"))).collect();
+        let refs: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+        land(r, u, u, &refs, &["grace"]);
+    }
+}
+
+fn wrap(providers: BTreeMap<String, Arc<dyn Provider>>, ok_calls: usize, transient: bool, hang: bool) -> BTreeMap<String, Arc<dyn Provider>> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    providers
+        .into_iter()
+        .map(|(k, p)| (k, Arc::new(Faulty { inner: p, calls: calls.clone(), ok_calls, transient, hang }) as Arc<dyn Provider>))
+        .collect()
+}
+
+fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().into()
+}
+
+/// A provider that fails permanently after 3 calls: those fail and are named;
+/// the rerun converges; the ledger records each grant exactly once.
+#[tokio::test]
+async fn crash_after_n_calls_then_rerun_converges() {
+    let r = repo();
+    many_requests(&r);
+    let at = t("2026-12-01T10:30:00Z");
+    let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO };
+    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    assert_eq!(plan.actions.len(), 8, "{:#?} {:#?}", plan.refused, plan.failures);
+    let outcomes = execute(&plan, &wrap(providers, 3, false, false), &opts).await;
+    assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 3);
+    assert!(outcomes.iter().filter(|o| !o.ok).all(|o| o.error.as_deref().unwrap().contains("injected failure")));
+    let repo = git2::Repository::open(r.path()).unwrap();
+    let mut l = Ledger::read(&repo).unwrap();
+    let entries = ledger_entries(&plan, &outcomes, &l, at);
+    assert_eq!(entries.iter().filter(|e| e.action == "grant").count(), 3);
+    assert_eq!(entries.iter().filter(|e| e.action == "grant-failed").count(), 5);
+    l.append(&repo, &entries, "run 1").unwrap();
+
+    // Transient failures are retried: 1 ok call, then every call fails once... here: all transient, enough attempts.
+    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    assert_eq!(plan.actions.iter().filter(|a| a.action == gitgrant::reconcile::ActionKind::Grant).count(), 5);
+    let outcomes = execute(&plan, &providers, &opts).await;
+    assert!(outcomes.iter().all(|o| o.ok));
+    let entries = ledger_entries(&plan, &outcomes, &l, at);
+    assert_eq!(entries.iter().filter(|e| e.action == "grant" && e.result == "ok").count(), 5);
+    l.append(&repo, &entries, "run 2").unwrap();
+    assert_eq!(grants(&r).len(), 8);
+    assert_eq!(l.open_grants().len(), 8);
+
+    let (_, _, plan) = prepare(r.path(), at).await.unwrap();
+    assert_eq!(plan.changes(), 0);
+}
+
+/// Killed mid-run (the run stops inside a provider call and never records):
+/// the rerun finds the grants already made, records them as observed, and
+/// grants the rest. Nothing lost, nothing left over, nothing recorded twice.
+#[tokio::test]
+async fn killed_mid_run_then_rerun_records_what_happened() {
+    let r = repo();
+    many_requests(&r);
+    let at = t("2026-12-01T10:30:00Z");
+    let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO };
+    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let hanging = wrap(providers, 4, false, true);
+    let run = execute(&plan, &hanging, &opts);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(500), run).await.is_err(), "the run must hang (be 'killed')");
+    assert_eq!(grants(&r).len(), 4);
+
+    let repo = git2::Repository::open(r.path()).unwrap();
+    let mut l = Ledger::read(&repo).unwrap();
+    assert!(l.entries.is_empty());
+    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let outcomes = execute(&plan, &providers, &opts).await;
+    let entries = ledger_entries(&plan, &outcomes, &l, at);
+    assert_eq!(entries.iter().filter(|e| e.result == "observed").count(), 4, "{entries:#?}");
+    assert_eq!(entries.iter().filter(|e| e.result == "ok").count(), 4);
+    l.append(&repo, &entries, "rerun").unwrap();
+    assert_eq!(grants(&r).len(), 8);
+
+    // After the end: everything revoked, each exactly once.
+    let end = t("2026-12-01T12:30:00Z");
+    let (_, providers, plan) = prepare(r.path(), end).await.unwrap();
+    let outcomes = execute(&plan, &providers, &opts).await;
+    let entries = ledger_entries(&plan, &outcomes, &l, end);
+    assert_eq!(entries.iter().filter(|e| e.action == "revoke" && e.result == "ok").count(), 8);
+    l.append(&repo, &entries, "expire").unwrap();
+    assert!(grants(&r).is_empty());
+    assert!(l.open_grants().is_empty());
+}
+
+/// Transient errors are retried with backoff until they succeed.
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    let r = repo();
+    many_requests(&r);
+    let at = t("2026-12-01T10:30:00Z");
+    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    // Calls 0..2 succeed, later calls fail transiently: with one attempt they fail...
+    let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO };
+    let outcomes = execute(&plan, &wrap(providers.clone(), 2, true, false), &once).await;
+    assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 2);
+    // ...and a provider that fails every other call succeeds with retries.
+    struct Flaky(Arc<dyn Provider>, AtomicUsize);
+    #[async_trait::async_trait]
+    impl Provider for Flaky {
+        fn kind(&self) -> gitgrant::model::policy::ProviderKind {
+            self.0.kind()
+        }
+        fn resource(&self) -> &str {
+            self.0.resource()
+        }
+        fn native_expiry(&self) -> bool {
+            false
+        }
+        fn marker(&self) -> String {
+            String::new()
+        }
+        fn access_for(&self, r: &str, g: &serde_json::Value) -> Result<String, ProviderError> {
+            self.0.access_for(r, g)
+        }
+        async fn list(&self) -> Result<Vec<Held>, ProviderError> {
+            self.0.list().await
+        }
+        async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
+            if self.1.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                return Err(ProviderError::Transient { provider: self.kind(), resource: self.resource().into(), message: "503 Slow Down".into() });
+            }
+            self.0.grant(spec).await
+        }
+        async fn revoke(&self, held: &Held) -> Result<(), ProviderError> {
+            self.0.revoke(held).await
+        }
+    }
+    let flaky: BTreeMap<String, Arc<dyn Provider>> = providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
+    let (_, _, plan) = prepare(r.path(), at).await.unwrap();
+    let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1) };
+    let outcomes = execute(&plan, &flaky, &retry).await;
+    assert!(outcomes.iter().all(|o| o.ok), "{outcomes:#?}");
+    assert!(outcomes.iter().any(|o| o.attempts > 1));
+    assert_eq!(grants(&r).len(), 8);
+}
+
+/// The plan as people read it.
+#[test]
+fn plan_human_output_snapshot() {
+    let r = repo();
+    land(&r, "a", "heidi", &[("requests/heidi-1.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    land(&r, "b", "alice", &[("requests/alice-1.yaml", req("alice", "admin", "tools", "2026-12-01T10:00:00Z", "2h"))], &["grace"]);
+    r.write("requests/bob-1.yaml", req("bob", "admin", "tools", "2026-12-01T10:00:00Z", "2h"));
+    r.commit_as("bob", "direct push");
+    let out = r.run(&["plan", "--at", "2026-12-01T10:30:00Z"]);
+    let text = regex::Regex::new(r"\b[0-9a-f]{10}\b").unwrap().replace_all(&out.all(), "[COMMIT]").to_string();
+    insta::assert_snapshot!("plan-human", text);
+}
