@@ -12,6 +12,7 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
+pub mod aws_iam;
 pub mod local;
 
 use std::collections::BTreeSet;
@@ -120,6 +121,7 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, Provi
             let state = ctx.config.config.get("state").and_then(|v| v.as_str());
             Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
         }
+        ProviderKind::AwsIam => Ok(Box::new(aws_iam::AwsIamProvider::from_env(ctx.resource, &ctx.config.config).await?)),
         other => Err(ProviderError::Permanent {
             provider: other,
             resource: ctx.resource.to_string(),
