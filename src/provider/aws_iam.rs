@@ -144,7 +144,9 @@ impl AwsIamProvider {
         let managed = spec.grant.get("managed_policy_arn").and_then(Value::as_str);
         let (source, raw) = match (template, managed, &spec.document) {
             (Some(t), _, Some(doc)) => (format!("template `templates/{t}`"), doc.clone()),
-            (Some(t), _, None) => return Err(self.perm(format!("template `templates/{t}` of role `{}` was not rendered (a gitgrant bug; please report it)", spec.role))),
+            (Some(t), _, None) => {
+                return Err(self.perm(format!("template `templates/{t}` of role `{}` was not rendered (a gitgrant bug; please report it)", spec.role)));
+            }
             (None, Some(arn), _) => (format!("managed policy `{arn}`"), self.fetch_policy_document(arn).await?),
             (None, None, _) => return Err(self.perm(format!("role `{}`: the aws-iam grant needs `policy_template` or `managed_policy_arn`", spec.role))),
         };
@@ -159,9 +161,11 @@ impl AwsIamProvider {
             Err(e) if missing(&e) => return Err(self.perm(format!("managed policy `{arn}` does not exist; fix `managed_policy_arn` in the role's grant"))),
             Err(e) => return Err(self.sdk("GetPolicy", arn, e)),
         };
-        let version = policy.policy().and_then(|p| p.default_version_id()).ok_or_else(|| self.perm(format!("managed policy `{arn}` has no default version")))?;
+        let version =
+            policy.policy().and_then(|p| p.default_version_id()).ok_or_else(|| self.perm(format!("managed policy `{arn}` has no default version")))?;
         let out = self.client.get_policy_version().policy_arn(arn).version_id(version).send().await.map_err(|e| self.sdk("GetPolicyVersion", arn, e))?;
-        let doc = out.policy_version().and_then(|v| v.document()).ok_or_else(|| self.perm(format!("managed policy `{arn}` version {version} has no document")))?;
+        let doc =
+            out.policy_version().and_then(|v| v.document()).ok_or_else(|| self.perm(format!("managed policy `{arn}` version {version} has no document")))?;
         decode_document(doc).map(|v| v.to_string()).map_err(|m| self.perm(format!("managed policy `{arn}`: {m}")))
     }
 
@@ -171,10 +175,9 @@ impl AwsIamProvider {
         let policy = match self.client.get_policy().policy_arn(arn).send().await {
             Ok(p) => p.policy,
             Err(e) if e.code() == Some("NoSuchEntity") => {
-                return Err(self.perm(format!(
-                    "a policy with the name of `{arn}` exists outside `{}`; delete or rename it, gitgrant does not touch it",
-                    self.path
-                )));
+                return Err(
+                    self.perm(format!("a policy with the name of `{arn}` exists outside `{}`; delete or rename it, gitgrant does not touch it", self.path))
+                );
             }
             Err(e) => return Err(self.sdk("GetPolicy", arn, e)),
         };
@@ -223,13 +226,32 @@ impl AwsIamProvider {
 
     async fn attach(&self, p: &Principal, arn: &str) -> Result<(), ProviderError> {
         let result = match p.kind {
-            PrincipalKind::User => self.client.attach_user_policy().user_name(&p.name).policy_arn(arn).send().await.map(drop).map_err(|e| (e.code() == Some("NoSuchEntity"), self.sdk("AttachUserPolicy", arn, e))),
-            PrincipalKind::Role => self.client.attach_role_policy().role_name(&p.name).policy_arn(arn).send().await.map(drop).map_err(|e| (e.code() == Some("NoSuchEntity"), self.sdk("AttachRolePolicy", arn, e))),
+            PrincipalKind::User => self
+                .client
+                .attach_user_policy()
+                .user_name(&p.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (e.code() == Some("NoSuchEntity"), self.sdk("AttachUserPolicy", arn, e))),
+            PrincipalKind::Role => self
+                .client
+                .attach_role_policy()
+                .role_name(&p.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (e.code() == Some("NoSuchEntity"), self.sdk("AttachRolePolicy", arn, e))),
             PrincipalKind::Group => return Err(self.perm(format!("`{}` is a group; {IDENTITY_HELP}", p.arn))),
         };
         result.map_err(|(missing, e)| {
             if missing {
-                self.perm(format!("IAM {} `{}` does not exist in account {} ({}); fix the `aws` identities entry or create the {}", p.kind, p.name, p.account, p.arn, p.kind))
+                self.perm(format!(
+                    "IAM {} `{}` does not exist in account {} ({}); fix the `aws` identities entry or create the {}",
+                    p.kind, p.name, p.account, p.arn, p.kind
+                ))
             } else {
                 e
             }
@@ -268,7 +290,8 @@ impl Provider for AwsIamProvider {
         if grant.get("policy_template").and_then(Value::as_str).is_none() && grant.get("managed_policy_arn").and_then(Value::as_str).is_none() {
             return Err(self.perm("the role's aws-iam grant needs `policy_template` or `managed_policy_arn`"));
         }
-        policy_name(request, &self.resource).ok_or_else(|| self.perm(format!("request id `{request}` cannot name an IAM policy (expected [a-z0-9._-], at most 80 characters)")))
+        policy_name(request, &self.resource)
+            .ok_or_else(|| self.perm(format!("request id `{request}` cannot name an IAM policy (expected [a-z0-9._-], at most 80 characters)")))
     }
 
     async fn list(&self) -> Result<Vec<Held>, ProviderError> {
@@ -336,7 +359,10 @@ impl Provider for AwsIamProvider {
             .policy_name(name)
             .path(&self.path)
             .policy_document(&doc)
-            .description(format!("Managed by gitgrant: request {request} on resource {}. Do not edit; gitgrant deletes it when the request ends.", self.resource))
+            .description(format!(
+                "Managed by gitgrant: request {request} on resource {}. Do not edit; gitgrant deletes it when the request ends.",
+                self.resource
+            ))
             .set_tags(Some(tags.clone()))
             .send()
             .await;
@@ -435,17 +461,21 @@ where
     match e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(resource, format!("{op} {what}: {chain}")),
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => transient(resource, format!("{op} {what}: cannot reach AWS IAM: {chain}")),
-        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => permanent(
-            resource,
-            format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"),
-        ),
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+            permanent(resource, format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"))
+        }
         _ => {
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or_default();
             let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
             let text = format!("{op} {what}: {code}: {message}");
             match code {
-                "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "ServiceUnavailable" | "ServiceFailure" | "InternalFailure"
+                "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "ServiceUnavailable"
+                | "ServiceFailure"
+                | "InternalFailure"
                 | "ConcurrentModification" => transient(resource, text),
                 _ if server_side => transient(resource, text),
                 "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
@@ -454,7 +484,9 @@ where
                 "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "UnrecognizedClientException" => {
                     permanent(resource, format!("{text}; the runner's AWS credentials are invalid or expired, refresh them"))
                 }
-                "MalformedPolicyDocument" => permanent(resource, format!("{text}; AWS rejected the policy document: fix the role's template or managed policy")),
+                "MalformedPolicyDocument" => {
+                    permanent(resource, format!("{text}; AWS rejected the policy document: fix the role's template or managed policy"))
+                }
                 "LimitExceeded" => permanent(
                     resource,
                     format!(
@@ -837,7 +869,13 @@ mod tests {
         assert_eq!((p.kind, p.name.as_str(), p.account.as_str(), p.partition.as_str()), (PrincipalKind::User, "alice", "111111111111", "aws"));
         let p = Principal::parse("arn:aws-us-gov:iam::222222222222:role/ops").unwrap();
         assert_eq!((p.kind, p.name.as_str()), (PrincipalKind::Role, "ops"));
-        for bad in ["alice", "arn:aws:sts::111111111111:assumed-role/ops/alice", "arn:aws:iam::1111:user/alice", "arn:aws:iam::111111111111:user/", "arn:aws:s3:::bucket"] {
+        for bad in [
+            "alice",
+            "arn:aws:sts::111111111111:assumed-role/ops/alice",
+            "arn:aws:iam::1111:user/alice",
+            "arn:aws:iam::111111111111:user/",
+            "arn:aws:s3:::bucket",
+        ] {
             let err = Principal::parse(bad).unwrap_err();
             assert!(err.contains("arn:aws:iam::111111111111:user/alice"), "{err}");
         }
@@ -852,7 +890,8 @@ mod tests {
     }
 
     fn service_error(code: &str, status: u16) -> SdkError<aws_sdk_iam::operation::get_policy::GetPolicyError, HttpResponse> {
-        let err = aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().code(code).message("details").build());
+        let err =
+            aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().code(code).message("details").build());
         SdkError::service_error(err, HttpResponse::new(status.try_into().unwrap(), "".into()))
     }
 
