@@ -281,8 +281,8 @@ impl Provider for AwsIamProvider {
     }
     fn marker(&self) -> String {
         format!(
-            "customer-managed IAM policy `{}{}` at path `{}`, tagged gitgrant:managed=true, gitgrant:request, gitgrant:end, gitgrant:role, gitgrant:resource",
-            NAME_PREFIX, "<request>@<resource>", self.path
+            "customer-managed IAM policy `{NAME_PREFIX}<request>@{}` at path `{}`, tagged gitgrant:managed=true, gitgrant:request, gitgrant:end, gitgrant:role, gitgrant:resource",
+            self.resource, self.path
         )
     }
 
