@@ -12,6 +12,7 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
+pub mod aws_iam;
 pub mod local;
 pub mod postgres;
 
@@ -122,6 +123,7 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, Provi
             Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
         }
         ProviderKind::Postgres => Ok(Box::new(postgres::PostgresProvider::new(ctx.resource, &ctx.config.config, |k| std::env::var(k).ok(), ctx.now)?)),
+        ProviderKind::AwsIam => Ok(Box::new(aws_iam::AwsIamProvider::from_env(ctx.resource, &ctx.config.config).await?)),
         other => Err(ProviderError::Permanent {
             provider: other,
             resource: ctx.resource.to_string(),

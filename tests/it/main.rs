@@ -9,4 +9,5 @@ mod check_inputs;
 mod cli;
 mod provider_postgres;
 mod reconcile;
+mod provider_aws_iam;
 mod risk;
