@@ -11,3 +11,4 @@ mod provider_postgres;
 mod reconcile;
 mod provider_aws_iam;
 mod risk;
+mod reconcile_e2e;
