@@ -33,6 +33,9 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
     out
 }
 
+/// A provider's `access_for`, as the planner calls it.
+type AccessFn = Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>>;
+
 /// Lists every provider and makes the plan. Providers that only exist in
 /// the plan's failure list are not returned.
 pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
@@ -50,13 +53,13 @@ pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTr
             providers.insert(name, p);
         }
     }
-    let access_fns: BTreeMap<String, Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>>> = desired
+    let access_fns: BTreeMap<String, AccessFn> = desired
         .policy
         .resources
         .keys()
         .map(|name| {
             let p = providers.get(name).cloned();
-            let f: Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>> = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
+            let f: AccessFn = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
                 Some(p) => p.access_for(req, grant).map_err(|e| e.to_string()),
                 None => Err("provider unavailable".to_string()),
             });

@@ -9,6 +9,6 @@ mod check_inputs;
 mod cli;
 mod provider_postgres;
 mod reconcile;
+mod reconcile_e2e;
 mod provider_aws_iam;
 mod risk;
-mod reconcile_e2e;

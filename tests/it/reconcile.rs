@@ -388,7 +388,7 @@ async fn transient_errors_are_retried() {
             self.0.list().await
         }
         async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
-            if self.1.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if self.1.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 return Err(ProviderError::Transient { provider: self.kind(), resource: self.resource().into(), message: "503 Slow Down".into() });
             }
             self.0.grant(spec).await
