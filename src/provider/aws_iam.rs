@@ -328,7 +328,7 @@ impl Provider for AwsIamProvider {
             let principals = if principals.is_empty() { BTreeSet::from([String::new()]) } else { principals };
             for principal in principals {
                 out.push(Held {
-                    access: Access { provider: KIND, resource: self.resource.clone(), principal, access: name.clone() },
+                    access: Access { provider: KIND, resource: self.resource.clone(), principal: principal_key(&principal), access: name.clone() },
                     requests: BTreeSet::from([request.clone()]),
                     end,
                     handle: arn.clone(),
@@ -381,7 +381,8 @@ impl Provider for AwsIamProvider {
             return Err(e);
         }
         let end = serde_json::from_str(&doc).ok().and_then(|d: Value| document_end(&d));
-        Ok(Held { access: spec.access.clone(), requests: spec.requests.clone(), end, handle: arn })
+        let access = Access { principal: principal_key(&principal.arn), ..spec.access.clone() };
+        Ok(Held { access, requests: spec.requests.clone(), end, handle: arn })
     }
 
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError> {
@@ -550,6 +551,21 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// How the plan compares principals: the ARN without its IAM path
+/// (`arn:aws:iam::111111111111:user/alice` for `.../user/team/alice`).
+///
+/// IAM reports ARNs with the path, while `identities` entries often leave it
+/// out; compared as written, every run would revoke and re-grant the same
+/// policy. User and role names are unique in an account whatever the path,
+/// and attaching uses the name alone, so the path-less ARN names the same
+/// principal. Anything that is not a user or role ARN is returned unchanged.
+pub fn principal_key(arn: &str) -> String {
+    match Principal::parse(arn) {
+        Ok(p) if p.kind != PrincipalKind::Group => format!("arn:{}:iam::{}:{}/{}", p.partition, p.account, p.kind, p.name),
+        _ => arn.to_string(),
+    }
 }
 
 /// What a principal ARN names.
@@ -878,6 +894,16 @@ mod tests {
         ] {
             let err = Principal::parse(bad).unwrap_err();
             assert!(err.contains("arn:aws:iam::111111111111:user/alice"), "{err}");
+        }
+    }
+
+    #[test]
+    fn principal_keys_drop_the_iam_path_only() {
+        assert_eq!(principal_key("arn:aws:iam::111111111111:user/team/eu/alice"), "arn:aws:iam::111111111111:user/alice");
+        assert_eq!(principal_key("arn:aws:iam::111111111111:user/alice"), "arn:aws:iam::111111111111:user/alice");
+        assert_eq!(principal_key("arn:aws-us-gov:iam::222222222222:role/ops/oncall"), "arn:aws-us-gov:iam::222222222222:role/oncall");
+        for other in ["", "alice", "arn:aws:iam::111111111111:group/ops/admins"] {
+            assert_eq!(principal_key(other), other);
         }
     }
 

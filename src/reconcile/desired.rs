@@ -222,7 +222,11 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
             resources: req.resources.clone(),
             resource: name.clone(),
             provider: res.provider,
-            principal,
+            // Compared with what the provider lists: an IAM ARN without its path.
+            principal: match res.provider {
+                ProviderKind::AwsIam => crate::provider::aws_iam::principal_key(&principal),
+                _ => principal,
+            },
             window,
             break_glass: req.break_glass,
             grant,

@@ -59,8 +59,17 @@ impl World {
         w
     }
 
+    /// bob's IAM ARN is written without its path (`user/NAME`), as people
+    /// often do: IAM lists it with the path, and it must still match.
     fn policies(&self) -> String {
-        let ids: String = self.people.iter().map(|(l, pg, arn)| format!("  {l}: {{ postgres: {pg}, aws: \"{arn}\" }}\n")).collect();
+        let ids: String = self
+            .people
+            .iter()
+            .map(|(l, pg, arn)| {
+                let arn = if *l == "bob" { arn.replace("/people/", "/") } else { arn.clone() };
+                format!("  {l}: {{ postgres: {pg}, aws: \"{arn}\" }}\n")
+            })
+            .collect();
         let account = self.account();
         format!(
             r#"
