@@ -358,6 +358,10 @@ pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path)
             let n = extend(repo, &mut h, head, Some(covered))?;
             (h, CacheUse::Warm(n))
         }
+        Some((_, covered)) if repo.graph_descendant_of(covered, head).unwrap_or(false) => {
+            // An older commit (judging a past landing): walk it, keep the newer index.
+            return Ok((read_history(repo, head)?, CacheUse::Cold));
+        }
         _ => (read_history(repo, head)?, CacheUse::Cold),
     };
     if used != CacheUse::Warm(0) {
