@@ -5,7 +5,8 @@
 mod approvals;
 mod check;
 mod explain;
-mod output;
+mod gate;
+pub(crate) mod output;
 mod schema;
 
 use std::io::IsTerminal;
@@ -62,6 +63,11 @@ pub enum Command {
     /// Judge `Approved-by:` trailers on a landing commit (plain-git approvals).
     #[command(after_help = "Example:\n  gitgrant approvals --commit HEAD")]
     Approvals(approvals::Args),
+    /// Judge a PR's GitHub reviews; publish the check run (or status) and the sticky comment.
+    #[command(
+        after_help = "Inside GitHub Actions the PR comes from the event; the base and head commits are read from the local clone.\nAuth: GITHUB_TOKEN, or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY. API: GITHUB_API_URL (default api.github.com).\n\nExamples:\n  gitgrant gate\n  gitgrant gate --pr 42 --github-repo acme/access --status"
+    )]
+    Gate(gate::Args),
     /// Print the JSON Schema of request or policy files (for editors).
     #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
     Schema(schema::Args),
@@ -95,6 +101,7 @@ pub fn run() -> ExitCode {
         Command::Explain(a) => explain::run(&g, a),
         Command::Approvals(a) => approvals::run(&g, a),
         Command::Schema(a) => schema::run(&g, a),
+        Command::Gate(a) => gate::run(&g, a),
     };
     ExitCode::from(code)
 }
