@@ -458,6 +458,8 @@ impl View {
 
 fn render(name: &str, source: &str, view: &View) -> Result<String, minijinja::Error> {
     let mut env = crate::render::environment();
+    // Line-based templates: a block tag's own line leaves no blank line.
+    env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
     env.add_template(name, source)?;
     env.get_template(name)?.render(minijinja::Value::from(minijinja::value::Serde(view)))
 }

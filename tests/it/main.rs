@@ -7,4 +7,5 @@ mod support;
 mod check_git;
 mod check_inputs;
 mod cli;
+mod github_gate;
 mod risk;
