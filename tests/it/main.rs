@@ -9,3 +9,4 @@ mod check_inputs;
 mod cli;
 mod github_gate;
 mod risk;
+mod workflows;
