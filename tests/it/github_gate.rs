@@ -202,20 +202,32 @@ async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments:
 
 /// Runs `gitgrant gate --pr 7` against the fake API (off the async runtime).
 async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
+    let mut args = vec!["gate", "--pr", "7"];
+    args.extend_from_slice(extra);
+    gitgrant(repo, api, &args, None).await
+}
+
+/// Runs gitgrant with the fake API's environment, optionally inside an
+/// Actions event (`GITHUB_EVENT_PATH`).
+async fn gitgrant(repo: &std::path::Path, api: &str, args: &[&str], event: Option<&std::path::Path>) -> Out {
     let (repo, api) = (repo.to_path_buf(), api.to_string());
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let event = event.map(|e| e.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        let out = Command::cargo_bin("gitgrant")
-            .unwrap()
+        let mut cmd = Command::cargo_bin("gitgrant").unwrap();
+        match &event {
+            Some(e) => cmd.env("GITHUB_EVENT_PATH", e),
+            None => cmd.env_remove("GITHUB_EVENT_PATH"),
+        };
+        let out = cmd
             .arg("--repo")
             .arg(&repo)
-            .args(["--now", NOW, "gate", "--pr", &PR.to_string()])
-            .args(&extra)
+            .args(["--now", NOW])
+            .args(&args)
             .env("GITHUB_API_URL", &api)
             .env("GITHUB_TOKEN", "dummy")
             .env("GITHUB_REPOSITORY", OWNER_REPO)
             .env("GITGRANT_GITHUB_MAX_WAIT", "10")
-            .env_remove("GITHUB_EVENT_PATH")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env("NO_COLOR", "1")
             .output()
@@ -490,4 +502,35 @@ async fn an_unknown_pr_cannot_be_judged() {
     let out = gate(pr.repo.path(), &server.uri(), &[]).await;
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("cannot read PR #7: GitHub GET /repos/acme/access/pulls/7: HTTP 404"), "{}", out.all());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_actions_the_event_names_the_pr_for_check_and_gate() {
+    let pr = pr_repo("INC-42: orders stuck in pending, fix rows by hand");
+    let server = MockServer::start().await;
+    mount_pr(&server, &pr, vec![file(REQUEST, "added")], vec![]).await;
+    mount_review_pages(&server, mixed_reviews(&pr)).await;
+    // A pull_request_review event, as GitHub writes it to $GITHUB_EVENT_PATH.
+    let event = json!({
+        "action": "submitted",
+        "review": review(106, "grace", "APPROVED", &pr.head, "2026-11-23T08:15:00Z"),
+        "pull_request": pull("carol", &pr.base, &pr.head),
+        "repository": { "id": 1, "name": "access", "full_name": OWNER_REPO },
+        "sender": user("grace", "User")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let event_path = dir.path().join("event.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+
+    // `check` judges the PR's base..head, not the clone's working tree (which is main).
+    let out = gitgrant(pr.repo.path(), &server.uri(), &["check", "--format", "json"], Some(&event_path)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let report = out.json();
+    assert_eq!(report["head"], pr.head.as_str());
+    assert_eq!(report["requests"][0]["id"], "2026-12-01-carol-orders-rw");
+
+    let out = gitgrant(pr.repo.path(), &server.uri(), &["gate", "--no-comment"], Some(&event_path)).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("gate: PR #7 at"), "{}", out.all());
+    assert_eq!(sent(&server, "POST", &repo_path("/check-runs")).await[0]["head_sha"], pr.head.as_str());
 }
