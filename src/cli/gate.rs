@@ -90,5 +90,11 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
         (false, true) => "commit status",
         (false, false) => "nothing published",
     };
-    eprintln!("gate: PR #{} at {}: {} ({published}): {}", o.pr.number, o.pr.head_sha.get(..12).unwrap_or(&o.pr.head_sha), o.conclusion.as_str(), o.check_run.output.title);
+    eprintln!(
+        "gate: PR #{} at {}: {} ({published}): {}",
+        o.pr.number,
+        o.pr.head_sha.get(..12).unwrap_or(&o.pr.head_sha),
+        o.conclusion.as_str(),
+        o.check_run.output.title
+    );
 }

@@ -308,7 +308,8 @@ impl Client {
         let mut path = first.to_string();
         for _ in 0..MAX_PAGES {
             let resp = self.send(Method::Get, &path, None, true).await?;
-            let page: Value = serde_json::from_str(&resp.body).map_err(|e| ApiError::Decode { method: "GET".into(), path: path.clone(), message: e.to_string() })?;
+            let page: Value =
+                serde_json::from_str(&resp.body).map_err(|e| ApiError::Decode { method: "GET".into(), path: path.clone(), message: e.to_string() })?;
             match page {
                 Value::Array(items) => out.extend(items),
                 _ => return Err(ApiError::Decode { method: "GET".into(), path, message: "expected a JSON array".into() }),
@@ -343,7 +344,8 @@ pub fn review_from_json(v: &Value) -> Option<Review> {
         "PENDING" => ReviewState::Pending,
         _ => ReviewState::Commented,
     };
-    let submitted_at = str_at(v, "/submitted_at").and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
+    let submitted_at =
+        str_at(v, "/submitted_at").and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
     Some(Review {
         login: str_at(v, "/user/login").unwrap_or("ghost").to_string(),
         state,
@@ -456,7 +458,10 @@ mod tests {
         assert_eq!(retry_wait(403, &h(Some("7"), None, None), "", 1, false, base, now), Some(Duration::from_secs(7)));
         let reset = (now.timestamp() + 30).to_string();
         assert_eq!(retry_wait(403, &h(None, Some("0"), Some(&reset)), "", 1, true, base, now), Some(Duration::from_secs(30)));
-        assert_eq!(retry_wait(403, &h(None, None, None), r#"{"message":"You have exceeded a secondary rate limit"}"#, 1, true, base, now), Some(Duration::from_secs(60)));
+        assert_eq!(
+            retry_wait(403, &h(None, None, None), r#"{"message":"You have exceeded a secondary rate limit"}"#, 1, true, base, now),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(retry_wait(403, &h(None, Some("4999"), None), r#"{"message":"Resource not accessible by integration"}"#, 1, true, base, now), None);
         assert_eq!(retry_wait(502, &h(None, None, None), "", 3, true, base, now), Some(Duration::from_millis(400)));
         assert_eq!(retry_wait(502, &h(None, None, None), "", 1, false, base, now), None, "a POST that may have happened is not retried");

@@ -69,10 +69,7 @@ mod tests {
     #[test]
     fn pull_request_and_review_events_name_the_pr() {
         let pr = r#"{"action":"synchronize","number":7,"pull_request":{"number":7,"base":{"ref":"main","sha":"b1"},"head":{"ref":"x","sha":"h1"}},"repository":{"full_name":"acme/access"}}"#;
-        assert_eq!(
-            parse_event(pr).unwrap(),
-            Some(PrEvent { number: 7, base_sha: "b1".into(), head_sha: "h1".into(), repository: Some("acme/access".into()) })
-        );
+        assert_eq!(parse_event(pr).unwrap(), Some(PrEvent { number: 7, base_sha: "b1".into(), head_sha: "h1".into(), repository: Some("acme/access".into()) }));
         let review = r#"{"action":"submitted","review":{"state":"approved"},"pull_request":{"number":9,"base":{"sha":"b"},"head":{"sha":"h"}}}"#;
         assert_eq!(parse_event(review).unwrap().map(|e| e.number), Some(9));
         assert_eq!(parse_event(r#"{"ref":"refs/heads/main","commits":[]}"#).unwrap(), None);

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use git2::Repository;
 use serde::Serialize;
 
-use super::{ApiError, COMMENT_MARKER, CHECK_NAME, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
+use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
 use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
 use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
 use crate::diag::Diagnostic;
@@ -136,7 +136,18 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
             Err(e) => notes.push(format!("could not post the PR comment (the verdict stands): {e}")),
         }
     }
-    Ok(GateOutcome { pr, conclusion, exit, decision: verdict.decision, error: verdict.error, notes, check_run, published, comment_body, report: verdict.report })
+    Ok(GateOutcome {
+        pr,
+        conclusion,
+        exit,
+        decision: verdict.decision,
+        error: verdict.error,
+        notes,
+        check_run,
+        published,
+        comment_body,
+        report: verdict.report,
+    })
 }
 
 fn cannot_judge(report: Option<CheckReport>, error: String, notes: Vec<String>) -> Verdict {
@@ -221,7 +232,12 @@ fn local_changes(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<B
 /// Group members for the approval engine: the policy's members, plus the
 /// members of each group's GitHub team (only for groups a slot draws from).
 /// A team that cannot be read adds nobody (fail closed) and is reported.
-async fn resolve_groups(api: &dyn GitHubApi, report: &CheckReport, requirements: &[Requirement], notes: &mut Vec<String>) -> BTreeMap<String, BTreeSet<String>> {
+async fn resolve_groups(
+    api: &dyn GitHubApi,
+    report: &CheckReport,
+    requirements: &[Requirement],
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let mut groups = report.policy.group_members();
     let wanted: BTreeSet<&String> = requirements.iter().flat_map(|r| &r.from).collect();
     for name in wanted {
@@ -273,12 +289,8 @@ async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, 
     } else {
         run.output.title.clone()
     };
-    let status = CommitStatus {
-        state: run.conclusion.status_state().to_string(),
-        context: CHECK_NAME.to_string(),
-        description,
-        target_url: run.details_url.clone(),
-    };
+    let status =
+        CommitStatus { state: run.conclusion.status_state().to_string(), context: CHECK_NAME.to_string(), description, target_url: run.details_url.clone() };
     api.create_status(&pr.head_sha, &status).await?;
     Ok((false, true))
 }
@@ -502,7 +514,8 @@ fn render_comment(view: &View, base_template: Option<&str>, notes: &mut Vec<Stri
         }
         None => render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view),
     };
-    let body = rendered.unwrap_or_else(|e| format!("### gitgrant: {}\n\n(comment template failed: {})\n", escape_markdown(&view.title), escape_markdown(&e.to_string())));
+    let body = rendered
+        .unwrap_or_else(|e| format!("### gitgrant: {}\n\n(comment template failed: {})\n", escape_markdown(&view.title), escape_markdown(&e.to_string())));
     clamp(format!("{COMMENT_MARKER}\n{body}"), "comment")
 }
 

@@ -17,9 +17,7 @@ const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
 
 /// A high-tier request (score 64): one manager and one security member.
 fn rw_request(reason: &str) -> String {
-    format!(
-        "requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nticket: INC-42\nreason: '{reason}'\n"
-    )
+    format!("requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nticket: INC-42\nreason: '{reason}'\n")
 }
 
 /// A clone with main (the policies) and a PR branch of two commits by carol.
@@ -126,7 +124,9 @@ async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
         .respond_with(ResponseTemplate::new(200).set_body_json(p2).insert_header("link", link(2).as_str()))
         .mount(server)
         .await;
-    let prev = format!("<{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page=2>; rel=\"prev\", <{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page=1>; rel=\"first\"");
+    let prev = format!(
+        "<{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page=2>; rel=\"prev\", <{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page=1>; rel=\"first\""
+    );
     Mock::given(method("GET"))
         .and(path(format!("/repositories/1/pulls/{PR}/reviews")))
         .and(query_param("page", "3"))
@@ -455,7 +455,11 @@ async fn a_policy_change_needs_two_security_approvals() {
     let server = MockServer::start().await;
     mount_pr(&server, &pr, vec![file("policies/risk.yaml", "modified")], vec![]).await;
     // Approvals that would satisfy the loosened rule on the head, not the base's.
-    mount_review_pages(&server, [vec![review(301, "alice", "APPROVED", &head, "2026-11-23T08:15:00Z")], vec![], vec![review(302, "dave", "APPROVED", &head, "2026-11-23T08:16:00Z")]]).await;
+    mount_review_pages(
+        &server,
+        [vec![review(301, "alice", "APPROVED", &head, "2026-11-23T08:15:00Z")], vec![], vec![review(302, "dave", "APPROVED", &head, "2026-11-23T08:16:00Z")]],
+    )
+    .await;
     let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stdout.contains("[ ] policy change from security: could approve: erin"), "{}", out.all());
