@@ -538,3 +538,71 @@ async fn inside_actions_the_event_names_the_pr_for_check_and_gate() {
     assert!(out.stderr.contains("gate: PR #7 at"), "{}", out.all());
     assert_eq!(sent(&server, "POST", &repo_path("/check-runs")).await[0]["head_sha"], pr.head.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_mints_an_installation_token_for_the_repository() {
+    let pr = pr_repo("INC-42: orders stuck in pending, fix rows by hand");
+    let server = MockServer::start().await;
+    mount_pr(&server, &pr, vec![file(REQUEST, "added")], vec![]).await;
+    mount_review_pages(&server, mixed_reviews(&pr)).await;
+    Mock::given(method("GET"))
+        .and(path(repo_path("/installation")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 42, "account": user("acme", "Organization"), "app_id": 1234, "app_slug": "gitgrant-acme",
+            "target_type": "Organization", "repository_selection": "selected",
+            "access_tokens_url": format!("{}/app/installations/42/access_tokens", server.uri()),
+            "repositories_url": format!("{}/installation/repositories", server.uri()),
+            "html_url": "https://github.com/organizations/acme/settings/installations/42",
+            "permissions": { "checks": "write", "pull_requests": "write", "statuses": "write", "contents": "read", "members": "read" },
+            "events": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/42/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_installation_token_for_tests", "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": { "checks": "write" }, "repository_selection": "selected"
+        })))
+        .mount(&server)
+        .await;
+
+    // A throwaway RSA key, made for this test only.
+    let key = Command::new("openssl").args(["genrsa", "2048"]).output().expect("openssl is needed to make a test key");
+    assert!(key.status.success());
+    let pem = String::from_utf8(key.stdout).unwrap();
+    let (repo, api) = (pr.repo.path().to_path_buf(), server.uri());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("gitgrant")
+            .unwrap()
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--now", NOW, "gate", "--pr", "7", "--no-comment"])
+            .env("GITHUB_API_URL", &api)
+            .env_remove("GITHUB_TOKEN")
+            .env("GITHUB_APP_ID", "1234")
+            .env("GITHUB_APP_PRIVATE_KEY", &pem)
+            .env("GITHUB_REPOSITORY", OWNER_REPO)
+            .env_remove("GITHUB_EVENT_PATH")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+
+    let requests = server.received_requests().await.unwrap();
+    let auth = |p: &str| {
+        requests
+            .iter()
+            .find(|r| r.url.path() == p)
+            .and_then(|r| r.headers.get("authorization"))
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no authorized request to {p}"))
+    };
+    let jwt = auth(&repo_path("/installation"));
+    assert!(jwt.starts_with("Bearer ") && jwt.matches('.').count() == 2, "the app authenticates with a JWT: {jwt}");
+    assert_eq!(auth(&repo_path(&format!("/pulls/{PR}"))), "Bearer ghs_installation_token_for_tests");
+    assert_eq!(auth(&repo_path("/check-runs")), "Bearer ghs_installation_token_for_tests");
+}
