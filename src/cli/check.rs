@@ -19,7 +19,16 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
-    let opts = CheckOptions { base: a.base, head: a.head, all: a.all, only: None, now: g.now };
+    // Inside a GitHub Actions PR workflow, the event names the base and head.
+    let (base, head) = match (a.base, a.head) {
+        (None, None) => match crate::github::context::pr_event_from_env() {
+            Ok(Some(e)) => (Some(e.base_sha), Some(e.head_sha)),
+            Ok(None) => (None, None),
+            Err(e) => return fail(e),
+        },
+        refs => refs,
+    };
+    let opts = CheckOptions { base, head, all: a.all, only: None, now: g.now };
     let report = match run_check(&g.repo, &opts) {
         Ok(r) => r,
         Err(e) => return fail(e),

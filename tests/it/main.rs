@@ -10,4 +10,6 @@ mod cli;
 mod provider_postgres;
 mod reconcile;
 mod provider_aws_iam;
+mod github_gate;
 mod risk;
+mod workflows;

@@ -156,6 +156,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Out {
         .args(args)
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_EVENT_PATH")
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
