@@ -186,6 +186,10 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
     } else if (lower.starts_with("expected mapping") || lower.contains("expected struct")) && pos == first_content(text) {
         // At the document's first node: the root itself is not a mapping.
         Diagnostic::new(Code::NotAMapping, path, pos, format!("the {what} must be a YAML mapping of fields")).help(schema_help)
+    } else if lower.contains("null into") {
+        // serde-saphyr's wording names Rust types; say what the user wrote.
+        Diagnostic::new(Code::InvalidValue, path, pos, "a value is required here, not an empty value or `~`")
+            .help(format!("write a value, or remove the line if the field is optional; {schema_help}"))
     } else if lower.contains("invalid boolean") {
         Diagnostic::new(Code::InvalidValue, path, pos, "expected `true` or `false`").help("YAML 1.1 words like `yes`/`on` are not booleans here")
     } else if lower.starts_with("expected sequence") {

@@ -180,6 +180,15 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                 .len(req.role.chars().count()),
         );
     }
+    // A duration that parses but ends beyond any representable time leaves no
+    // window at all: every later check would skip it, so refuse it here.
+    if let (None, Some(_), None, Some(dur)) = (req.window(ctx.default_start), req.duration, req.until, &raw.duration) {
+        d.push(
+            Diagnostic::new(Code::BadDuration, path, dur.pos, format!("duration `{}` is too long to have an end", dur.value))
+                .help("access windows are hours or days, e.g. `duration: 2h`")
+                .len(dur.value.chars().count()),
+        );
+    }
     let identity = policy.identities.get(&req.requester);
     if identity.is_none() {
         d.push(

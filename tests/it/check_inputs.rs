@@ -651,3 +651,22 @@ fn a_policy_only_pr_needs_policy_change_approvals() {
     assert_eq!(pc["files"], serde_json::json!(["policies/groups.yaml"]));
     assert_eq!(pc["approvals"]["required"], serde_json::json!([{"from": ["security"], "count": 2}]));
 }
+
+#[test]
+fn an_empty_value_is_a_missing_value_not_a_syntax_error() {
+    let r = pr_file(F, request("carol", "db-readonly", "orders-db", "").replace("role: db-readonly", "role:"));
+    let c = judged(&r, 1, "input-null-value");
+    assert_eq!(c.error_codes(), ["GG004"]);
+    c.error(F, 2, 5, "GG004");
+    assert!(!c.github.contains("Option<"), "Rust types leaked into the message: {}", c.github);
+}
+
+#[test]
+fn a_duration_too_long_to_have_an_end_is_refused() {
+    // It parses (nine digits of weeks) but its end is beyond any calendar:
+    // without a window every other check would skip it.
+    let r = pr_file(F, request("carol", "db-readonly", "orders-db", "").replace("duration: 2h", "duration: 999999999w"));
+    let c = judged(&r, 1, "request-duration-without-end");
+    assert_eq!(c.error_codes(), ["GG207"]);
+    c.error(F, 5, 11, "GG207");
+}
