@@ -670,3 +670,27 @@ fn a_duration_too_long_to_have_an_end_is_refused() {
     assert_eq!(c.error_codes(), ["GG207"]);
     c.error(F, 5, 11, "GG207");
 }
+
+#[test]
+fn huge_factor_points_saturate_instead_of_crashing() {
+    // Policies are numbers a reviewer may not read closely; the sum must not
+    // overflow (it panicked in debug builds and wrapped in release ones).
+    let r = Repo::new();
+    r.copy_dir("policies");
+    r.copy_dir("templates");
+    let risk = r
+        .read("policies/risk.yaml")
+        .replace("per_hour: 2 ", &format!("per_hour: {} ", i64::MAX))
+        .replace("first_time: 10", &format!("first_time: {}", i64::MAX));
+    r.write("policies/risk.yaml", risk);
+    r.commit("generous points");
+    r.branch("pr");
+    r.write(F, request("carol", "db-readonly", "orders-db", ""));
+    r.commit("request");
+    r.checkout("main");
+    let out = run(&r, "json");
+    assert_eq!(out.code, 0, "{}", out.all());
+    let req = &out.json()["requests"][0];
+    assert_eq!(req["risk"]["score"], 100, "{req}");
+    assert_eq!(req["risk"]["tier"], "critical", "{req}");
+}
