@@ -186,6 +186,9 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
     } else if (lower.starts_with("expected mapping") || lower.contains("expected struct")) && pos == first_content(text) {
         // At the document's first node: the root itself is not a mapping.
         Diagnostic::new(Code::NotAMapping, path, pos, format!("the {what} must be a YAML mapping of fields")).help(schema_help)
+    } else if let Some(kind) = lower.strip_prefix("invalid ").filter(|k| matches!(*k, "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64")) {
+        let what = if kind.starts_with('u') { "a whole number, 0 or more" } else { "a whole number" };
+        Diagnostic::new(Code::InvalidValue, path, pos, format!("expected {what} here")).help(format!("no fractions, quotes or huge values; {schema_help}"))
     } else if lower.contains("null into") {
         // serde-saphyr's wording names Rust types; say what the user wrote.
         Diagnostic::new(Code::InvalidValue, path, pos, "a value is required here, not an empty value or `~`")
@@ -206,7 +209,8 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
     {
         Diagnostic::new(Code::InvalidValue, path, pos, msg).help(schema_help)
     } else {
-        Diagnostic::new(Code::YamlSyntax, path, pos, msg).help("fix the YAML syntax at this position")
+        Diagnostic::new(Code::YamlSyntax, path, pos, msg)
+            .help("fix the YAML syntax here, or just before: an unclosed bracket or quote is reported where YAML notices it")
     }
 }
 

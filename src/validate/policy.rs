@@ -61,6 +61,7 @@ pub fn load_policy(tree: &dyn Tree) -> PolicyLoad {
     let mut diagnostics = Diagnostics::default();
     let mut files: Vec<(String, RawPolicyFile)> = Vec::new();
     let mut sources = BTreeMap::new();
+    let mut unread = false;
     let entries = match tree.list(POLICY_DIR) {
         Ok(e) => e,
         Err(e) => {
@@ -85,13 +86,25 @@ pub fn load_policy(tree: &dyn Tree) -> PolicyLoad {
         });
         match parsed {
             Ok(raw) => files.push((entry.path.clone(), raw)),
-            Err(d) => diagnostics.push(d),
+            Err(d) => {
+                unread |= d.is_error();
+                diagnostics.push(d);
+            }
         }
     }
     let empty = files.is_empty() && !diagnostics.has_errors();
     let templates = load_templates(tree, &mut diagnostics);
     sources.extend(templates.iter().map(|(name, text)| (format!("{TEMPLATE_DIR}/{name}"), text.clone())));
-    let mut policy = merge_and_check(&files, &mut diagnostics);
+    let mut merged = Diagnostics::default();
+    let mut policy = merge_and_check(&files, &mut merged);
+    if unread {
+        // A file that could not be read defines nothing: a reference to a group
+        // or a section it holds is not a defect of its own. One typo in
+        // groups.yaml must not bury its diagnostic under one error per use.
+        diagnostics.extend(merged.into_iter().filter(|d| !matches!(d.code, Code::UnknownGroup | Code::MissingPolicy | Code::UnsatisfiableApproval)));
+    } else {
+        diagnostics.extend(merged);
+    }
     policy.templates = templates;
     check_templates(&policy, &files, &mut diagnostics);
     PolicyLoad { policy, diagnostics, empty, sources }

@@ -694,3 +694,21 @@ fn huge_factor_points_saturate_instead_of_crashing() {
     assert_eq!(req["risk"]["score"], 100, "{req}");
     assert_eq!(req["risk"]["tier"], "critical", "{req}");
 }
+
+#[test]
+fn a_syntax_error_in_groups_is_not_buried_under_unknown_group_errors() {
+    // groups.yaml no longer parses: every `eligible` and `from` would name an
+    // "unknown group". Only the syntax error is the defect.
+    let r = pr_policy_edit("policies/groups.yaml", "members: [carol]", "members: [carol");
+    let c = judged(&r, 2, "policy-syntax-error-no-cascade");
+    assert_eq!(c.error_codes(), ["GG001"], "{}", c.snapshot);
+    c.error("policies/groups.yaml", 11, 11, "GG001");
+}
+
+#[test]
+fn a_negative_approval_count_is_a_wrong_value() {
+    let r = pr_policy_edit("policies/risk.yaml", "from: [security], count: 2 } ] }", "from: [security], count: -1 } ] }");
+    let c = judged(&r, 2, "policy-negative-count");
+    assert_eq!(c.error_codes(), ["GG004"], "{}", c.snapshot);
+    c.error("policies/risk.yaml", 22, 81, "GG004");
+}
