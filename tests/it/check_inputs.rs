@@ -302,9 +302,14 @@ fn two_files_with_the_same_id_clash() {
 
 #[test]
 fn a_new_file_clashing_with_a_merged_request_is_refused() {
+    // The first request lands on main through a merge commit; a later PR
+    // reuses its id in a sub-directory.
     let r = Repo::with_policies();
+    r.branch("first");
     r.write("requests/2026-12-01-carol-x.yaml", request("carol", "db-readonly", "orders-db", ""));
-    r.commit("land");
+    r.commit("request");
+    r.checkout("main");
+    r.merge("first", "Merge pull request #1 from carol/first\n\nApproved-by: frank");
     r.branch("pr");
     r.write("requests/team/2026-12-01-carol-x.yaml", request("carol", "db-readonly", "staging-db", ""));
     r.commit("same id elsewhere");
