@@ -227,6 +227,12 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
     }
 }
 
+/// Is `path` the directory `dir` itself or below it? The directory itself
+/// shows up as a change when it is replaced by a symbolic link.
+fn under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn judge(
     repo: Option<&Repository>,
     base_oid: Option<Oid>,
@@ -240,13 +246,13 @@ fn judge(
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
     let changes = changed_paths(base, head)?;
-    let policy_files: Vec<String> =
-        changes.iter().filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/")).map(|c| c.path.clone()).collect();
-    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| c.path.starts_with("requests/")).collect();
+    let policy_files: Vec<String> = changes.iter().filter(|c| under(&c.path, "policies") || under(&c.path, "templates")).map(|c| c.path.clone()).collect();
+    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| under(&c.path, REQUEST_DIR)).collect();
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
-    let base_load = load_policy(base);
+    let mut base_load = load_policy(base);
+    sources.append(&mut base_load.sources);
     let mut status = Status::Ok;
     let bootstrap = base_load.empty && (base_oid.is_none() || working_tree);
     let policy = if bootstrap {
@@ -261,6 +267,7 @@ fn judge(
             status = Status::Error;
         }
         d.extend(head_load.diagnostics);
+        sources.extend(head_load.sources);
         head_load.policy
     } else if base_load.empty {
         d.push(
@@ -284,6 +291,8 @@ fn judge(
             status = Status::Error;
         }
         d.extend(head_load.diagnostics);
+        // The proposed text: a diagnostic about it must show its lines.
+        sources.extend(head_load.sources);
         for f in &policy_files {
             d.push(
                 Diagnostic::new(Code::PolicyChange, f, Pos::FILE, "policy change: judged by the base policies")
@@ -354,12 +363,13 @@ fn judge(
             continue;
         }
         let before = d.len();
-        let Some(req) = load_request(head, entry, &mut d) else {
-            continue;
-        };
+        // Kept even when the file does not parse: its diagnostics show its lines.
         if let Ok(src) = head.read_source(entry) {
             sources.insert(path.clone(), src.text);
         }
+        let Some(req) = load_request(head, entry, &mut d) else {
+            continue;
+        };
         let mut change = change;
         let landed = history.landed(&req.id);
         if change == Change::Modified {
