@@ -5,10 +5,10 @@
 mod approvals;
 mod check;
 mod explain;
-mod plan;
-mod reconcile;
 mod gate;
 pub(crate) mod output;
+mod plan;
+mod reconcile;
 mod schema;
 
 use std::io::IsTerminal;

@@ -79,11 +79,16 @@ pub fn render_plan(plan: &Plan) -> String {
     for f in &plan.failures {
         out.push_str(&format!("error   {} {}: {}\n", f.provider, f.resource, f.error));
     }
-    let no_expiry: Vec<&str> = plan.actions.iter().filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false)).map(|a| a.resource.as_str()).collect();
+    let no_expiry: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false))
+        .map(|a| a.resource.as_str())
+        .collect();
     let mut no_expiry = no_expiry;
     no_expiry.dedup();
     if !no_expiry.is_empty() {
-        out.push_str(&format!("note: {} cannot expire access by itself; access there ends when reconcile runs after the end time\n", no_expiry.join(", ")));
+        out.push_str(&format!("note: no native expiry at {}: access there ends only when reconcile runs after the end time\n", no_expiry.join(", ")));
     }
     let count = |k: ActionKind| plan.actions.iter().filter(|a| a.action == k).count();
     out.push_str(&format!(

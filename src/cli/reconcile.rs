@@ -91,7 +91,14 @@ pub fn run(g: &Global, a: Args) -> u8 {
             }
             if g.format == Format::Github {
                 for o in &failed {
-                    println!("::error title=gitgrant reconcile::{} {} {} for {}: {}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.error.clone().unwrap_or_default());
+                    println!(
+                        "::error title=gitgrant reconcile::{} {} {} for {}: {}",
+                        o.action.action.as_str(),
+                        o.action.provider,
+                        o.action.resource,
+                        o.action.principal,
+                        o.error.clone().unwrap_or_default()
+                    );
                 }
                 for r in &plan.refused {
                     println!("::error title=gitgrant refused {}::{}", r.request, r.reason.replace('\n', " "));

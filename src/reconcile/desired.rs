@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::check::landing::{LandingVerdict, judge_landing};
 use crate::check::{Change, CheckError, main_commit};
-use crate::validate::request::REQUEST_DIR;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::history::{EventKind, History, read_history_cached};
 use crate::ledger::Approver;
@@ -25,6 +24,7 @@ use crate::model::policy::{Policy, ProviderKind};
 use crate::model::request::{Request, Window};
 use crate::source::{GitTree, Tree};
 use crate::validate::policy::load_policy;
+use crate::validate::request::REQUEST_DIR;
 use crate::validate::request::{RequestContext, load_request, request_id, validate_request};
 
 /// Why a request got what it got: recorded in the ledger with every grant.
@@ -188,7 +188,8 @@ fn verify_landing(
             let how = if verdict.direct_push { "was pushed directly to main without review" } else { "landed without the approvals its policy required" };
             return Err((format!("{how} (commit {}): {}", short(&commit.id), verdict.decision.summary()), Some(commit.id.clone())));
         }
-        let approvers = verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
+        let approvers =
+            verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
         return Ok(Evidence {
             landing_commit: commit.id.clone(),
             base_commit: verdict.parent.clone(),
@@ -235,7 +236,15 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
 
 /// Renders a role's policy template. The context holds identifiers only
 /// (never the free-text reason), and `.json.j2` templates escape as JSON.
-fn render_document(policy: &Policy, template: &str, req: &Request, resource: &str, principal: &str, window: Window, at: DateTime<Utc>) -> Result<String, String> {
+fn render_document(
+    policy: &Policy,
+    template: &str,
+    req: &Request,
+    resource: &str,
+    principal: &str,
+    window: Window,
+    at: DateTime<Utc>,
+) -> Result<String, String> {
     let source = policy.templates.get(template).ok_or_else(|| format!("template `templates/{template}` is missing on main"))?;
     let mut env = crate::render::environment();
     env.add_template_owned(template.to_string(), source.clone()).map_err(|e| format!("template `templates/{template}`: {e}"))?;

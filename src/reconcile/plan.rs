@@ -90,7 +90,7 @@ impl Plan {
 pub struct ResourceState<'a> {
     pub provider: ProviderKind,
     /// `access_for` of the provider: the access string for (request, grant).
-    pub access_for: &'a dyn Fn(&str, &serde_json::Value) -> Result<String, String>,
+    pub access_for: &'a super::AccessFn,
     pub native_expiry: bool,
     /// The managed grants the provider holds, or why they could not be listed.
     pub held: Result<Vec<Held>, String>,
@@ -158,7 +158,9 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         let ids: Vec<String> = requests.iter().cloned().collect();
         let (kind, update, reason) = match held_by_access.remove(access) {
             None => (ActionKind::Grant, false, grant_reason(ents)),
-            Some(h) if h.requests == requests && h.end == Some(end) => (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339())),
+            Some(h) if h.requests == requests && h.end == Some(end) => {
+                (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339()))
+            }
             Some(h) => {
                 let gone: Vec<&String> = h.requests.difference(&requests).collect();
                 let reason = if gone.is_empty() {

@@ -112,7 +112,8 @@ fn lifecycle_grants_refuses_expires_and_revokes_early() {
     let plan = r.run(&["plan", "--at", "2026-12-01T10:05:00Z", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     let p = plan.json();
-    let actions: Vec<(String, String)> = p["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().into(), a["request"].as_str().unwrap().into())).collect();
+    let actions: Vec<(String, String)> =
+        p["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().into(), a["request"].as_str().unwrap().into())).collect();
     assert_eq!(actions, vec![("grant".into(), "heidi-sandbox".into()), ("grant".into(), "alice-tools".into())]);
     assert_eq!(p["refused"][0]["request"], "bob-tools");
     assert!(p["refused"][0]["reason"].as_str().unwrap().contains("pushed directly to main"), "{}", p["refused"]);
@@ -264,7 +265,8 @@ impl Faulty {
 /// Eight grants: each of four users gets `user` on both resources (one PR each).
 fn many_requests(r: &Repo) {
     for u in ["alice", "bob", "heidi", "ivan"] {
-        let files: Vec<(String, String)> = ["sandbox", "tools"].iter().map(|res| (format!("requests/{u}-{res}.yaml"), req(u, "user", res, "2026-12-01T10:00:00Z", "2h"))).collect();
+        let files: Vec<(String, String)> =
+            ["sandbox", "tools"].iter().map(|res| (format!("requests/{u}-{res}.yaml"), req(u, "user", res, "2026-12-01T10:00:00Z", "2h"))).collect();
         let refs: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
         land(r, u, u, &refs, &["grace"]);
     }
@@ -272,10 +274,7 @@ fn many_requests(r: &Repo) {
 
 fn wrap(providers: BTreeMap<String, Arc<dyn Provider>>, ok_calls: usize, transient: bool, hang: bool) -> BTreeMap<String, Arc<dyn Provider>> {
     let calls = Arc::new(AtomicUsize::new(0));
-    providers
-        .into_iter()
-        .map(|(k, p)| (k, Arc::new(Faulty { inner: p, calls: calls.clone(), ok_calls, transient, hang }) as Arc<dyn Provider>))
-        .collect()
+    providers.into_iter().map(|(k, p)| (k, Arc::new(Faulty { inner: p, calls: calls.clone(), ok_calls, transient, hang }) as Arc<dyn Provider>)).collect()
 }
 
 fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
@@ -388,7 +387,7 @@ async fn transient_errors_are_retried() {
             self.0.list().await
         }
         async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
-            if self.1.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if self.1.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 return Err(ProviderError::Transient { provider: self.kind(), resource: self.resource().into(), message: "503 Slow Down".into() });
             }
             self.0.grant(spec).await
@@ -397,7 +396,8 @@ async fn transient_errors_are_retried() {
             self.0.revoke(held).await
         }
     }
-    let flaky: BTreeMap<String, Arc<dyn Provider>> = providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
+    let flaky: BTreeMap<String, Arc<dyn Provider>> =
+        providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
     let (_, _, plan) = prepare(r.path(), at).await.unwrap();
     let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1) };
     let outcomes = execute(&plan, &flaky, &retry).await;
