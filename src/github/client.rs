@@ -369,6 +369,8 @@ impl GitHubApi for Client {
             head_sha: s("/head/sha")?,
             state: s("/state")?,
             html_url: s("/html_url").unwrap_or_default(),
+            merge_commit_sha: str_at(&v, "/merge_commit_sha").map(str::to_string),
+            merged: v.pointer("/merged").and_then(|m| m.as_bool()).unwrap_or(false),
         })
     }
 

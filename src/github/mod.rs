@@ -64,6 +64,9 @@ pub struct PullRequest {
     /// `open` or `closed`.
     pub state: String,
     pub html_url: String,
+    /// Set once merged: the commit the merge created on the base branch.
+    pub merge_commit_sha: Option<String>,
+    pub merged: bool,
 }
 
 /// An issue comment on the PR.

@@ -38,8 +38,12 @@ pub type AccessFn = dyn Fn(&str, &serde_json::Value) -> Result<String, String>;
 
 /// Lists every provider and makes the plan. Providers that only exist in
 /// the plan's failure list are not returned.
-pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
-    let desired = desired_state(repo_dir, at)?;
+pub async fn prepare(
+    repo_dir: &Path,
+    at: DateTime<Utc>,
+    github: Option<&dyn crate::github::GitHubApi>,
+) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
+    let desired = desired_state(repo_dir, at, github).await?;
     let built = providers_for(repo_dir, &desired).await;
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();

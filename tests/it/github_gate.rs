@@ -230,6 +230,7 @@ async fn gitgrant(repo: &std::path::Path, api: &str, args: &[&str], event: Optio
             .env("GITGRANT_GITHUB_MAX_WAIT", "10")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env("NO_COLOR", "1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
         let clean = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&repo.display().to_string(), "[REPO]").replace(&api, "[API]");
@@ -605,4 +606,68 @@ async fn a_github_app_mints_an_installation_token_for_the_repository() {
     assert!(jwt.starts_with("Bearer ") && jwt.matches('.').count() == 2, "the app authenticates with a JWT: {jwt}");
     assert_eq!(auth(&repo_path(&format!("/pulls/{PR}"))), "Bearer ghs_installation_token_for_tests");
     assert_eq!(auth(&repo_path("/check-runs")), "Bearer ghs_installation_token_for_tests");
+}
+
+/// `plan` in GitHub mode: a request on main is granted only if the commit
+/// that landed it is the merge commit of a merged PR whose reviews approve
+/// its final head. Trailers count for nothing there.
+async fn plan_github(reviews: fn(&PrRepo) -> Vec<Value>, forge: bool) -> Value {
+    let pr = pr_repo("INC-42: fix the stuck orders");
+    let r = &pr.repo;
+    let merge = if forge {
+        // A direct push that claims to be PR #7's merge, with forged trailers.
+        r.write(REQUEST, rw_request("INC-42: fix the stuck orders"));
+        r.commit_as("carol", &format!("Merge pull request #{PR} from carol/orders-rw\n\nApproved-by: frank\nApproved-by: dave"))
+    } else {
+        r.merge("carol/orders-rw", &format!("Merge pull request #{PR} from carol/orders-rw"))
+    };
+    let server = MockServer::start().await;
+    let mut p = pull("carol", &pr.base, &pr.head);
+    p["state"] = json!("closed");
+    p["merged"] = json!(true);
+    p["merge_commit_sha"] = json!(if forge { "0123456789abcdef0123456789abcdef01234567".to_string() } else { merge });
+    Mock::given(method("GET")).and(path(repo_path(&format!("/pulls/{PR}")))).respond_with(ResponseTemplate::new(200).set_body_json(p)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(repo_path(&format!("/pulls/{PR}/reviews"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(reviews(&pr))))
+        .mount(&server)
+        .await;
+    let out = gitgrant(r.path(), &server.uri(), &["plan", "--at", "2026-12-01T10:30:00Z", "--format", "json"], None).await;
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()))
+}
+
+fn refusal(plan: &Value) -> Option<String> {
+    plan["refused"].as_array().unwrap().iter().find(|r| r["request"] == "2026-12-01-carol-orders-rw").map(|r| r["reason"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn reconcile_in_github_mode_accepts_a_pr_whose_reviews_approve_its_head() {
+    let plan = plan_github(
+        |pr| vec![review(1, "frank", "APPROVED", &pr.head, "2026-11-23T08:10:00Z"), review(2, "dave", "APPROVED", &pr.head, "2026-11-23T08:11:00Z")],
+        false,
+    )
+    .await;
+    assert_eq!(refusal(&plan), None, "{plan:#}");
+}
+
+#[tokio::test]
+async fn reconcile_in_github_mode_refuses_a_pr_merged_on_a_stale_approval() {
+    let plan = plan_github(
+        |pr| vec![review(1, "frank", "APPROVED", &pr.head, "2026-11-23T08:10:00Z"), review(2, "dave", "APPROVED", &pr.older, "2026-11-23T08:11:00Z")],
+        false,
+    )
+    .await;
+    let why = refusal(&plan).expect("refused");
+    assert!(why.contains("PR #7 was merged without the approvals its policy required"), "{why}");
+}
+
+#[tokio::test]
+async fn reconcile_in_github_mode_refuses_a_direct_push_that_claims_a_pr_and_forges_trailers() {
+    let plan = plan_github(
+        |pr| vec![review(1, "frank", "APPROVED", &pr.head, "2026-11-23T08:10:00Z"), review(2, "dave", "APPROVED", &pr.head, "2026-11-23T08:11:00Z")],
+        true,
+    )
+    .await;
+    let why = refusal(&plan).expect("refused");
+    assert!(why.contains("names PR #7, but GitHub says that PR was merged as 0123456789"), "{why}");
 }

@@ -158,6 +158,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Out {
         .env_remove("GITHUB_TOKEN")
         .env_remove("GITHUB_EVENT_PATH")
         .env("NO_COLOR", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
     let clean = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&dir.display().to_string(), "[REPO]");

@@ -174,6 +174,8 @@ fn fake(s: &Setup, reviews: Vec<Review>) -> Fake {
             head_sha: s.head.clone(),
             state: "open".into(),
             html_url: String::new(),
+            merge_commit_sha: None,
+            merged: false,
         }),
         reviews,
         files: vec![REQUEST.into()],
