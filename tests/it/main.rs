@@ -13,3 +13,4 @@ mod provider_postgres;
 mod reconcile;
 mod risk;
 mod workflows;
+mod reconcile_e2e;

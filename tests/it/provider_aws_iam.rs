@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 /// Counts SDK operations (not retries), to bound the calls `list` makes.
 #[derive(Debug, Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
+pub(crate) struct Calls(Arc<AtomicUsize>);
 
 impl Calls {
     fn take(&self) -> usize {
@@ -57,13 +57,13 @@ fn moto_url() -> String {
 }
 
 /// A client on moto and its call counter.
-fn moto() -> (Client, Calls) {
+pub(crate) fn moto() -> (Client, Calls) {
     let calls = Calls::default();
     (client_at(&moto_url(), &calls), calls)
 }
 
 /// A name no other test (or earlier run against the same moto) uses.
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{tag}-{:x}{:x}{}", nanos & 0xffff_ffff_ffff, std::process::id(), N.fetch_add(1, Ordering::SeqCst))
@@ -88,7 +88,7 @@ async fn role(client: &Client) -> String {
     out.role().unwrap().arn().to_string()
 }
 
-fn name_of(arn: &str) -> &str {
+pub(crate) fn name_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap()
 }
 
@@ -119,7 +119,7 @@ fn template_spec(p: &AwsIamProvider, principal: &str, request: &str, end: &str) 
     spec(p, principal, request, end, json!({"policy_template": TEMPLATE}), Some(rendered()))
 }
 
-async fn default_document(client: &Client, arn: &str) -> Value {
+pub(crate) async fn default_document(client: &Client, arn: &str) -> Value {
     let policy = client.get_policy().policy_arn(arn).send().await.unwrap();
     let version = policy.policy().unwrap().default_version_id().unwrap().to_string();
     let v = client.get_policy_version().policy_arn(arn).version_id(version).send().await.unwrap();
@@ -133,7 +133,7 @@ fn statements(doc: &Value) -> Vec<Value> {
     }
 }
 
-fn assert_expires(doc: &Value, end: &str) {
+pub(crate) fn assert_expires(doc: &Value, end: &str) {
     let st = statements(doc);
     assert!(!st.is_empty());
     for s in st {
@@ -141,7 +141,7 @@ fn assert_expires(doc: &Value, end: &str) {
     }
 }
 
-async fn attached_to_user(client: &Client, user_arn: &str) -> Vec<String> {
+pub(crate) async fn attached_to_user(client: &Client, user_arn: &str) -> Vec<String> {
     let out = client.list_attached_user_policies().user_name(name_of(user_arn)).send().await.unwrap();
     out.attached_policies().iter().map(|a| a.policy_arn().unwrap().to_string()).collect()
 }
@@ -151,7 +151,7 @@ async fn attached_to_role(client: &Client, role_arn: &str) -> Vec<String> {
     out.attached_policies().iter().map(|a| a.policy_arn().unwrap().to_string()).collect()
 }
 
-async fn policy_exists(client: &Client, arn: &str) -> bool {
+pub(crate) async fn policy_exists(client: &Client, arn: &str) -> bool {
     match client.get_policy().policy_arn(arn).send().await {
         Ok(_) => true,
         Err(e) if e.code() == Some("NoSuchEntity") => false,

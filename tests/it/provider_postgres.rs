@@ -41,24 +41,24 @@ fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, serde_json::Value> {
 
 /// A fresh database with a role to grant, a principal, a grantor role and a
 /// connecting login, dropped again (even when the test panics).
-struct Fixture {
-    base: String,
-    db: String,
-    sfx: String,
-    admin: String,
-    login: String,
-    role: String,
-    principal: String,
+pub(crate) struct Fixture {
+    pub(crate) base: String,
+    pub(crate) db: String,
+    pub(crate) sfx: String,
+    pub(crate) admin: String,
+    pub(crate) login: String,
+    pub(crate) role: String,
+    pub(crate) principal: String,
     /// Roles to drop at the end, members before the roles they belong to.
     roles: std::sync::Mutex<Vec<String>>,
-    su: Client,
+    pub(crate) su: Client,
 }
 
 impl Fixture {
     /// `precreate_schema`: run the documented setup SQL (which creates the
     /// marker schema); otherwise leave the schema to the provider and give
     /// the login CREATE on the database instead.
-    async fn new(precreate_schema: bool) -> Fixture {
+    pub(crate) async fn new(precreate_schema: bool) -> Fixture {
         static N: AtomicU32 = AtomicU32::new(0);
         let sfx = format!("{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let base = base_dsn();
@@ -101,7 +101,7 @@ impl Fixture {
     }
 
     /// Creates a role (dropped at the end, before the fixture's own roles).
-    async fn create_role(&self, name: &str, login: bool) {
+    pub(crate) async fn create_role(&self, name: &str, login: bool) {
         self.su
             .batch_execute(&format!("DROP ROLE IF EXISTS {q}; CREATE ROLE {q} {}", if login { "LOGIN" } else { "NOLOGIN" }, q = quote_ident(name)))
             .await
@@ -109,7 +109,7 @@ impl Fixture {
         self.roles.lock().unwrap().insert(0, name.to_string());
     }
 
-    fn dsn_as(&self, user: &str) -> String {
+    pub(crate) fn dsn_as(&self, user: &str) -> String {
         format!("{} user='{}' dbname={}", self.base, user.replace('\\', "\\\\").replace('\'', "\\'"), self.db)
     }
 
@@ -152,7 +152,7 @@ impl Fixture {
     }
 
     /// (role, grantor) of every membership of `member`, read from the catalog.
-    async fn memberships_of(&self, member: &str) -> Vec<(String, String)> {
+    pub(crate) async fn memberships_of(&self, member: &str) -> Vec<(String, String)> {
         let rows = self
             .su
             .query(

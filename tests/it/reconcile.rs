@@ -61,7 +61,7 @@ fn repo() -> Repo {
 }
 
 /// Lands `files` on main through a PR branch merged with `Approved-by` trailers.
-fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)], approvers: &[&str]) -> String {
+pub(crate) fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)], approvers: &[&str]) -> String {
     r.branch(branch);
     for (p, c) in files {
         r.write(p, c);
@@ -88,12 +88,12 @@ fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
-fn ledger(r: &Repo) -> Vec<serde_json::Value> {
+pub(crate) fn ledger(r: &Repo) -> Vec<serde_json::Value> {
     let text = r.git(&["show", "gitgrant-ledger:ledger.jsonl"]);
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn ledger_commits(r: &Repo) -> usize {
+pub(crate) fn ledger_commits(r: &Repo) -> usize {
     r.git(&["rev-list", "--count", "gitgrant-ledger"]).parse().unwrap()
 }
 

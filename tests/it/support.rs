@@ -149,6 +149,11 @@ impl Repo {
 
 /// Runs gitgrant in `dir`, replacing the temp path by `[REPO]` in outputs.
 pub fn run_in(dir: &Path, args: &[&str]) -> Out {
+    run_in_env(dir, args, &[])
+}
+
+/// [`run_in`] with extra environment variables for the child only (service DSNs, AWS endpoint).
+pub fn run_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let out = Command::cargo_bin("gitgrant")
         .unwrap()
         .arg("--repo")
@@ -159,6 +164,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Out {
         .env_remove("GITHUB_EVENT_PATH")
         .env("NO_COLOR", "1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let clean = |b: Vec<u8>| String::from_utf8_lossy(&b).replace(&dir.display().to_string(), "[REPO]");
