@@ -73,7 +73,7 @@ pub enum EventKind {
 }
 
 /// A commit on main that changed requests, with what audit needs from it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitInfo {
     pub id: String,
     pub time: DateTime<Utc>,
@@ -89,7 +89,7 @@ pub struct CommitInfo {
     pub break_glass_reviews: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub commit: usize,
@@ -97,7 +97,7 @@ pub struct Event {
 }
 
 /// The facts about one request id over the history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub id: String,
     pub events: Vec<Event>,
@@ -123,7 +123,8 @@ impl RequestRecord {
 }
 
 /// The history index: commits that touched requests/ and a record per id.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// `PartialEq` lets tests prove a warm (incremental) read equals a cold one.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub commits: Vec<CommitInfo>,
     pub requests: BTreeMap<String, RequestRecord>,
@@ -158,9 +159,12 @@ impl History {
         self.of(requester).filter(|r| r.id != except && r.removed_at.is_none() && r.window_at(t).is_some_and(|w| w.contains(t))).map(|r| r.id.clone()).collect()
     }
 
+    /// `requester`'s requests. An id whose file was later handed to someone
+    /// else (a new request under the same id) counts for its latest requester only.
     fn of<'a>(&'a self, requester: &str) -> impl Iterator<Item = &'a RequestRecord> {
-        let ids = self.by_requester.get(&requester.to_ascii_lowercase());
-        ids.into_iter().flatten().filter_map(|id| self.requests.get(id))
+        let who = requester.to_ascii_lowercase();
+        let ids = self.by_requester.get(&who);
+        ids.into_iter().flatten().filter_map(|id| self.requests.get(id)).filter(move |r| r.latest.as_ref().is_none_or(|l| l.requester == who))
     }
 
     /// When `id` first landed on main, if it did.
@@ -349,18 +353,22 @@ pub fn index_path(repo: &Repository) -> std::path::PathBuf {
 /// outdated-format or rewritten-history index is rebuilt from scratch.
 pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path) -> Result<(History, CacheUse), git2::Error> {
     let cached = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<IndexFile>(&b).ok()).filter(|f| f.format == INDEX_FORMAT).map(|f| f.history);
+    let mut keep_cached = false;
     let (h, used) = match cached.and_then(|h| h.head.map(|c| (h, c))) {
-        Some((mut h, covered)) if covered == head => {
-            h.head = Some(head);
-            (h, CacheUse::Warm(0))
-        }
+        Some((h, covered)) if covered == head => (h, CacheUse::Warm(0)),
         Some((mut h, covered)) if on_first_parent_chain(repo, head, covered)? => {
             let n = extend(repo, &mut h, head, Some(covered))?;
             (h, CacheUse::Warm(n))
         }
-        _ => (read_history(repo, head)?, CacheUse::Cold),
+        Some((_, covered)) => {
+            // An index ahead of `head` (a PR with an older merge-base) still
+            // serves every newer check: read cold, but keep it.
+            keep_cached = on_first_parent_chain(repo, covered, head)?;
+            (read_history(repo, head)?, CacheUse::Cold)
+        }
+        None => (read_history(repo, head)?, CacheUse::Cold),
     };
-    if used != CacheUse::Warm(0) {
+    if used != CacheUse::Warm(0) && !keep_cached {
         save_index(path, &h);
     }
     Ok((h, used))

@@ -7,4 +7,5 @@ mod support;
 mod check_git;
 mod check_inputs;
 mod cli;
+mod history_index;
 mod risk;
