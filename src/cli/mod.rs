@@ -6,6 +6,7 @@ mod approvals;
 mod check;
 mod explain;
 mod output;
+pub mod prune;
 mod schema;
 
 use std::io::IsTerminal;
@@ -65,6 +66,11 @@ pub enum Command {
     /// Print the JSON Schema of request or policy files (for editors).
     #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
     Schema(schema::Args),
+    /// Remove ended requests from the tree in one commit (history keeps them).
+    #[command(
+        after_help = "Routine maintenance (e.g. a weekly scheduled workflow): small trees keep check and history fast.\nRemoving an ended request is not an early revocation.\n\nExamples:\n  gitgrant prune --dry-run\n  gitgrant prune --grace 7d && git push origin main"
+    )]
+    Prune(prune::Args),
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -95,6 +101,7 @@ pub fn run() -> ExitCode {
         Command::Explain(a) => explain::run(&g, a),
         Command::Approvals(a) => approvals::run(&g, a),
         Command::Schema(a) => schema::run(&g, a),
+        Command::Prune(a) => prune::run(&g, a),
     };
     ExitCode::from(code)
 }

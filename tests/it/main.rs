@@ -8,4 +8,5 @@ mod check_git;
 mod check_inputs;
 mod cli;
 mod history_index;
+mod prune;
 mod risk;
