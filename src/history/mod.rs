@@ -5,13 +5,18 @@
 //! a squash, or a direct push). Why compare tree ids ourselves instead of
 //! `git log -- path`: libgit2 has no pathspec-limited log, and comparing the
 //! `requests/` subtree id first skips every commit that did not touch it.
+//! Consecutive `requests/` trees are diffed on their raw bytes ([`rawtree`]),
+//! which keeps a walk over big trees cheaper than `git log --raw`.
 //! Blobs are parsed once per blob id, so reverts and renames cost nothing.
+//! [`read_history_cached`] keeps the result as an incremental index.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{ObjectType, Oid, Repository};
 use serde::{Deserialize, Serialize};
+
+mod rawtree;
 
 use crate::model::request::{Request, Window};
 use crate::source::SourceFile;
@@ -199,45 +204,31 @@ fn commit_time(c: &git2::Commit) -> DateTime<Utc> {
     Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default()
 }
 
-/// Changes between two versions of a requests/ subtree, recursing only into
-/// subtrees whose ids differ.
-fn diff_trees(repo: &Repository, old: Option<&Tree>, new: Option<&Tree>, dir: &str, out: &mut Vec<(String, Option<Oid>, Option<Oid>)>) {
-    let mut a: BTreeMap<Vec<u8>, (Oid, Option<ObjectType>, i32)> = BTreeMap::new();
-    let mut b = a.clone();
-    if let Some(t) = old {
-        for e in t.iter() {
-            a.insert(e.name_bytes().to_vec(), (e.id(), e.kind(), e.filemode()));
-        }
-    }
-    if let Some(t) = new {
-        for e in t.iter() {
-            b.insert(e.name_bytes().to_vec(), (e.id(), e.kind(), e.filemode()));
-        }
-    }
-    let names: std::collections::BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
-    for name in names {
-        let (x, y) = (a.get(name), b.get(name));
-        if x.map(|v| v.0) == y.map(|v| v.0) {
-            continue;
-        }
-        let path = format!("{dir}/{}", String::from_utf8_lossy(name));
-        let tree_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Tree)).and_then(|v| repo.find_tree(v.0).ok());
-        let blob_of = |v: Option<&(Oid, Option<ObjectType>, i32)>| v.filter(|v| v.1 == Some(ObjectType::Blob) && v.2 != 0o120000).map(|v| v.0);
-        let (ta, tb) = (tree_of(x), tree_of(y));
-        if ta.is_some() || tb.is_some() {
-            diff_trees(repo, ta.as_ref(), tb.as_ref(), &path, out);
-        }
-        let (ba, bb) = (blob_of(x), blob_of(y));
-        if ba.is_some() || bb.is_some() {
-            out.push((path, ba, bb));
-        }
-    }
+/// The id of `requests/` in `commit`'s tree, if it is a directory.
+fn requests_tree_id(repo: &Repository, commit: &git2::Commit) -> Result<Option<Oid>, git2::Error> {
+    let root = repo.find_tree(commit.tree_id())?;
+    Ok(root.get_name("requests").filter(|e| e.kind() == Some(ObjectType::Tree)).map(|e| e.id()))
 }
 
-fn subtree<'r>(repo: &'r Repository, commit: &git2::Commit<'r>) -> Option<Tree<'r>> {
-    let tree = commit.tree().ok()?;
-    let e = tree.get_name("requests")?;
-    (e.kind() == Some(ObjectType::Tree)).then(|| repo.find_tree(e.id()).ok()).flatten()
+/// The first-parent chain from `head` back to `stop` (exclusive; to the root
+/// without one), oldest first. `None` if `stop` is not on the chain.
+fn first_parent_chain(repo: &Repository, head: Oid, stop: Option<Oid>) -> Result<Option<Vec<Oid>>, git2::Error> {
+    let mut out = Vec::new();
+    let mut c = repo.find_commit(head)?;
+    loop {
+        if Some(c.id()) == stop {
+            break;
+        }
+        out.push(c.id());
+        match c.parent(0) {
+            Ok(p) => c = p,
+            Err(e) if e.code() == git2::ErrorCode::NotFound && stop.is_none() => break,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    out.reverse();
+    Ok(Some(out))
 }
 
 /// Parses a request blob quietly (history keeps what parses; validation of
@@ -259,41 +250,28 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
 }
 
 /// Walks the first-parent commits after `from` (exclusive) up to `head` and
-/// adds them to `h`. `from` must be the head `h` already covers.
+/// adds them to `h`. `from` must be the head `h` already covers, on the chain.
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
-    let mut walk = repo.revwalk()?;
-    walk.push(head)?;
-    if let Some(f) = from {
-        walk.hide(f)?;
-    }
-    walk.simplify_first_parent()?;
-    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
-    let mut parsed: HashMap<Oid, Option<Version>> = HashMap::new();
-    let mut prev: Option<git2::Commit> = match from {
-        Some(f) => Some(repo.find_commit(f)?),
+    let chain = first_parent_chain(repo, head, from)?.ok_or_else(|| git2::Error::from_str("the indexed commit is not on the first-parent chain"))?;
+    let odb = repo.odb()?;
+    let mut prev_id = match from {
+        Some(f) => requests_tree_id(repo, &repo.find_commit(f)?)?,
         None => None,
     };
-    let mut prev_tree_id: Option<Oid> = prev.as_ref().and_then(|p| subtree(repo, p)).map(|t| t.id());
-    let mut n = 0;
-    for oid in walk {
-        let oid = oid?;
-        n += 1;
+    let mut prev_tree = prev_id.map(|id| rawtree::RawTree::read(&odb, id)).transpose()?;
+    let mut parsed: HashMap<Oid, Option<Version>> = HashMap::new();
+    for &oid in &chain {
         let commit = repo.find_commit(oid)?;
-        // INVARIANT: each commit's first parent is the previous one walked,
-        // so diffs chain; a cached index whose head is not on this chain is rejected by the caller.
-        let sub = subtree(repo, &commit);
-        let sub_id = sub.as_ref().map(|t| t.id());
-        if sub_id == prev_tree_id {
-            prev = Some(commit);
+        // Most commits on main change requests/; those that don't cost one small tree read.
+        let sub_id = requests_tree_id(repo, &commit)?;
+        if sub_id == prev_id {
             continue;
         }
-        let old = prev.as_ref().and_then(|p| subtree(repo, p));
-        let mut changes = Vec::new();
-        diff_trees(repo, old.as_ref(), sub.as_ref(), "requests", &mut changes);
-        prev_tree_id = sub_id;
+        let (tree, changes) = rawtree::diff_versions(&odb, prev_tree.as_ref(), sub_id, "requests")?;
+        prev_tree = tree;
+        prev_id = sub_id;
         let changes: Vec<_> = changes.into_iter().filter(|(p, _, _)| request_id(p).is_some()).collect();
         if changes.is_empty() {
-            prev = Some(commit);
             continue;
         }
         let time = commit_time(&commit);
@@ -317,11 +295,10 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
             let version = new_blob.and_then(|b| parsed.entry(b).or_insert_with(|| parse_blob(repo, b, &path)).clone());
             apply(h, &id, &path, idx, time, new_blob.is_some(), version);
         }
-        prev = Some(commit);
     }
-    h.walked += n;
+    h.walked += chain.len();
     h.head = Some(head);
-    Ok(n)
+    Ok(chain.len())
 }
 
 /// The index format; bump when [`History`]'s shape changes.
@@ -374,21 +351,13 @@ pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path)
     Ok((h, used))
 }
 
-/// Is `ancestor` on the first-parent chain of `head`?
+/// Is `ancestor` on the first-parent chain of `head`? (An unknown commit, as
+/// in an index copied from another repository, is not.)
 fn on_first_parent_chain(repo: &Repository, head: Oid, ancestor: Oid) -> Result<bool, git2::Error> {
-    if !repo.graph_descendant_of(head, ancestor).unwrap_or(false) {
+    if repo.find_commit(ancestor).is_err() || !repo.graph_descendant_of(head, ancestor).unwrap_or(false) {
         return Ok(false);
     }
-    let mut c = repo.find_commit(head)?;
-    loop {
-        if c.id() == ancestor {
-            return Ok(true);
-        }
-        match c.parent(0) {
-            Ok(p) => c = p,
-            Err(_) => return Ok(false),
-        }
-    }
+    Ok(first_parent_chain(repo, head, Some(ancestor))?.is_some())
 }
 
 /// Best effort: a cache that cannot be written only costs time next run.
