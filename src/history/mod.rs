@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
+mod codec;
 mod rawtree;
 
 use crate::model::request::{Request, Window};
@@ -301,15 +302,6 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
     Ok(chain.len())
 }
 
-/// The index format; bump when [`History`]'s shape changes.
-const INDEX_FORMAT: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct IndexFile {
-    format: u32,
-    history: History,
-}
-
 /// How a cached read went, for `-v` output and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheUse {
@@ -319,17 +311,19 @@ pub enum CacheUse {
     Warm(usize),
 }
 
-/// Where the incremental index lives: inside the git directory, never in the tree.
+/// Where the incremental index lives: inside the git directory, never in the
+/// tree. Binary ([`codec`]): a JSON index was too slow to parse on long histories.
 pub fn index_path(repo: &Repository) -> std::path::PathBuf {
-    repo.path().join("gitgrant").join("history-index.json")
+    repo.path().join("gitgrant").join("history-index.bin")
 }
 
 /// Reads history through the incremental index at `path`: reuses it when the
 /// commit it covers is a first-parent ancestor of `head` (verified by walking),
 /// walks only the newer commits, and saves the result. A missing, corrupt,
 /// outdated-format or rewritten-history index is rebuilt from scratch.
+/// An index ahead of `head` (a first-parent descendant) is kept for later runs.
 pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path) -> Result<(History, CacheUse), git2::Error> {
-    let cached = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<IndexFile>(&b).ok()).filter(|f| f.format == INDEX_FORMAT).map(|f| f.history);
+    let cached = std::fs::read(path).ok().and_then(|b| codec::decode(&b));
     let mut keep_cached = false;
     let (h, used) = match cached.and_then(|h| h.head.map(|c| (h, c))) {
         Some((h, covered)) if covered == head => (h, CacheUse::Warm(0)),
@@ -367,17 +361,9 @@ fn save_index(path: &std::path::Path, h: &History) {
         return;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    if let Ok(bytes) = serde_json::to_vec(&IndexRef { format: INDEX_FORMAT, history: h })
-        && std::fs::write(&tmp, bytes).is_ok()
-    {
+    if std::fs::write(&tmp, codec::encode(h)).is_ok() {
         let _ = std::fs::rename(&tmp, path);
     }
-}
-
-#[derive(Serialize)]
-struct IndexRef<'a> {
-    format: u32,
-    history: &'a History,
 }
 
 mod opt_oid {

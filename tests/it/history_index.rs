@@ -42,7 +42,7 @@ fn cold_build_then_warm_reuse_then_incremental_walk() {
     let r = repo_with_history();
     let repo = open(&r);
     let path = index_path(&repo);
-    assert!(path.ends_with(".git/gitgrant/history-index.json") || path.ends_with("gitgrant/history-index.json"), "{}", path.display());
+    assert!(path.ends_with(".git/gitgrant/history-index.bin"), "{}", path.display());
     assert!(!path.exists());
 
     let (first, used) = cached(&r);
@@ -134,18 +134,14 @@ fn a_corrupt_or_foreign_format_index_is_rebuilt_without_error() {
     let repo = open(&r);
     let path = index_path(&repo);
     let (good, _) = cached(&r);
-    let saved = std::fs::read_to_string(&path).unwrap();
+    let saved = std::fs::read(&path).unwrap();
+    let mut flipped = saved.clone();
+    flipped[7] ^= 0xff; // the format version in the header
 
-    for bad in [
-        "{not json".to_string(),
-        String::new(),
-        saved[..saved.len() / 2].to_string(),
-        saved.replacen("\"format\":1", "\"format\":999", 1),
-        "{\"format\":1,\"history\":{\"head\":\"zz\"}}".to_string(),
-    ] {
+    for bad in [b"{not json".to_vec(), Vec::new(), saved[..saved.len() / 2].to_vec(), flipped, [&saved[..], b"trailing"].concat()] {
         std::fs::write(&path, &bad).unwrap();
         let (h, used) = cached(&r);
-        assert_eq!(used, CacheUse::Cold, "index {bad:.60}");
+        assert_eq!(used, CacheUse::Cold, "index {:?}", String::from_utf8_lossy(&bad[..bad.len().min(60)]));
         assert_eq!(h, good);
         // And it was replaced by a good one.
         assert_eq!(cached(&r).1, CacheUse::Warm(0));
