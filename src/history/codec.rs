@@ -15,7 +15,7 @@ use git2::Oid;
 use super::{CommitInfo, Event, EventKind, History, RequestRecord, Version};
 use crate::model::request::Window;
 
-const MAGIC: &[u8; 8] = b"GGHIDX\0\x02";
+const MAGIC: &[u8; 8] = b"GGHIDX\0\x03";
 
 struct W(Vec<u8>);
 
@@ -152,42 +152,87 @@ fn get_version(r: &mut R) -> Option<Version> {
     })
 }
 
-pub(super) fn encode(h: &History) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(64 + h.commits.len() * 96 + h.requests.len() * 160));
+/// Where the commit and event sections of an index decoded without them
+/// ([`Detail::Decisions`]) lie in its file, so the index can be extended and
+/// saved again by copying them, never decoding them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Skipped {
+    pub commits: usize,
+    header: Header,
+}
+
+/// The fixed part: counts and section lengths (state, then commits, then events).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Header {
+    head: Option<Oid>,
+    walked: usize,
+    n_commits: usize,
+    commits_len: usize,
+    n_events: usize,
+    events_len: usize,
+    state_len: usize,
+    /// Bytes before the state section.
+    size: usize,
+}
+
+/// A header is far shorter than this.
+const HEADER_MAX: usize = 256;
+
+fn put_header(w: &mut W, h: &Header) {
     w.0.extend_from_slice(MAGIC);
     w.os(h.head.map(|o| o.to_string()).as_deref());
-    w.u(h.walked as u64);
-    w.u(h.commits.len() as u64);
-    for c in &h.commits {
-        w.s(&c.id);
-        w.t(c.time);
-        w.s(&c.author);
-        w.s(&c.author_email);
-        w.s(&c.summary);
-        w.u(c.parents as u64);
-        w.vs(&c.approved_by);
-        w.b(c.pr.is_some());
-        if let Some(pr) = c.pr {
-            w.u(pr);
-        }
-        w.vs(&c.break_glass_reviews);
+    for v in [h.walked, h.n_commits, h.commits_len, h.n_events, h.events_len, h.state_len] {
+        w.u(v as u64);
     }
+}
+
+fn get_header(bytes: &[u8]) -> Option<Header> {
+    let mut r = R(bytes.strip_prefix(MAGIC)?);
+    let head = match r.os()? {
+        Some(s) => Some(Oid::from_str(&s).ok()?),
+        None => None,
+    };
+    let mut h = Header { head, walked: r.n()?, n_commits: r.n()?, commits_len: r.n()?, n_events: r.n()?, events_len: r.n()?, state_len: r.n()?, size: 0 };
+    h.size = bytes.len() - r.0.len();
+    Some(h)
+}
+
+fn put_commit(w: &mut W, c: &CommitInfo) {
+    w.s(&c.id);
+    w.t(c.time);
+    w.s(&c.author);
+    w.s(&c.author_email);
+    w.s(&c.summary);
+    w.u(c.parents as u64);
+    w.vs(&c.approved_by);
+    w.b(c.pr.is_some());
+    if let Some(pr) = c.pr {
+        w.u(pr);
+    }
+    w.vs(&c.break_glass_reviews);
+}
+
+fn get_commit(r: &mut R) -> Option<CommitInfo> {
+    Some(CommitInfo {
+        id: r.s()?,
+        time: r.t()?,
+        author: r.s()?,
+        author_email: r.s()?,
+        summary: r.s()?,
+        parents: r.n()?,
+        approved_by: r.vs()?,
+        pr: if r.b()? { Some(r.u()?) } else { None },
+        break_glass_reviews: r.vs()?,
+    })
+}
+
+fn put_state(w: &mut W, h: &History) {
     w.u(h.requests.len() as u64);
     for r in h.requests.values() {
         w.s(&r.id);
-        w.u(r.events.len() as u64);
-        for e in &r.events {
-            w.0.push(match e.kind {
-                EventKind::Added => 0,
-                EventKind::Modified => 1,
-                EventKind::Removed => 2,
-            });
-            w.u(e.commit as u64);
-            w.s(&e.path);
-        }
         w.b(r.latest.is_some());
         if let Some(v) = &r.latest {
-            put_version(&mut w, v);
+            put_version(w, v);
         }
         w.t(r.landed);
         w.u(r.landed_commit as u64);
@@ -214,51 +259,119 @@ pub(super) fn encode(h: &History) -> Vec<u8> {
         w.s(k);
         w.vs(ids);
     }
+}
+
+/// Encodes `h`. When `h` was decoded with [`Detail::Decisions`], `old` must be
+/// the commit and event sections of the file it came from ([`read_skipped`]).
+pub(super) fn encode(h: &History, old: Option<(&[u8], &[u8])>) -> Vec<u8> {
+    let (old_commits, old_events) = old.unwrap_or((&[], &[]));
+    let mut c = W(old_commits.to_vec());
+    for x in &h.commits {
+        put_commit(&mut c, x);
+    }
+    let mut e = W(old_events.to_vec());
+    let mut n_events = h.skipped.as_ref().map_or(0, |s| s.header.n_events);
+    for r in h.requests.values() {
+        for ev in &r.events {
+            e.s(&r.id);
+            e.0.push(match ev.kind {
+                EventKind::Added => 0,
+                EventKind::Modified => 1,
+                EventKind::Removed => 2,
+            });
+            e.u(ev.commit as u64);
+            e.s(&ev.path);
+            n_events += 1;
+        }
+    }
+    let mut st = W(Vec::with_capacity(h.requests.len() * 160));
+    put_state(&mut st, h);
+    let header = Header {
+        head: h.head,
+        walked: h.walked,
+        n_commits: h.commit_count(),
+        commits_len: c.0.len(),
+        n_events,
+        events_len: e.0.len(),
+        state_len: st.0.len(),
+        size: 0,
+    };
+    let mut w = W(Vec::with_capacity(HEADER_MAX + st.0.len() + c.0.len() + e.0.len()));
+    put_header(&mut w, &header);
+    w.0.extend_from_slice(&st.0);
+    w.0.extend_from_slice(&c.0);
+    w.0.extend_from_slice(&e.0);
     w.0
 }
 
-/// `None` for anything that is not a complete, consistent encoding.
-pub(super) fn decode(bytes: &[u8]) -> Option<History> {
-    let mut r = R(bytes.strip_prefix(MAGIC)?);
-    let head = match r.os()? {
-        Some(s) => Some(Oid::from_str(&s).ok()?),
-        None => None,
-    };
-    let walked = r.n()?;
-    let n = r.len()?;
-    let mut commits = Vec::with_capacity(n);
-    for _ in 0..n {
-        commits.push(CommitInfo {
-            id: r.s()?,
-            time: r.t()?,
-            author: r.s()?,
-            author_email: r.s()?,
-            summary: r.s()?,
-            parents: r.n()?,
-            approved_by: r.vs()?,
-            pr: if r.b()? { Some(r.u()?) } else { None },
-            break_glass_reviews: r.vs()?,
-        });
+/// How much of an index to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything: commits and each request's events (audit).
+    Full,
+    /// What risk and approval decisions read: request records and windows.
+    /// `commits` and every record's `events` are left empty (they then hold
+    /// only what was walked since), and the file's commit and event sections
+    /// are not even read.
+    Decisions,
+}
+
+/// Reads and decodes the index at `path`; `None` if absent, corrupt or of another format.
+pub(super) fn read(path: &std::path::Path, detail: Detail) -> Option<History> {
+    use std::io::Read;
+    match detail {
+        Detail::Full => decode(&std::fs::read(path).ok()?, detail),
+        Detail::Decisions => {
+            let mut f = std::fs::File::open(path).ok()?;
+            let mut head = vec![0u8; HEADER_MAX];
+            let mut got = 0;
+            while got < HEADER_MAX {
+                match f.read(&mut head[got..]).ok()? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            let header = get_header(&head[..got])?;
+            let file_len = usize::try_from(f.metadata().ok()?.len()).ok()?;
+            if header.size + header.state_len + header.commits_len + header.events_len != file_len {
+                return None;
+            }
+            let mut bytes = head[..got.min(header.size + header.state_len)].to_vec();
+            let want = header.size + header.state_len;
+            if bytes.len() < want {
+                let mut rest = vec![0u8; want - bytes.len()];
+                f.read_exact(&mut rest).ok()?;
+                bytes.extend_from_slice(&rest);
+            }
+            decode_state(&bytes[header.size..], header)
+        }
     }
+}
+
+/// The commit and event sections of the file `h` (decoded with
+/// [`Detail::Decisions`]) came from, if that file is still the same index.
+pub(super) fn read_skipped(path: &std::path::Path, skipped: &Skipped) -> Option<(Vec<u8>, Vec<u8>)> {
+    let bytes = std::fs::read(path).ok()?;
+    let header = get_header(&bytes)?;
+    if header != skipped.header {
+        return None;
+    }
+    let start = header.size + header.state_len;
+    let commits = bytes.get(start..start + header.commits_len)?.to_vec();
+    let events = bytes.get(start + header.commits_len..start + header.commits_len + header.events_len)?.to_vec();
+    Some((commits, events))
+}
+
+fn decode_state(state: &[u8], header: Header) -> Option<History> {
+    let mut r = R(state);
+    let n_commits = header.n_commits;
     let n = r.len()?;
     let mut requests = BTreeMap::new();
     for _ in 0..n {
         let id = r.s()?;
-        let ne = r.len()?;
-        let mut events = Vec::with_capacity(ne);
-        for _ in 0..ne {
-            let kind = match r.byte()? {
-                0 => EventKind::Added,
-                1 => EventKind::Modified,
-                2 => EventKind::Removed,
-                _ => return None,
-            };
-            let commit = r.n().filter(|&c| c < commits.len())?;
-            events.push(Event { kind, commit, path: r.s()? });
-        }
         let latest = if r.b()? { Some(get_version(&mut r)?) } else { None };
         let landed = r.t()?;
-        let landed_commit = r.n().filter(|&c| c < commits.len())?;
+        let landed_commit = r.n().filter(|&c| c < n_commits)?;
         let removed_at = r.ot()?;
         let nw = r.len()?;
         let mut windows = Vec::with_capacity(nw);
@@ -269,7 +382,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<History> {
         }
         let nx = r.len()?;
         let ended_early_at = (0..nx).map(|_| r.t()).collect::<Option<Vec<_>>>()?;
-        let rec = RequestRecord { id: id.clone(), events, latest, landed, landed_commit, removed_at, windows, ended_early_at };
+        let rec = RequestRecord { id: id.clone(), events: Vec::new(), latest, landed, landed_commit, removed_at, windows, ended_early_at };
         if requests.insert(id, rec).is_some() {
             return None;
         }
@@ -287,7 +400,47 @@ pub(super) fn decode(bytes: &[u8]) -> Option<History> {
     if !r.0.is_empty() {
         return None;
     }
-    Some(History { commits, requests, by_requester, head, walked })
+    let commits = header.n_commits;
+    Some(History { commits: Vec::new(), requests, by_requester, head: header.head, walked: header.walked, skipped: Some(Skipped { commits, header }) })
+}
+
+/// `None` for anything that is not a complete, consistent encoding.
+pub(super) fn decode(bytes: &[u8], detail: Detail) -> Option<History> {
+    let header = get_header(bytes)?;
+    let body = &bytes[header.size..];
+    if body.len() != header.state_len + header.commits_len + header.events_len {
+        return None;
+    }
+    let (state, rest) = body.split_at(header.state_len);
+    let (commit_bytes, event_bytes) = rest.split_at(header.commits_len);
+    let (n_commits, n_events) = (header.n_commits, header.n_events);
+    let mut h = decode_state(state, header)?;
+    if detail == Detail::Decisions {
+        return Some(h);
+    }
+    h.skipped = None;
+    let mut c = R(commit_bytes);
+    h.commits = (0..n_commits.min(commit_bytes.len())).map(|_| get_commit(&mut c)).collect::<Option<_>>()?;
+    if h.commits.len() != n_commits || !c.0.is_empty() {
+        return None;
+    }
+    let mut e = R(event_bytes);
+    for _ in 0..n_events.min(event_bytes.len()) {
+        let id = e.s()?;
+        let kind = match e.byte()? {
+            0 => EventKind::Added,
+            1 => EventKind::Modified,
+            2 => EventKind::Removed,
+            _ => return None,
+        };
+        let commit = e.n().filter(|&c| c < n_commits)?;
+        let path = e.s()?;
+        h.requests.get_mut(&id)?.events.push(Event { kind, commit, path });
+    }
+    if !e.0.is_empty() {
+        return None;
+    }
+    Some(h)
 }
 
 #[cfg(test)]
@@ -365,42 +518,74 @@ mod tests {
             by_requester: HashMap::from([("carol".to_string(), vec!["2026-12-01-carol-a".to_string()])]),
             head: Some(Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap()),
             walked: 9,
+            skipped: None,
         }
     }
 
     #[test]
     fn round_trips_exactly_and_deterministically() {
         let h = sample();
-        let bytes = encode(&h);
-        assert_eq!(decode(&bytes), Some(h));
-        assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
-        assert_eq!(decode(&encode(&History::default())), Some(History::default()));
+        let bytes = encode(&h, None);
+        assert_eq!(decode(&bytes, Detail::Full), Some(h));
+        assert_eq!(encode(&decode(&bytes, Detail::Full).unwrap(), None), bytes);
+        assert_eq!(decode(&encode(&History::default(), None), Detail::Full), Some(History::default()));
     }
 
     #[test]
     fn every_truncation_and_trailing_garbage_is_rejected() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample(), None);
         for n in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..n]), None, "truncated at {n}");
+            assert_eq!(decode(&bytes[..n], Detail::Full), None, "truncated at {n}");
+            assert_eq!(decode(&bytes[..n], Detail::Decisions), None, "truncated at {n}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(decode(&longer), None);
+        assert_eq!(decode(&longer, Detail::Full), None);
     }
 
     #[test]
     fn corrupt_bytes_never_panic() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample(), None);
         for i in 0..bytes.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
                 let mut b = bytes.clone();
                 b[i] = x;
-                let _ = decode(&b); // Some (a different but consistent value) or None
+                let _ = decode(&b, Detail::Full); // Some (a different but consistent value) or None
+                let _ = decode(&b, Detail::Decisions);
             }
         }
         // Out-of-range commit indices are refused.
         let mut h = sample();
         h.requests.get_mut("2026-12-02-x").unwrap().landed_commit = 2;
-        assert_eq!(decode(&encode(&h)), None);
+        assert_eq!(decode(&encode(&h, None), Detail::Full), None);
+    }
+
+    #[test]
+    fn decisions_skip_commits_and_events_and_round_trip_through_them() {
+        let full = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        std::fs::write(&path, encode(&full, None)).unwrap();
+        let lite = read(&path, Detail::Decisions).unwrap();
+        assert!(lite.commits.is_empty() && lite.requests.values().all(|r| r.events.is_empty()));
+        assert_eq!(lite.commit_count(), 2);
+        for (id, r) in &full.requests {
+            let l = &lite.requests[id];
+            assert_eq!((&l.latest, l.landed, &l.windows, &l.ended_early_at, l.removed_at), (&r.latest, r.landed, &r.windows, &r.ended_early_at, r.removed_at));
+        }
+        assert_eq!(read(&path, Detail::Full), Some(full.clone()));
+        // Saved again with the sections it skipped, nothing is lost.
+        let old = read_skipped(&path, lite.skipped.as_ref().unwrap()).unwrap();
+        assert_eq!(decode(&encode(&lite, Some((&old.0, &old.1))), Detail::Full), Some(full.clone()));
+        // A file replaced meanwhile is not mixed in.
+        let mut other = full;
+        other.walked += 1;
+        std::fs::write(&path, encode(&other, None)).unwrap();
+        assert_eq!(read_skipped(&path, lite.skipped.as_ref().unwrap()), None);
+        // A decisions read checks the file length against the header.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.pop();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path, Detail::Decisions), None);
     }
 }

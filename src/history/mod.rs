@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 mod codec;
 mod rawtree;
 
+pub use codec::Detail;
+
 use crate::model::request::{Request, Window};
 use crate::source::SourceFile;
 use crate::validate::request::request_id;
@@ -130,7 +132,7 @@ impl RequestRecord {
 
 /// The history index: commits that touched requests/ and a record per id.
 /// `PartialEq` lets tests prove a warm (incremental) read equals a cold one.
-#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub commits: Vec<CommitInfo>,
     pub requests: BTreeMap<String, RequestRecord>,
@@ -141,6 +143,10 @@ pub struct History {
     pub head: Option<Oid>,
     /// First-parent commits walked in all.
     pub walked: usize,
+    /// Set when read with [`Detail::Decisions`]: `commits` and the records'
+    /// `events` were not decoded (they hold only what was walked since).
+    #[serde(skip)]
+    pub(crate) skipped: Option<codec::Skipped>,
 }
 
 /// How many past early revocations the risk factor counts at most.
@@ -171,6 +177,11 @@ impl History {
         let who = requester.to_ascii_lowercase();
         let ids = self.by_requester.get(&who);
         ids.into_iter().flatten().filter_map(|id| self.requests.get(id)).filter(move |r| r.latest.as_ref().is_none_or(|l| l.requester == who))
+    }
+
+    /// How many commits the history holds, decoded or not.
+    pub fn commit_count(&self) -> usize {
+        self.skipped.as_ref().map_or(0, |s| s.commits) + self.commits.len()
     }
 
     /// When `id` first landed on main, if it did.
@@ -254,6 +265,10 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
 /// adds them to `h`. `from` must be the head `h` already covers, on the chain.
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
     let chain = first_parent_chain(repo, head, from)?.ok_or_else(|| git2::Error::from_str("the indexed commit is not on the first-parent chain"))?;
+    // libgit2 re-hashes every object it reads (SHA-1 with collision
+    // detection) unless told not to: 3/4 of a cold walk over big trees went
+    // there. git itself does not verify on read; `git fsck` does.
+    git2::opts::strict_hash_verification(false);
     let odb = repo.odb()?;
     let mut prev_id = match from {
         Some(f) => requests_tree_id(repo, &repo.find_commit(f)?)?,
@@ -278,7 +293,7 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
         let time = commit_time(&commit);
         let message = commit.message().unwrap_or("");
         let summary = commit.summary().ok().flatten().unwrap_or("").to_string();
-        let idx = h.commits.len();
+        let idx = h.commit_count();
         h.commits.push(CommitInfo {
             id: oid.to_string(),
             time,
@@ -323,7 +338,14 @@ pub fn index_path(repo: &Repository) -> std::path::PathBuf {
 /// outdated-format or rewritten-history index is rebuilt from scratch.
 /// An index ahead of `head` (a first-parent descendant) is kept for later runs.
 pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path) -> Result<(History, CacheUse), git2::Error> {
-    let cached = std::fs::read(path).ok().and_then(|b| codec::decode(&b));
+    read_history_cached_with(repo, head, path, Detail::Full)
+}
+
+/// [`read_history_cached`], decoding only what `detail` asks for: `check`
+/// needs no commit metadata, and skipping it keeps a warm read of a
+/// 100,000-commit index within a few milliseconds.
+pub fn read_history_cached_with(repo: &Repository, head: Oid, path: &std::path::Path, detail: Detail) -> Result<(History, CacheUse), git2::Error> {
+    let cached = codec::read(path, detail);
     let mut keep_cached = false;
     let (h, used) = match cached.and_then(|h| h.head.map(|c| (h, c))) {
         Some((h, covered)) if covered == head => (h, CacheUse::Warm(0)),
@@ -360,8 +382,16 @@ fn save_index(path: &std::path::Path, h: &History) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
+    let bytes = match &h.skipped {
+        None => codec::encode(h, None),
+        // Sections this run did not decode are copied from the file it read.
+        Some(skipped) => match codec::read_skipped(path, skipped) {
+            Some((commits, events)) => codec::encode(h, Some((&commits, &events))),
+            None => return,
+        },
+    };
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    if std::fs::write(&tmp, codec::encode(h)).is_ok() {
+    if std::fs::write(&tmp, bytes).is_ok() {
         let _ = std::fs::rename(&tmp, path);
     }
 }
@@ -410,7 +440,7 @@ fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Ut
         rec.landed = time;
         rec.landed_commit = commit;
     }
-    let kind = if rec.events.is_empty() || is_new { EventKind::Added } else { EventKind::Modified };
+    let kind = if is_new { EventKind::Added } else { EventKind::Modified };
     let window = version.as_ref().and_then(|v| v.window(rec.landed));
     if kind == EventKind::Modified {
         let before = rec.window_at(time);

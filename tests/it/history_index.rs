@@ -3,7 +3,7 @@
 //! describe this repository's first-parent history must be rebuilt, never trusted.
 
 use git2::{Oid, Repository};
-use gitgrant::history::{CacheUse, History, index_path, read_history, read_history_cached};
+use gitgrant::history::{CacheUse, Detail, History, index_path, read_history, read_history_cached, read_history_cached_with};
 
 use crate::support::{NOW, Repo, request};
 
@@ -213,4 +213,40 @@ fn a_request_handed_to_someone_else_counts_for_its_new_requester_only() {
     let later = chrono::DateTime::parse_from_rfc3339("2026-12-09T00:00:00Z").unwrap().to_utc();
     assert!(!h.held_before("carol", "db-write", later, ""), "carol never held db-write");
     assert!(h.held_before("bob", "db-write", later, ""));
+}
+
+#[test]
+fn a_decisions_read_extends_the_index_without_losing_commits_or_events() {
+    let r = repo_with_history();
+    assert_eq!(cached(&r).1, CacheUse::Cold);
+    r.write("requests/2026-12-11-heidi-b.yaml", request("heidi", "sandbox-user", "sandbox", ""));
+    r.commit_as("heidi", "heidi: b\n\nApproved-by: alice");
+    r.remove("requests/2026-12-11-heidi-b.yaml");
+    r.commit_as("heidi", "heidi: b done");
+    let repo = open(&r);
+    let head = oid(&r, "main");
+    // check's read: no commit metadata decoded, only what it walked.
+    let (lite, used) = read_history_cached_with(&repo, head, &index_path(&repo), Detail::Decisions).unwrap();
+    assert_eq!(used, CacheUse::Warm(2));
+    assert_eq!(lite.commits.len(), 2);
+    assert_eq!(lite.commit_count(), 5);
+    let cold = read_history(&repo, head).unwrap();
+    for (id, rec) in &cold.requests {
+        let l = &lite.requests[id];
+        assert_eq!(
+            (&l.latest, l.landed, l.landed_commit, &l.windows, l.removed_at, &l.ended_early_at),
+            (&rec.latest, rec.landed, rec.landed_commit, &rec.windows, rec.removed_at, &rec.ended_early_at),
+            "{id}"
+        );
+    }
+    assert_eq!(lite.by_requester, cold.by_requester);
+    // The index it saved is complete: a full read equals the cold one.
+    let (full, used) = cached(&r);
+    assert_eq!(used, CacheUse::Warm(0));
+    assert_eq!(full.commits.len(), 5);
+    assert_eq!(full.requests["2026-12-11-heidi-b"].events.len(), 2);
+    // A decisions read of an up-to-date index is the same as a full one, minus commits and events.
+    let (again, used) = read_history_cached_with(&repo, head, &index_path(&repo), Detail::Decisions).unwrap();
+    assert_eq!(used, CacheUse::Warm(0));
+    assert!(again.commits.is_empty() && again.requests.values().all(|r| r.events.is_empty()));
 }
