@@ -15,7 +15,7 @@ use git2::{Oid, Repository};
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
-use crate::history::History;
+use crate::history::{Detail, History};
 use crate::model::policy::{ApprovalRule, Policy};
 use crate::model::request::Request;
 use crate::risk::{self, RequesterFacts, Risk};
@@ -227,9 +227,6 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
     }
 }
 
-/// A history pass running on its own thread.
-type HistoryJob<'s> = std::thread::ScopedJoinHandle<'s, Result<History, CheckError>>;
-
 fn judge(
     repo: Option<&Repository>,
     base_oid: Option<Oid>,
@@ -239,23 +236,9 @@ fn judge(
     opts: &CheckOptions,
     working_tree: bool,
 ) -> Result<CheckReport, CheckError> {
-    let git_dir = repo.map(|r| r.path().to_path_buf());
-    std::thread::scope(|s| {
-        // The history pass (index read, or a walk) shares nothing with loading
-        // and validating the policies, and both take tens of milliseconds on
-        // big repositories: run it beside them, on its own repository handle.
-        let history = match (git_dir, base_oid) {
-            (Some(dir), Some(b)) => Some(s.spawn(move || {
-                let repo = Repository::open(&dir)?;
-                Ok(crate::history::read_history_cached_with(&repo, b, &crate::history::index_path(&repo), crate::history::Detail::Decisions)?.0)
-            })),
-            _ => None,
-        };
-        judge_with(base_oid, base, head, head_oid, opts, working_tree, history, repo)
-    })
+    judge_with(base_oid, base, head, head_oid, opts, working_tree, repo)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn judge_with(
     base_oid: Option<Oid>,
     base: &dyn Tree,
@@ -263,7 +246,6 @@ fn judge_with(
     head_oid: Option<Oid>,
     opts: &CheckOptions,
     working_tree: bool,
-    history: Option<HistoryJob>,
     repo: Option<&Repository>,
 ) -> Result<CheckReport, CheckError> {
     let mut d = Diagnostics::default();
@@ -342,11 +324,20 @@ fn judge_with(
         }
     }
 
-    let history = match history {
-        Some(job) => job.join().map_err(|_| CheckError::Git(git2::Error::from_str("the history pass panicked")))??,
-        None => History::default(),
+    let history = match (repo, base_oid) {
+        (Some(repo), Some(b)) => {
+            // A PR check needs the history of its requesters only (old and new
+            // versions); `--all` and `explain` read every record.
+            let who = (!opts.all && opts.only.is_none()).then(|| requesters_of(&request_changes, base, head));
+            let detail = who.as_ref().map_or(Detail::Decisions, Detail::Requesters);
+            crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?.0
+        }
+        _ => History::default(),
     };
-    let known_ids: BTreeSet<String> = history.requests.iter().filter(|(_, r)| r.removed_at.is_none()).map(|(k, _)| k.clone()).collect();
+    // Ids on main at the base (for `extends`): its request files, listed only if asked.
+    let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
+    let base_ids =
+        || -> BTreeSet<String> { base.list(REQUEST_DIR).unwrap_or_default().iter().filter_map(|e| request_id(&e.path)).map(str::to_string).collect() };
 
     let mut to_judge: Vec<(String, Change)> = Vec::new();
     let mut outcomes = Vec::new();
@@ -412,7 +403,9 @@ fn judge_with(
             Change::New => opts.now,
             _ => landed.unwrap_or(opts.now),
         };
-        let ctx = RequestContext { now: opts.now, default_start, known_ids: &known_ids, check_past: change.needs_approval() };
+        let no_ids = BTreeSet::new();
+        let known = if req.extends.is_some() { known_ids.get_or_init(base_ids) } else { &no_ids };
+        let ctx = RequestContext { now: opts.now, default_start, known_ids: known, check_past: change.needs_approval() };
         if change != Change::Shrink {
             validate_request(&req, &policy, &ctx, &mut d);
         }
@@ -535,4 +528,19 @@ pub fn describe_rules(rules: &[ApprovalRule]) -> String {
         return "no approvals".to_string();
     }
     rules.iter().map(|r| format!("{} from {}", r.count, r.from.join(" or "))).collect::<Vec<_>>().join(" and ")
+}
+
+/// Requesters (lowercase) of the changed request files, before and after:
+/// whose history a PR check needs.
+fn requesters_of(changes: &[&FileChange], base: &dyn Tree, head: &dyn Tree) -> BTreeSet<String> {
+    let mut sink = Diagnostics::default();
+    let mut out = BTreeSet::new();
+    for c in changes {
+        for (tree, present) in [(base, c.in_base), (head, c.in_head)] {
+            if present && let Some(r) = tree.entry(&c.path).and_then(|e| load_request(tree, &e, &mut sink)) {
+                out.insert(r.requester);
+            }
+        }
+    }
+    out
 }

@@ -15,7 +15,7 @@ use git2::Oid;
 use super::{CommitInfo, Event, EventKind, History, RequestRecord, Version};
 use crate::model::request::Window;
 
-const MAGIC: &[u8; 8] = b"GGHIDX\0\x03";
+const MAGIC: &[u8; 8] = b"GGHIDX\0\x04";
 
 struct W(Vec<u8>);
 
@@ -159,6 +159,8 @@ fn get_version(r: &mut R) -> Option<Version> {
 pub(crate) struct Skipped {
     pub commits: usize,
     header: Header,
+    /// Only some requesters were decoded: this history can't be saved.
+    pub partial: bool,
 }
 
 /// The fixed part: counts and section lengths (state, then commits, then events).
@@ -226,38 +228,71 @@ fn get_commit(r: &mut R) -> Option<CommitInfo> {
     })
 }
 
-fn put_state(w: &mut W, h: &History) {
-    w.u(h.requests.len() as u64);
-    for r in h.requests.values() {
-        w.s(&r.id);
-        w.b(r.latest.is_some());
-        if let Some(v) = &r.latest {
-            put_version(w, v);
-        }
-        w.t(r.landed);
-        w.u(r.landed_commit as u64);
-        w.ot(r.removed_at);
-        w.u(r.windows.len() as u64);
-        for (from, win) in &r.windows {
-            w.t(*from);
-            w.b(win.is_some());
-            if let Some(win) = win {
-                w.t(win.start);
-                w.t(win.end);
-            }
-        }
-        w.u(r.ended_early_at.len() as u64);
-        for t in &r.ended_early_at {
-            w.t(*t);
+fn put_record(w: &mut W, r: &RequestRecord) {
+    w.s(&r.id);
+    w.b(r.latest.is_some());
+    if let Some(v) = &r.latest {
+        put_version(w, v);
+    }
+    w.t(r.landed);
+    w.u(r.landed_commit as u64);
+    w.ot(r.removed_at);
+    w.u(r.windows.len() as u64);
+    for (from, win) in &r.windows {
+        w.t(*from);
+        w.b(win.is_some());
+        if let Some(win) = win {
+            w.t(win.start);
+            w.t(win.end);
         }
     }
-    // Sorted so the bytes are deterministic.
-    let mut by: Vec<(&String, &Vec<String>)> = h.by_requester.iter().collect();
-    by.sort();
-    w.u(by.len() as u64);
-    for (k, ids) in by {
-        w.s(k);
-        w.vs(ids);
+    w.u(r.ended_early_at.len() as u64);
+    for t in &r.ended_early_at {
+        w.t(*t);
+    }
+}
+
+fn get_record(r: &mut R, n_commits: usize) -> Option<RequestRecord> {
+    let id = r.s()?;
+    let latest = if r.b()? { Some(get_version(r)?) } else { None };
+    let landed = r.t()?;
+    let landed_commit = r.n().filter(|&c| c < n_commits)?;
+    let removed_at = r.ot()?;
+    let nw = r.len()?;
+    let mut windows = Vec::with_capacity(nw);
+    for _ in 0..nw {
+        let from = r.t()?;
+        let win = if r.b()? { Some(Window { start: r.t()?, end: r.t()? }) } else { None };
+        windows.push((from, win));
+    }
+    let nx = r.len()?;
+    let ended_early_at = (0..nx).map(|_| r.t()).collect::<Option<Vec<_>>>()?;
+    Some(RequestRecord { id, events: Vec::new(), latest, landed, landed_commit, removed_at, windows, ended_early_at })
+}
+
+/// The state: one group per requester (their `by_requester` list and the
+/// records whose latest version is theirs; `""` for records that never
+/// parsed), each prefixed by its byte length so a reader can skip it.
+fn put_state(w: &mut W, h: &History) {
+    let mut groups: BTreeMap<&str, (Option<&Vec<String>>, Vec<&RequestRecord>)> = BTreeMap::new();
+    for (k, ids) in &h.by_requester {
+        groups.entry(k.as_str()).or_default().0 = Some(ids);
+    }
+    for r in h.requests.values() {
+        groups.entry(r.latest.as_ref().map_or("", |v| v.requester.as_str())).or_default().1.push(r);
+    }
+    w.u(groups.len() as u64);
+    for (who, (ids, records)) in groups {
+        let mut g = W(Vec::new());
+        g.b(ids.is_some());
+        g.vs(ids.map_or(&[][..], |v| &v[..]));
+        g.u(records.len() as u64);
+        for r in records {
+            put_record(&mut g, r);
+        }
+        w.s(who);
+        w.u(g.0.len() as u64);
+        w.0.extend_from_slice(&g.0);
     }
 }
 
@@ -306,7 +341,7 @@ pub(super) fn encode(h: &History, old: Option<(&[u8], &[u8])>) -> Vec<u8> {
 
 /// How much of an index to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
+pub enum Detail<'a> {
     /// Everything: commits and each request's events (audit).
     Full,
     /// What risk and approval decisions read: request records and windows.
@@ -314,14 +349,19 @@ pub enum Detail {
     /// only what was walked since), and the file's commit and event sections
     /// are not even read.
     Decisions,
+    /// [`Detail::Decisions`] for these requesters (lowercase) only: a PR
+    /// check asks about a handful of people, not the 50,000 requests of a long
+    /// history. Only served from an index that is exactly at the asked head;
+    /// otherwise the read falls back to [`Detail::Decisions`].
+    Requesters(&'a std::collections::BTreeSet<String>),
 }
 
 /// Reads and decodes the index at `path`; `None` if absent, corrupt or of another format.
-pub(super) fn read(path: &std::path::Path, detail: Detail) -> Option<History> {
+pub(super) fn read(path: &std::path::Path, detail: Detail<'_>) -> Option<History> {
     use std::io::Read;
     match detail {
         Detail::Full => decode(&std::fs::read(path).ok()?, detail),
-        Detail::Decisions => {
+        Detail::Decisions | Detail::Requesters(_) => {
             let mut f = std::fs::File::open(path).ok()?;
             let mut head = vec![0u8; HEADER_MAX];
             let mut got = 0;
@@ -343,7 +383,7 @@ pub(super) fn read(path: &std::path::Path, detail: Detail) -> Option<History> {
                 f.read_exact(&mut rest).ok()?;
                 bytes.extend_from_slice(&rest);
             }
-            decode_state(&bytes[header.size..], header)
+            decode_state(&bytes[header.size..], header, detail)
         }
     }
 }
@@ -353,7 +393,7 @@ pub(super) fn read(path: &std::path::Path, detail: Detail) -> Option<History> {
 pub(super) fn read_skipped(path: &std::path::Path, skipped: &Skipped) -> Option<(Vec<u8>, Vec<u8>)> {
     let bytes = std::fs::read(path).ok()?;
     let header = get_header(&bytes)?;
-    if header != skipped.header {
+    if header != skipped.header || skipped.partial {
         return None;
     }
     let start = header.size + header.state_len;
@@ -362,50 +402,58 @@ pub(super) fn read_skipped(path: &std::path::Path, skipped: &Skipped) -> Option<
     Some((commits, events))
 }
 
-fn decode_state(state: &[u8], header: Header) -> Option<History> {
+fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<History> {
     let mut r = R(state);
-    let n_commits = header.n_commits;
-    let n = r.len()?;
+    let only = match detail {
+        Detail::Requesters(who) => Some(who),
+        _ => None,
+    };
     let mut requests = BTreeMap::new();
-    for _ in 0..n {
-        let id = r.s()?;
-        let latest = if r.b()? { Some(get_version(&mut r)?) } else { None };
-        let landed = r.t()?;
-        let landed_commit = r.n().filter(|&c| c < n_commits)?;
-        let removed_at = r.ot()?;
-        let nw = r.len()?;
-        let mut windows = Vec::with_capacity(nw);
-        for _ in 0..nw {
-            let from = r.t()?;
-            let win = if r.b()? { Some(Window { start: r.t()?, end: r.t()? }) } else { None };
-            windows.push((from, win));
-        }
-        let nx = r.len()?;
-        let ended_early_at = (0..nx).map(|_| r.t()).collect::<Option<Vec<_>>>()?;
-        let rec = RequestRecord { id: id.clone(), events: Vec::new(), latest, landed, landed_commit, removed_at, windows, ended_early_at };
-        if requests.insert(id, rec).is_some() {
-            return None;
-        }
-    }
+    let mut by_requester = HashMap::new();
     let n = r.len()?;
-    let mut by_requester = HashMap::with_capacity(n);
     for _ in 0..n {
-        let k = r.s()?;
-        let ids = r.vs()?;
-        if ids.iter().any(|id| !requests.contains_key(id)) {
+        let who = r.s()?;
+        let len = r.len()?;
+        let (group, rest) = r.0.split_at(len);
+        r.0 = rest;
+        if only.is_some_and(|o| !who.is_empty() && !o.contains(&who)) {
+            continue;
+        }
+        let mut g = R(group);
+        let has_ids = g.b()?;
+        let ids = g.vs()?;
+        let nr = g.len()?;
+        for _ in 0..nr {
+            let rec = get_record(&mut g, header.n_commits)?;
+            if rec.latest.as_ref().map_or("", |v| v.requester.as_str()) != who {
+                return None;
+            }
+            let id = rec.id.clone();
+            if requests.insert(id, rec).is_some() {
+                return None;
+            }
+        }
+        if !g.0.is_empty() {
             return None;
         }
-        by_requester.insert(k, ids);
+        if has_ids && by_requester.insert(who, ids).is_some() {
+            return None;
+        }
     }
     if !r.0.is_empty() {
         return None;
     }
+    // A complete state lists no id it lacks (a partial one may: handed-over requests).
+    if only.is_none() && by_requester.values().flatten().any(|id: &String| !requests.contains_key(id)) {
+        return None;
+    }
     let commits = header.n_commits;
-    Some(History { commits: Vec::new(), requests, by_requester, head: header.head, walked: header.walked, skipped: Some(Skipped { commits, header }) })
+    let partial = only.is_some();
+    Some(History { commits: Vec::new(), requests, by_requester, head: header.head, walked: header.walked, skipped: Some(Skipped { commits, header, partial }) })
 }
 
 /// `None` for anything that is not a complete, consistent encoding.
-pub(super) fn decode(bytes: &[u8], detail: Detail) -> Option<History> {
+pub(super) fn decode(bytes: &[u8], detail: Detail<'_>) -> Option<History> {
     let header = get_header(bytes)?;
     let body = &bytes[header.size..];
     if body.len() != header.state_len + header.commits_len + header.events_len {
@@ -414,8 +462,8 @@ pub(super) fn decode(bytes: &[u8], detail: Detail) -> Option<History> {
     let (state, rest) = body.split_at(header.state_len);
     let (commit_bytes, event_bytes) = rest.split_at(header.commits_len);
     let (n_commits, n_events) = (header.n_commits, header.n_events);
-    let mut h = decode_state(state, header)?;
-    if detail == Detail::Decisions {
+    let mut h = decode_state(state, header, detail)?;
+    if detail != Detail::Full {
         return Some(h);
     }
     h.skipped = None;

@@ -213,6 +213,17 @@ fn a_request_handed_to_someone_else_counts_for_its_new_requester_only() {
     let later = chrono::DateTime::parse_from_rfc3339("2026-12-09T00:00:00Z").unwrap().to_utc();
     assert!(!h.held_before("carol", "db-write", later, ""), "carol never held db-write");
     assert!(h.held_before("bob", "db-write", later, ""));
+    // The one-pass query check uses agrees with the three separate ones.
+    for who in ["carol", "bob", "heidi", "nobody"] {
+        for role in ["db-readonly", "db-write"] {
+            for when in [t, later] {
+                for except in ["", "2026-12-01-carol-a"] {
+                    let expected = (h.held_before(who, role, when, except), h.early_revocations(who, when), h.active_at(who, when, except));
+                    assert_eq!(h.facts(who, role, when, except), expected, "{who} {role} {when} {except}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
