@@ -8,6 +8,7 @@ mod explain;
 mod gate;
 pub(crate) mod output;
 mod plan;
+pub mod prune;
 mod reconcile;
 mod schema;
 
@@ -81,6 +82,11 @@ pub enum Command {
     /// Print the JSON Schema of request or policy files (for editors).
     #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
     Schema(schema::Args),
+    /// Remove ended requests from the tree in one commit (history keeps them).
+    #[command(
+        after_help = "Routine maintenance (e.g. a weekly scheduled workflow): small trees keep check and history fast.\nRemoving an ended request is not an early revocation.\n\nExamples:\n  gitgrant prune --dry-run\n  gitgrant prune --grace 7d && git push origin main"
+    )]
+    Prune(prune::Args),
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -114,6 +120,7 @@ pub fn run() -> ExitCode {
         Command::Reconcile(a) => reconcile::run(&g, a),
         Command::Schema(a) => schema::run(&g, a),
         Command::Gate(a) => gate::run(&g, a),
+        Command::Prune(a) => prune::run(&g, a),
     };
     ExitCode::from(code)
 }

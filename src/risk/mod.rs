@@ -37,11 +37,8 @@ pub struct RequesterFacts {
 
 impl RequesterFacts {
     pub fn from_history(h: &crate::history::History, req: &Request, start: DateTime<Utc>) -> Self {
-        RequesterFacts {
-            held_role_before: h.held_before(&req.requester, &req.role, start, &req.id),
-            early_revocations: h.early_revocations(&req.requester, start),
-            active_grants: h.active_at(&req.requester, start, &req.id),
-        }
+        let (held_role_before, early_revocations, active_grants) = h.facts(&req.requester, &req.role, start, &req.id);
+        RequesterFacts { held_role_before, early_revocations, active_grants }
     }
 }
 

@@ -11,6 +11,8 @@ mod github_gate;
 mod provider_aws_iam;
 mod provider_postgres;
 mod reconcile;
+mod history_index;
+mod prune;
 mod risk;
 mod workflows;
 mod reconcile_e2e;
