@@ -432,6 +432,15 @@ fn judge_with(
             sources.insert(path.clone(), src.text);
         }
     }
+    // Files with diagnostics raised outside the loop (an id clash) show their lines too.
+    let missing: BTreeSet<String> = d.iter().map(|x| x.file.clone()).filter(|f| under(f, REQUEST_DIR) && !sources.contains_key(f)).collect();
+    for f in missing {
+        if let Some(e) = head.entry(&f)
+            && let Ok(src) = head.read_source(&e)
+        {
+            sources.insert(f, src.text);
+        }
+    }
     outcomes.sort_by(|a, b| a.file.cmp(&b.file));
     if d.has_errors() && status == Status::Ok {
         status = Status::Failed;

@@ -117,7 +117,9 @@ policy_changes:
     /// A request for `ops-read` on both resources.
     fn request(&self, requester: &str, start: &str, duration: &str) -> String {
         let aws = &self.aws_resource;
-        format!("requester: {requester}\nrole: ops-read\nresources: [orders-db, {aws}]\nstart: {start}\nduration: {duration}\nreason: \"INC-7: investigate the orders backlog\"\n")
+        format!(
+            "requester: {requester}\nrole: ops-read\nresources: [orders-db, {aws}]\nstart: {start}\nduration: {duration}\nreason: \"INC-7: investigate the orders backlog\"\n"
+        )
     }
 
     /// Lands a request through a PR merged with frank's approval.
@@ -153,12 +155,7 @@ policy_changes:
 
     /// Every marker row with its last update, to show a run wrote nothing.
     async fn markers(&self) -> Vec<(String, String, Vec<String>, String)> {
-        let rows = self
-            .fx
-            .su
-            .query("SELECT principal, role, requests, updated_at::text FROM gitgrant.grants ORDER BY 1, 2", &[])
-            .await
-            .unwrap();
+        let rows = self.fx.su.query("SELECT principal, role, requests, updated_at::text FROM gitgrant.grants ORDER BY 1, 2", &[]).await.unwrap();
         rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
     }
 
@@ -233,13 +230,16 @@ async fn lifecycle_on_postgres_and_aws() {
     assert!(w.attached("carol").await.is_empty());
     assert!(!policy_exists(&w.iam, &w.policy_arn("carol-ops")).await);
     let markers = w.markers().await;
-    assert_eq!(markers.iter().map(|m| (m.0.as_str(), m.2.clone())).collect::<Vec<_>>(), vec![
-        (w.pg("alice"), vec!["alice-ops".to_string()]),
-        (w.pg("bob"), vec!["bob-ops".to_string()])
-    ]);
+    assert_eq!(
+        markers.iter().map(|m| (m.0.as_str(), m.2.clone())).collect::<Vec<_>>(),
+        vec![(w.pg("alice"), vec!["alice-ops".to_string()]), (w.pg("bob"), vec!["bob-ops".to_string()])]
+    );
     let l = ledger(&w.repo);
     for (req, res) in [("alice-ops", "orders-db"), ("alice-ops", aws), ("bob-ops", "orders-db"), ("bob-ops", aws)] {
-        let e = l.iter().find(|e| e["action"] == "grant" && e["request"] == req && e["resource"] == res).unwrap_or_else(|| panic!("no grant of {req} on {res}: {l:#?}"));
+        let e = l
+            .iter()
+            .find(|e| e["action"] == "grant" && e["request"] == req && e["resource"] == res)
+            .unwrap_or_else(|| panic!("no grant of {req} on {res}: {l:#?}"));
         assert_eq!(e["result"], "ok");
         assert_eq!(e["approvers"][0]["login"], "frank");
         assert_eq!(e["tier"], "managed");
