@@ -8,6 +8,7 @@ pub mod approval;
 pub mod check;
 pub mod cli;
 pub mod diag;
+pub mod github;
 pub mod history;
 pub mod ledger;
 pub mod model;

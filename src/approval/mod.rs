@@ -23,6 +23,7 @@
 //!   decision is deterministic.
 
 pub mod matching;
+pub mod teams;
 
 #[cfg(test)]
 mod tests;

@@ -51,3 +51,32 @@ pub fn changed_paths(base: &dyn Tree, head: &dyn Tree) -> Result<Vec<FileChange>
     out.sort_by(|x, y| x.path.cmp(&y.path));
     Ok(out)
 }
+
+/// [`changed_paths`] between two commits, by libgit2's tree diff: it skips
+/// identical sub-trees by id and never lists the 10,000 unchanged requests
+/// of a big tree into maps (a third of a PR check's time before).
+pub fn changed_paths_git(repo: &git2::Repository, base: git2::Oid, head: git2::Oid) -> Result<Vec<FileChange>, TreeError> {
+    let (bt, ht) = (repo.find_commit(base)?.tree()?, repo.find_commit(head)?.tree()?);
+    let mut opts = git2::DiffOptions::new();
+    for dir in DIRS {
+        opts.pathspec(format!("{dir}/"));
+    }
+    // One delta per path when a file becomes a link or the reverse (a file
+    // replacing a directory still lists every file of the directory).
+    opts.include_typechange(true);
+    let diff = repo.diff_tree_to_tree(Some(&bt), Some(&ht), Some(&mut opts))?;
+    let mut out = Vec::new();
+    for delta in diff.deltas() {
+        let Some(path) = delta.new_file().path().or(delta.old_file().path()) else { continue };
+        let path = path.to_string_lossy().replace('\\', "/");
+        let (in_base, in_head) = match delta.status() {
+            git2::Delta::Added => (false, true),
+            git2::Delta::Deleted => (true, false),
+            _ => (true, true),
+        };
+        out.push(FileChange { path, in_base, in_head });
+    }
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}

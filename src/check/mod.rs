@@ -15,7 +15,7 @@ use git2::{Oid, Repository};
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
-use crate::history::History;
+use crate::history::{Detail, History};
 use crate::model::policy::{ApprovalRule, Policy};
 use crate::model::request::Request;
 use crate::risk::{self, RequesterFacts, Risk};
@@ -227,6 +227,12 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
     }
 }
 
+/// Is `path` the directory `dir` itself or below it? The directory itself
+/// shows up as a change when it is replaced by a symbolic link.
+fn under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn judge(
     repo: Option<&Repository>,
     base_oid: Option<Oid>,
@@ -236,17 +242,32 @@ fn judge(
     opts: &CheckOptions,
     working_tree: bool,
 ) -> Result<CheckReport, CheckError> {
+    judge_with(base_oid, base, head, head_oid, opts, working_tree, repo)
+}
+
+fn judge_with(
+    base_oid: Option<Oid>,
+    base: &dyn Tree,
+    head: &dyn Tree,
+    head_oid: Option<Oid>,
+    opts: &CheckOptions,
+    working_tree: bool,
+    repo: Option<&Repository>,
+) -> Result<CheckReport, CheckError> {
     let mut d = Diagnostics::default();
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
-    let changes = changed_paths(base, head)?;
-    let policy_files: Vec<String> =
-        changes.iter().filter(|c| c.path.starts_with("policies/") || c.path.starts_with("templates/")).map(|c| c.path.clone()).collect();
-    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| c.path.starts_with("requests/")).collect();
+    let changes = match (repo, base_oid, head_oid) {
+        (Some(repo), Some(b), Some(h)) => diff::changed_paths_git(repo, b, h)?,
+        _ => changed_paths(base, head)?,
+    };
+    let policy_files: Vec<String> = changes.iter().filter(|c| under(&c.path, "policies") || under(&c.path, "templates")).map(|c| c.path.clone()).collect();
+    let request_changes: Vec<&FileChange> = changes.iter().filter(|c| under(&c.path, REQUEST_DIR)).collect();
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
-    let base_load = load_policy(base);
+    let mut base_load = load_policy(base);
+    sources.append(&mut base_load.sources);
     let mut status = Status::Ok;
     let bootstrap = base_load.empty && (base_oid.is_none() || working_tree);
     let policy = if bootstrap {
@@ -261,6 +282,7 @@ fn judge(
             status = Status::Error;
         }
         d.extend(head_load.diagnostics);
+        sources.extend(head_load.sources);
         head_load.policy
     } else if base_load.empty {
         d.push(
@@ -284,6 +306,8 @@ fn judge(
             status = Status::Error;
         }
         d.extend(head_load.diagnostics);
+        // The proposed text: a diagnostic about it must show its lines.
+        sources.extend(head_load.sources);
         for f in &policy_files {
             d.push(
                 Diagnostic::new(Code::PolicyChange, f, Pos::FILE, "policy change: judged by the base policies")
@@ -310,10 +334,19 @@ fn judge(
     }
 
     let history = match (repo, base_oid) {
-        (Some(repo), Some(b)) => crate::history::read_history_cached(repo, b, &crate::history::index_path(repo))?.0,
+        (Some(repo), Some(b)) => {
+            // A PR check needs the history of its requesters only (old and new
+            // versions); `--all` and `explain` read every record.
+            let who = (!opts.all && opts.only.is_none()).then(|| requesters_of(&request_changes, base, head));
+            let detail = who.as_ref().map_or(Detail::Decisions, Detail::Requesters);
+            crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?.0
+        }
         _ => History::default(),
     };
-    let known_ids: BTreeSet<String> = history.requests.iter().filter(|(_, r)| r.removed_at.is_none()).map(|(k, _)| k.clone()).collect();
+    // Ids on main at the base (for `extends`): its request files, listed only if asked.
+    let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
+    let base_ids =
+        || -> BTreeSet<String> { base.list(REQUEST_DIR).unwrap_or_default().iter().filter_map(|e| request_id(&e.path)).map(str::to_string).collect() };
 
     let mut to_judge: Vec<(String, Change)> = Vec::new();
     let mut outcomes = Vec::new();
@@ -339,7 +372,8 @@ fn judge(
         outcomes.retain(|o: &RequestOutcome| &o.id == only);
     }
     for (path, change) in to_judge {
-        let Some(entry) = head_entries.iter().find(|e| e.path == path).or(None) else {
+        // head_entries is sorted by path (Tree::list): no linear scan per file.
+        let Some(entry) = head_entries.binary_search_by(|e| e.path.as_str().cmp(path.as_str())).ok().map(|i| &head_entries[i]) else {
             continue;
         };
         if let Some(id) = request_id(&path) {
@@ -355,11 +389,12 @@ fn judge(
         }
         let before = d.len();
         let Some(req) = load_request(head, entry, &mut d) else {
+            // Kept when the file does not parse: its diagnostics show its lines.
+            if let Ok(src) = head.read_source(entry) {
+                sources.insert(path.clone(), src.text);
+            }
             continue;
         };
-        if let Ok(src) = head.read_source(entry) {
-            sources.insert(path.clone(), src.text);
-        }
         let mut change = change;
         let landed = history.landed(&req.id);
         if change == Change::Modified {
@@ -381,12 +416,30 @@ fn judge(
             Change::New => opts.now,
             _ => landed.unwrap_or(opts.now),
         };
-        let ctx = RequestContext { now: opts.now, default_start, known_ids: &known_ids, check_past: change.needs_approval() };
+        let no_ids = BTreeSet::new();
+        let known = if req.extends.is_some() { known_ids.get_or_init(base_ids) } else { &no_ids };
+        let ctx = RequestContext { now: opts.now, default_start, known_ids: known, check_past: change.needs_approval() };
         if change != Change::Shrink {
             validate_request(&req, &policy, &ctx, &mut d);
         }
         let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
         outcomes.push(evaluate(req, change, parse_ok, &policy, &history, default_start, &mut d));
+        // The text is kept only to render this file's diagnostics (reading it
+        // for every file of a 10,000-request `--all` doubled its cost).
+        if d.len() > before
+            && let Ok(src) = head.read_source(entry)
+        {
+            sources.insert(path.clone(), src.text);
+        }
+    }
+    // Files with diagnostics raised outside the loop (an id clash) show their lines too.
+    let missing: BTreeSet<String> = d.iter().map(|x| x.file.clone()).filter(|f| under(f, REQUEST_DIR) && !sources.contains_key(f)).collect();
+    for f in missing {
+        if let Some(e) = head.entry(&f)
+            && let Ok(src) = head.read_source(&e)
+        {
+            sources.insert(f, src.text);
+        }
     }
     outcomes.sort_by(|a, b| a.file.cmp(&b.file));
     if d.has_errors() && status == Status::Ok {
@@ -497,4 +550,19 @@ pub fn describe_rules(rules: &[ApprovalRule]) -> String {
         return "no approvals".to_string();
     }
     rules.iter().map(|r| format!("{} from {}", r.count, r.from.join(" or "))).collect::<Vec<_>>().join(" and ")
+}
+
+/// Requesters (lowercase) of the changed request files, before and after:
+/// whose history a PR check needs.
+fn requesters_of(changes: &[&FileChange], base: &dyn Tree, head: &dyn Tree) -> BTreeSet<String> {
+    let mut sink = Diagnostics::default();
+    let mut out = BTreeSet::new();
+    for c in changes {
+        for (tree, present) in [(base, c.in_base), (head, c.in_head)] {
+            if present && let Some(r) = tree.entry(&c.path).and_then(|e| load_request(tree, &e, &mut sink)) {
+                out.insert(r.requester);
+            }
+        }
+    }
+    out
 }

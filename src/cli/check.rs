@@ -1,6 +1,7 @@
 //! `gitgrant check`: judge a PR (or the working tree) and say what it needs.
 
 use crate::check::{CheckOptions, CheckReport, Status, run_check};
+use crate::diag::render::{escape_data, escape_property};
 
 use super::output::{job_summary, print_diagnostics, request_lines};
 use super::{Format, Global, fail};
@@ -19,7 +20,16 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
-    let opts = CheckOptions { base: a.base, head: a.head, all: a.all, only: None, now: g.now };
+    // Inside a GitHub Actions PR workflow, the event names the base and head.
+    let (base, head) = match (a.base, a.head) {
+        (None, None) => match crate::github::context::pr_event_from_env() {
+            Ok(Some(e)) => (Some(e.base_sha), Some(e.head_sha)),
+            Ok(None) => (None, None),
+            Err(e) => return fail(e),
+        },
+        refs => refs,
+    };
+    let opts = CheckOptions { base, head, all: a.all, only: None, now: g.now };
     let report = match run_check(&g.repo, &opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -29,7 +39,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
 }
 
 fn print_report(g: &Global, report: &CheckReport) {
-    let sources = |f: &str| report.sources.get(f).cloned().or_else(|| std::fs::read_to_string(g.repo.join(f)).ok());
+    // Only text the check itself read (from the tree it judged) is shown: the
+    // working tree may hold another version, or a link to a file outside the
+    // repository whose lines must never reach a CI log.
+    let sources = |f: &str| report.sources.get(f).cloned();
     match g.format {
         Format::Json => match serde_json::to_string_pretty(report) {
             Ok(s) => println!("{s}"),
@@ -51,7 +64,8 @@ fn print_report(g: &Global, report: &CheckReport) {
             print_diagnostics(g, &report.diagnostics, &sources);
             for r in &report.requests {
                 if let Some(risk) = &r.risk {
-                    println!("::notice file={},title={} risk {} ({})::{}", r.file, r.id, risk.score, risk.tier, request_lines(r).replace('\n', "%0A"));
+                    let title = format!("{} risk {} ({})", r.id, risk.score, risk.tier);
+                    println!("::notice file={},title={}::{}", escape_property(&r.file), escape_property(&title), escape_data(&request_lines(r)));
                 }
             }
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
@@ -79,7 +93,9 @@ fn verdict(report: &CheckReport) -> String {
     match report.status {
         Status::Ok => format!("check passed: {what}, {warnings} warning(s)"),
         Status::Failed => {
-            format!("check failed: {errors} error(s), {warnings} warning(s) in {what}")
+            // Count files, not requests: a file that does not parse is no request.
+            let files: std::collections::BTreeSet<&str> = report.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.file.as_str()).collect();
+            format!("check failed: {errors} error(s) in {} file(s), {warnings} warning(s); judged {what}", files.len())
         }
         Status::Error => format!("check could not judge the change: {errors} error(s) in the policies or repository (exit 2)"),
     }

@@ -5,8 +5,10 @@
 mod approvals;
 mod check;
 mod explain;
-mod output;
+mod gate;
+pub(crate) mod output;
 mod plan;
+pub mod prune;
 mod reconcile;
 mod schema;
 
@@ -72,9 +74,19 @@ pub enum Command {
         after_help = "Revokes run before grants; every call is idempotent, so rerunning after a crash is safe.\nExit 1 when a grant or revoke failed, a provider could not be listed, or a request on main was refused.\n\nExamples:\n  gitgrant reconcile\n  gitgrant reconcile --at 2026-12-01T18:00:00Z --concurrency 4"
     )]
     Reconcile(reconcile::Args),
+    /// Judge a PR's GitHub reviews; publish the check run (or status) and the sticky comment.
+    #[command(
+        after_help = "Inside GitHub Actions the PR comes from the event; the base and head commits are read from the local clone.\nAuth: GITHUB_TOKEN, or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY. API: GITHUB_API_URL (default api.github.com).\n\nExamples:\n  gitgrant gate\n  gitgrant gate --pr 42 --github-repo acme/access --status"
+    )]
+    Gate(gate::Args),
     /// Print the JSON Schema of request or policy files (for editors).
     #[command(after_help = "Example:\n  gitgrant schema request > .schema/request.json")]
     Schema(schema::Args),
+    /// Remove ended requests from the tree in one commit (history keeps them).
+    #[command(
+        after_help = "Routine maintenance (e.g. a weekly scheduled workflow): small trees keep check and history fast.\nRemoving an ended request is not an early revocation.\n\nExamples:\n  gitgrant prune --dry-run\n  gitgrant prune --grace 7d && git push origin main"
+    )]
+    Prune(prune::Args),
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -107,6 +119,8 @@ pub fn run() -> ExitCode {
         Command::Plan(a) => plan::run(&g, a),
         Command::Reconcile(a) => reconcile::run(&g, a),
         Command::Schema(a) => schema::run(&g, a),
+        Command::Gate(a) => gate::run(&g, a),
+        Command::Prune(a) => prune::run(&g, a),
     };
     ExitCode::from(code)
 }

@@ -10,6 +10,44 @@ pub struct Args {
     /// The time to plan for (default: now, or --now).
     #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
     pub at: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// How landings are re-verified: GitHub reviews or `Approved-by:` trailers.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The repository on GitHub whose PR reviews approve requests (default: $GITHUB_REPOSITORY).
+    /// GitHub mode is used when a token (GITHUB_TOKEN or GITHUB_APP_ID) is set.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub github_repo: Option<String>,
+    /// Judge landings by their `Approved-by:` trailers even when a GitHub token is set.
+    #[arg(long)]
+    pub plain_git: bool,
+}
+
+impl VerifyArgs {
+    /// The GitHub client for verification, or None in plain-git mode.
+    pub async fn client(&self) -> Result<Option<crate::github::client::Client>, String> {
+        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+        if self.plain_git || !(set("GITHUB_TOKEN") || set("GITHUB_APP_ID")) {
+            return Ok(None);
+        }
+        let slug = crate::github::context::repo_slug(self.github_repo.as_deref(), None)
+            .map_err(|e| format!("{e} (or pass --plain-git to judge `Approved-by:` trailers instead)"))?;
+        crate::github::client::Client::from_env(slug).await.map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// Computes the plan with the verification mode the flags and environment select.
+pub(super) async fn prepare_with(
+    g: &Global,
+    verify: &VerifyArgs,
+    at: DateTime<Utc>,
+) -> Result<(crate::reconcile::Desired, std::collections::BTreeMap<String, std::sync::Arc<dyn crate::provider::Provider>>, Plan), u8> {
+    let client = verify.client().await.map_err(fail)?;
+    let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
+    prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -18,9 +56,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let plan = match rt.block_on(prepare(&g.repo, at)) {
+    let plan = match rt.block_on(prepare_with(g, &a.verify, at)) {
         Ok((_, _, plan)) => plan,
-        Err(e) => return desired_error(g, e),
+        Err(code) => return code,
     };
     match g.format {
         Format::Json => match serde_json::to_string_pretty(&plan) {
@@ -79,11 +117,16 @@ pub fn render_plan(plan: &Plan) -> String {
     for f in &plan.failures {
         out.push_str(&format!("error   {} {}: {}\n", f.provider, f.resource, f.error));
     }
-    let no_expiry: Vec<&str> = plan.actions.iter().filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false)).map(|a| a.resource.as_str()).collect();
+    let no_expiry: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false))
+        .map(|a| a.resource.as_str())
+        .collect();
     let mut no_expiry = no_expiry;
     no_expiry.dedup();
     if !no_expiry.is_empty() {
-        out.push_str(&format!("note: {} cannot expire access by itself; access there ends when reconcile runs after the end time\n", no_expiry.join(", ")));
+        out.push_str(&format!("note: no native expiry at {}: access there ends only when reconcile runs after the end time\n", no_expiry.join(", ")));
     }
     let count = |k: ActionKind| plan.actions.iter().filter(|a| a.action == k).count();
     out.push_str(&format!(

@@ -7,7 +7,7 @@ use git2::Repository;
 
 use super::{Format, Global, fail};
 use crate::ledger::{self, Ledger};
-use crate::reconcile::{ActionKind, ExecOptions, execute, ledger_entries, prepare};
+use crate::reconcile::{ActionKind, ExecOptions, execute, ledger_entries};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,6 +26,8 @@ pub struct Args {
     /// The remote to push the ledger branch to, when it exists.
     #[arg(long, default_value = "origin")]
     pub remote: String,
+    #[command(flatten)]
+    pub verify: super::plan::VerifyArgs,
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -43,9 +45,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let (_, providers, plan) = match rt.block_on(prepare(&g.repo, at)) {
+    let (_, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at)) {
         Ok(x) => x,
-        Err(e) => return super::plan::desired_error(g, e),
+        Err(code) => return code,
     };
     let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, base_delay: base_delay() };
     let outcomes = rt.block_on(execute(&plan, &providers, &opts));
@@ -91,7 +93,14 @@ pub fn run(g: &Global, a: Args) -> u8 {
             }
             if g.format == Format::Github {
                 for o in &failed {
-                    println!("::error title=gitgrant reconcile::{} {} {} for {}: {}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.error.clone().unwrap_or_default());
+                    println!(
+                        "::error title=gitgrant reconcile::{} {} {} for {}: {}",
+                        o.action.action.as_str(),
+                        o.action.provider,
+                        o.action.resource,
+                        o.action.principal,
+                        o.error.clone().unwrap_or_default()
+                    );
                 }
                 for r in &plan.refused {
                     println!("::error title=gitgrant refused {}::{}", r.request, r.reason.replace('\n', " "));

@@ -56,6 +56,7 @@ codes! {
     MissingPolicy = "GG111", Error, "policy section missing";
     UnsatisfiableApproval = "GG112", Warning, "approval cannot be satisfied";
     UnknownIdentity = "GG113", Error, "unknown identity";
+    TeamUnresolved = "GG190", Warning, "GitHub team not resolved";
     // Request files.
     UnknownRole = "GG201", Error, "unknown role";
     UnknownResource = "GG202", Error, "unknown resource";

@@ -37,12 +37,12 @@ pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: boo
 }
 
 /// GitHub workflow command escaping for the message part.
-fn escape_data(s: &str) -> String {
+pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// GitHub workflow command escaping for property values.
-fn escape_property(s: &str) -> String {
+pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 

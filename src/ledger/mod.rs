@@ -74,12 +74,7 @@ pub struct Entry {
 impl Entry {
     /// The (request, resource, principal, access) this entry is about, for grant bookkeeping.
     pub fn key(&self) -> Option<GrantKey> {
-        Some(GrantKey {
-            request: self.request.clone(),
-            resource: self.resource.clone()?,
-            principal: self.principal.clone()?,
-            access: self.access.clone()?,
-        })
+        Some(GrantKey { request: self.request.clone(), resource: self.resource.clone()?, principal: self.principal.clone()?, access: self.access.clone()? })
     }
 }
 

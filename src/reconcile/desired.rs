@@ -15,16 +15,18 @@ use chrono::{DateTime, Utc};
 use git2::Repository;
 use serde::Serialize;
 
+use crate::approval::{self, ApprovalInput, Requirement};
 use crate::check::landing::{LandingVerdict, judge_landing};
 use crate::check::{Change, CheckError, main_commit};
-use crate::validate::request::REQUEST_DIR;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::github::GitHubApi;
 use crate::history::{EventKind, History, read_history_cached};
 use crate::ledger::Approver;
 use crate::model::policy::{Policy, ProviderKind};
 use crate::model::request::{Request, Window};
 use crate::source::{GitTree, Tree};
 use crate::validate::policy::load_policy;
+use crate::validate::request::REQUEST_DIR;
 use crate::validate::request::{RequestContext, load_request, request_id, validate_request};
 
 /// Why a request got what it got: recorded in the ledger with every grant.
@@ -97,8 +99,9 @@ pub enum DesiredError {
     Tree(#[from] crate::source::TreeError),
 }
 
-/// Computes the desired state of main at `at`.
-pub fn desired_state(repo_dir: &Path, at: DateTime<Utc>) -> Result<Desired, DesiredError> {
+/// Computes the desired state of main at `at`. With `github`, landings are
+/// judged by the PR's reviews on GitHub; without, by `Approved-by:` trailers.
+pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&dyn GitHubApi>) -> Result<Desired, DesiredError> {
     let repo = Repository::open(repo_dir).map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
     let main = main_commit(&repo).ok_or(DesiredError::NoMain)?;
     let tree = GitTree::new(&repo, main)?;
@@ -134,7 +137,7 @@ pub fn desired_state(repo_dir: &Path, at: DateTime<Utc>) -> Result<Desired, Desi
             reason,
         };
         // 1. The approvals its landing required, judged again from git.
-        let evidence = match verify_landing(repo_dir, &out.history, &req, at, &mut verdicts) {
+        let evidence = match verify_landing(repo_dir, &out.history, &req, at, &mut verdicts, github).await {
             Ok(e) => e,
             Err((reason, commit)) => {
                 out.refused.push(refuse(reason, commit));
@@ -160,12 +163,13 @@ pub fn desired_state(repo_dir: &Path, at: DateTime<Utc>) -> Result<Desired, Desi
 
 /// Finds the commit that landed the request's current version (skipping
 /// shrinks, which need no approval) and judges its approvals.
-fn verify_landing(
+async fn verify_landing(
     repo_dir: &Path,
     history: &History,
     req: &Request,
     at: DateTime<Utc>,
     verdicts: &mut BTreeMap<String, Result<LandingVerdict, String>>,
+    github: Option<&dyn GitHubApi>,
 ) -> Result<Evidence, (String, Option<String>)> {
     let Some(record) = history.requests.get(&req.id) else {
         return Err(("not found in main's history".into(), None));
@@ -184,11 +188,15 @@ fn verify_landing(
         if outcome.change == Change::Shrink {
             continue;
         }
+        if let Some(api) = github {
+            return verify_on_github(api, verdict, commit, outcome).await.map_err(|reason| (reason, Some(commit.id.clone())));
+        }
         if !verdict.decision.satisfied {
             let how = if verdict.direct_push { "was pushed directly to main without review" } else { "landed without the approvals its policy required" };
             return Err((format!("{how} (commit {}): {}", short(&commit.id), verdict.decision.summary()), Some(commit.id.clone())));
         }
-        let approvers = verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
+        let approvers =
+            verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
         return Ok(Evidence {
             landing_commit: commit.id.clone(),
             base_commit: verdict.parent.clone(),
@@ -199,6 +207,50 @@ fn verify_landing(
         });
     }
     Err(("no landing commit on main approves its current version".into(), None))
+}
+
+/// GitHub mode: the landing commit must be the merge commit of a merged PR,
+/// and that PR's reviews (latest per reviewer, approving its final head)
+/// must fill what the base policies required. Trailers count for nothing
+/// here: anyone who can push can write them.
+async fn verify_on_github(
+    api: &dyn GitHubApi,
+    verdict: &LandingVerdict,
+    commit: &crate::history::CommitInfo,
+    outcome: &crate::check::RequestOutcome,
+) -> Result<Evidence, String> {
+    let Some(number) = commit.pr else {
+        return Err(format!("landed in {} without a pull request; in GitHub mode every request lands through a reviewed PR", short(&commit.id)));
+    };
+    let pr = api.pull_request(number).await.map_err(|e| format!("cannot read PR #{number} to verify its approvals: {e}"))?;
+    if !pr.merged || pr.merge_commit_sha.as_deref() != Some(commit.id.as_str()) {
+        return Err(format!(
+            "commit {} names PR #{number}, but GitHub says that PR {}",
+            short(&commit.id),
+            match &pr.merge_commit_sha {
+                Some(m) if pr.merged => format!("was merged as {}", short(m)),
+                _ => "is not merged".to_string(),
+            }
+        ));
+    }
+    let reviews = api.reviews(number).await.map_err(|e| format!("cannot read the reviews of PR #{number}: {e}"))?;
+    let requirements: Vec<Requirement> = verdict.report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
+    let groups = verdict.report.policy.group_members();
+    let mut excluded = verdict.excluded.clone();
+    excluded.push(pr.author.to_ascii_lowercase());
+    let decision =
+        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    if !decision.satisfied {
+        return Err(format!("PR #{number} was merged without the approvals its policy required: {}", decision.summary()));
+    }
+    Ok(Evidence {
+        landing_commit: commit.id.clone(),
+        base_commit: verdict.parent.clone(),
+        approvers: decision.slots.iter().filter_map(|s| s.filled_by.clone()).map(|login| Approver { login, commit: pr.head_sha.clone() }).collect(),
+        pr: Some(number),
+        risk_score: outcome.risk.as_ref().map(|r| r.score),
+        tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
+    })
 }
 
 /// The request resolved to one entitlement per resource.
@@ -239,7 +291,15 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
 
 /// Renders a role's policy template. The context holds identifiers only
 /// (never the free-text reason), and `.json.j2` templates escape as JSON.
-fn render_document(policy: &Policy, template: &str, req: &Request, resource: &str, principal: &str, window: Window, at: DateTime<Utc>) -> Result<String, String> {
+fn render_document(
+    policy: &Policy,
+    template: &str,
+    req: &Request,
+    resource: &str,
+    principal: &str,
+    window: Window,
+    at: DateTime<Utc>,
+) -> Result<String, String> {
     let source = policy.templates.get(template).ok_or_else(|| format!("template `templates/{template}` is missing on main"))?;
     let mut env = crate::render::environment();
     env.add_template_owned(template.to_string(), source.clone()).map_err(|e| format!("template `templates/{template}`: {e}"))?;

@@ -76,7 +76,14 @@ pub async fn execute(plan: &Plan, providers: &BTreeMap<String, Arc<dyn Provider>
             .await;
         out.extend(results);
     }
-    out.sort_by(|a, b| (a.action.action, &a.action.resource, &a.action.principal, &a.action.access).cmp(&(b.action.action, &b.action.resource, &b.action.principal, &b.action.access)));
+    out.sort_by(|a, b| {
+        (a.action.action, &a.action.resource, &a.action.principal, &a.action.access).cmp(&(
+            b.action.action,
+            &b.action.resource,
+            &b.action.principal,
+            &b.action.access,
+        ))
+    });
     out
 }
 

@@ -33,13 +33,17 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
     out
 }
 
-/// A provider's `access_for`, as the planner calls it.
-type AccessFn = Box<dyn Fn(&str, &serde_json::Value) -> Result<String, String>>;
+/// A provider's `access_for`, detached from the provider for the pure planner.
+pub type AccessFn = dyn Fn(&str, &serde_json::Value) -> Result<String, String>;
 
 /// Lists every provider and makes the plan. Providers that only exist in
 /// the plan's failure list are not returned.
-pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
-    let desired = desired_state(repo_dir, at)?;
+pub async fn prepare(
+    repo_dir: &Path,
+    at: DateTime<Utc>,
+    github: Option<&dyn crate::github::GitHubApi>,
+) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
+    let desired = desired_state(repo_dir, at, github).await?;
     let built = providers_for(repo_dir, &desired).await;
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
@@ -53,13 +57,13 @@ pub async fn prepare(repo_dir: &Path, at: DateTime<Utc>) -> Result<(Desired, BTr
             providers.insert(name, p);
         }
     }
-    let access_fns: BTreeMap<String, AccessFn> = desired
+    let access_fns: BTreeMap<String, Box<AccessFn>> = desired
         .policy
         .resources
         .keys()
         .map(|name| {
             let p = providers.get(name).cloned();
-            let f: AccessFn = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
+            let f: Box<AccessFn> = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
                 Some(p) => p.access_for(req, grant).map_err(|e| e.to_string()),
                 None => Err("provider unavailable".to_string()),
             });
@@ -103,9 +107,19 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                     out.push(entry_for(e, a, action, result, detail, now));
                 }
                 if a.action == ActionKind::Keep && a.update_marker && ok {
-                    for r in open.iter().filter(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access && !a.requests.contains(&k.request)) {
+                    for r in open
+                        .iter()
+                        .filter(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access && !a.requests.contains(&k.request))
+                    {
                         seen.insert(r.clone());
-                        out.push(bare(a, &r.request, "release", "ok", format!("this request no longer needs the access; kept for {}", a.requests.join(", ")), now));
+                        out.push(bare(
+                            a,
+                            &r.request,
+                            "release",
+                            "ok",
+                            format!("this request no longer needs the access; kept for {}", a.requests.join(", ")),
+                            now,
+                        ));
                     }
                 }
             }

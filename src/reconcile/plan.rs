@@ -90,7 +90,7 @@ impl Plan {
 pub struct ResourceState<'a> {
     pub provider: ProviderKind,
     /// `access_for` of the provider: the access string for (request, grant).
-    pub access_for: &'a dyn Fn(&str, &serde_json::Value) -> Result<String, String>,
+    pub access_for: &'a super::AccessFn,
     pub native_expiry: bool,
     /// The managed grants the provider holds, or why they could not be listed.
     pub held: Result<Vec<Held>, String>,
@@ -103,10 +103,26 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
     let mut refused = desired.refused.clone();
     let mut native_expiry = BTreeMap::new();
 
+    let mut actions = Vec::new();
+    let mut held_by_access: BTreeMap<Access, Held> = BTreeMap::new();
+    for (name, state) in resources {
+        native_expiry.insert(name.clone(), state.native_expiry);
+        match &state.held {
+            Ok(list) => {
+                for h in list {
+                    held_by_access.insert(h.access.clone(), h.clone());
+                }
+            }
+            Err(err) => failures.push(ProviderFailure { provider: state.provider, resource: name.clone(), error: err.clone() }),
+        }
+    }
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.resource.as_str()).collect();
+
     // Desired accesses, grouped: one access may serve several requests.
     let mut wanted: BTreeMap<Access, Vec<&Entitlement>> = BTreeMap::new();
     for e in &desired.entitlements {
-        let Some(state) = resources.get(&e.resource) else {
+        // A resource whose provider failed is reported once, as a failure.
+        let Some(state) = resources.get(&e.resource).filter(|_| !failed.contains(e.resource.as_str())) else {
             continue;
         };
         match (state.access_for)(&e.request, &e.grant) {
@@ -124,21 +140,6 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
             }),
         }
     }
-
-    let mut actions = Vec::new();
-    let mut held_by_access: BTreeMap<Access, Held> = BTreeMap::new();
-    for (name, state) in resources {
-        native_expiry.insert(name.clone(), state.native_expiry);
-        match &state.held {
-            Ok(list) => {
-                for h in list {
-                    held_by_access.insert(h.access.clone(), h.clone());
-                }
-            }
-            Err(err) => failures.push(ProviderFailure { provider: state.provider, resource: name.clone(), error: err.clone() }),
-        }
-    }
-    let failed: BTreeSet<&str> = failures.iter().map(|f| f.resource.as_str()).collect();
 
     for (access, ents) in &wanted {
         if failed.contains(access.resource.as_str()) {
@@ -158,7 +159,9 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         let ids: Vec<String> = requests.iter().cloned().collect();
         let (kind, update, reason) = match held_by_access.remove(access) {
             None => (ActionKind::Grant, false, grant_reason(ents)),
-            Some(h) if h.requests == requests && h.end == Some(end) => (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339())),
+            Some(h) if h.requests == requests && h.end == Some(end) => {
+                (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339()))
+            }
             Some(h) => {
                 let gone: Vec<&String> = h.requests.difference(&requests).collect();
                 let reason = if gone.is_empty() {

@@ -37,11 +37,8 @@ pub struct RequesterFacts {
 
 impl RequesterFacts {
     pub fn from_history(h: &crate::history::History, req: &Request, start: DateTime<Utc>) -> Self {
-        RequesterFacts {
-            held_role_before: h.held_before(&req.requester, &req.role, start, &req.id),
-            early_revocations: h.early_revocations(&req.requester, start),
-            active_grants: h.active_at(&req.requester, start, &req.id),
-        }
+        let (held_role_before, early_revocations, active_grants) = h.facts(&req.requester, &req.role, start, &req.id);
+        RequesterFacts { held_role_before, early_revocations, active_grants }
     }
 }
 
@@ -86,7 +83,7 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let hours = window.length().started_hours();
         factors.push(Factor {
             name: "duration",
-            points: f.per_hour * hours,
+            points: f.per_hour.saturating_mul(hours),
             detail: format!("{} = {hours} started hour(s) x {}", window.length(), f.per_hour),
         });
     }
@@ -104,7 +101,7 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let n = facts.early_revocations;
         factors.push(Factor {
             name: "early_revocations",
-            points: f.early_revocations * i64::from(n),
+            points: f.early_revocations.saturating_mul(i64::from(n)),
             detail: format!("{n} past grant(s) ended early (at most {} counted)", crate::history::MAX_EARLY_REVOCATIONS),
         });
     }
@@ -112,7 +109,7 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let n = facts.active_grants.len() as i64;
         let detail =
             if n == 0 { "no other active grants at the start".to_string() } else { format!("{n} active at the start: {}", facts.active_grants.join(", ")) };
-        factors.push(Factor { name: "active_grants", points: f.active_grants * n, detail });
+        factors.push(Factor { name: "active_grants", points: f.active_grants.saturating_mul(n), detail });
     }
     if f.missing_ticket != 0 {
         let missing = req.ticket.as_deref().is_none_or(|t| t.trim().is_empty());
@@ -123,7 +120,8 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let detail = if req.break_glass { "break-glass requested" } else { "not break-glass" };
         factors.push(Factor { name: "break_glass", points: if req.break_glass { f.break_glass } else { 0 }, detail: detail.to_string() });
     }
-    let raw_sum: i64 = factors.iter().map(|f| f.points).sum();
+    // Saturating: policy points are unbounded numbers and must not overflow.
+    let raw_sum: i64 = factors.iter().fold(0i64, |sum, f| sum.saturating_add(f.points));
     let score = raw_sum.clamp(0, 100);
     let tier = policy.tier_for(score).map_or_else(|| "none".to_string(), |t| t.name.clone());
     Risk { score, tier, factors, raw_sum }

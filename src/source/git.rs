@@ -8,12 +8,39 @@ pub struct GitTree<'r> {
     repo: &'r Repository,
     tree: git2::Tree<'r>,
     commit: Oid,
+    /// Directories looked up so far. libgit2 caches no tree over 4 KiB, so
+    /// without this every file read re-inflated and re-parsed the whole
+    /// `requests/` tree (400 KB with 10,000 requests).
+    dirs: std::cell::RefCell<std::collections::HashMap<String, Option<git2::Tree<'r>>>>,
 }
 
 impl<'r> GitTree<'r> {
     pub fn new(repo: &'r Repository, commit: Oid) -> Result<Self, git2::Error> {
+        // Reads are of the local repository: skip libgit2's re-hashing of every
+        // object read (SHA-1 with collision detection), as git itself does.
+        git2::opts::strict_hash_verification(false);
         let tree = repo.find_commit(commit)?.tree()?;
-        Ok(GitTree { repo, tree, commit })
+        Ok(GitTree { repo, tree, commit, dirs: Default::default() })
+    }
+
+    /// The tree of directory `dir` ("" for the root), cached.
+    fn dir(&self, dir: &str) -> Option<git2::Tree<'r>> {
+        if dir.is_empty() {
+            return Some(self.tree.clone());
+        }
+        if let Some(t) = self.dirs.borrow().get(dir) {
+            return t.clone();
+        }
+        let t =
+            self.tree.get_path(std::path::Path::new(dir)).ok().filter(|e| e.kind() == Some(ObjectType::Tree)).and_then(|e| self.repo.find_tree(e.id()).ok());
+        self.dirs.borrow_mut().insert(dir.to_string(), t.clone());
+        t
+    }
+
+    /// The entry at `path`, looked up in its (cached) directory.
+    fn lookup(&self, path: &str) -> Option<git2::TreeEntry<'static>> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        self.dir(dir)?.get_name(name).map(|e| e.to_owned())
     }
 
     pub fn commit(&self) -> Oid {
@@ -66,12 +93,10 @@ impl Tree for GitTree<'_> {
     }
 
     fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
-        let entry = match self.tree.get_path(std::path::Path::new(path)) {
-            Ok(e) => e,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        read_blob(self.repo, entry.id()).map(Some)
+        match self.lookup(path) {
+            Some(entry) => read_blob(self.repo, entry.id()).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn label(&self) -> String {
@@ -79,7 +104,7 @@ impl Tree for GitTree<'_> {
     }
 
     fn entry(&self, path: &str) -> Option<Entry> {
-        let e = self.tree.get_path(std::path::Path::new(path)).ok()?;
+        let e = self.lookup(path)?;
         Some(Entry { path: path.to_string(), kind: kind_of(e.filemode(), e.kind()), blob: Some(e.id()) })
     }
 }

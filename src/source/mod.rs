@@ -63,7 +63,7 @@ pub trait Tree {
         match entry.kind {
             EntryKind::Symlink => {
                 return Err(Diagnostic::new(Code::Symlink, &path, Pos::FILE, format!("`{path}` is a symbolic link"))
-                    .help("replace the link with a regular file: links can point outside the repository"));
+                    .help("replace the link with the real file or directory: links can point outside the repository"));
             }
             EntryKind::Other => {
                 return Err(Diagnostic::new(Code::UnexpectedFile, &path, Pos::FILE, format!("`{path}` is not a regular file"))
@@ -167,11 +167,23 @@ impl Tree for FsTree {
     fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
         use std::io::Read;
         let full = self.root.join(path);
+        // A linked directory on the way would lead outside the repository too.
+        let mut dir = self.root.clone();
+        for part in Path::new(path).parent().into_iter().flat_map(Path::components) {
+            dir.push(part);
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(std::io::Error::other(format!("{} is a symbolic link", dir.display())).into());
+            }
+        }
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // Never follow a link or read a device or FIFO (it could block forever).
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file").into());
+        }
         if meta.len() > MAX_FILE_BYTES {
             return Err(TreeError::TooLarge(meta.len()));
         }

@@ -8,7 +8,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
 use crate::model::policy::{Policy, ProviderKind};
 use crate::model::request::{RawRequest, Request};
 use crate::model::{Duration, Sp};
-use crate::source::{Entry, Tree, parse_yaml};
+use crate::source::{Entry, EntryKind, Tree, parse_yaml};
 
 pub const REQUEST_DIR: &str = "requests";
 pub const MIN_REASON_CHARS: usize = 10;
@@ -37,6 +37,14 @@ pub fn is_ignorable(path: &str) -> bool {
 /// to `d`; `None` means the file could not be turned into a request at all.
 pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Option<Request> {
     let path = entry.path.as_str();
+    if entry.kind != EntryKind::File {
+        // A link (to a file or a directory) or a submodule: refused as such,
+        // whatever its name.
+        if let Err(diag) = tree.read_source(entry) {
+            d.push(diag);
+        }
+        return None;
+    }
     let Some(id) = request_id(path) else {
         if !is_ignorable(path) {
             d.push(
@@ -61,6 +69,20 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
     };
     let raw: RawRequest = match parse_yaml(&file, "request") {
         Ok(r) => r,
+        Err(diag) if diag.code == Code::UnknownField && diag.message.starts_with("unknown field `id`") => {
+            // An id written in the file could only disagree with the real one.
+            d.push(
+                Diagnostic::new(
+                    Code::InvalidRequestId,
+                    path,
+                    Pos::new(diag.line, diag.column),
+                    format!("a request has no `id` field: its id is its file name, `{id}`"),
+                )
+                .help("remove the `id:` line; to change the id, rename the file")
+                .len(2),
+            );
+            return None;
+        }
         Err(diag) => {
             d.push(diag);
             return None;
@@ -156,6 +178,15 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             Diagnostic::new(Code::UnknownRole, path, raw.role.pos, format!("unknown role `{}`", req.role))
                 .help(format!("roles defined in policies/: {}", known.join(", ")))
                 .len(req.role.chars().count()),
+        );
+    }
+    // A duration that parses but ends beyond any representable time leaves no
+    // window at all: every later check would skip it, so refuse it here.
+    if let (None, Some(_), None, Some(dur)) = (req.window(ctx.default_start), req.duration, req.until, &raw.duration) {
+        d.push(
+            Diagnostic::new(Code::BadDuration, path, dur.pos, format!("duration `{}` is too long to have an end", dur.value))
+                .help("access windows are hours or days, e.g. `duration: 2h`")
+                .len(dur.value.chars().count()),
         );
     }
     let identity = policy.identities.get(&req.requester);
@@ -260,7 +291,11 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                         Code::EndsInPast,
                         path,
                         raw.start.as_ref().or(raw.until.as_ref()).map_or(at, |s| s.pos),
-                        format!("the window ends at {}, which is already past", w.end.to_rfc3339()),
+                        format!(
+                            "the window ends at {}, before the check time {}",
+                            w.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                            ctx.now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                        ),
                     )
                     .help("move `start` or `until` into the future"),
                 );
@@ -285,7 +320,7 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
                                 Diagnostic::new(
                                     Code::DurationTooLong,
                                     path,
-                                    bg_pos,
+                                    raw.duration.as_ref().or(raw.until.as_ref()).map_or(bg_pos, |s| s.pos),
                                     format!("a break-glass window is at most {limit}; this one is {}", w.length()),
                                 )
                                 .help(format!("shorten it to {limit} or less")),
@@ -298,7 +333,8 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
         let ticket = req.ticket.as_deref().map(str::trim).filter(|t| !t.is_empty());
         match (ticket, &role.ticket_pattern) {
             (None, _) if role.require_ticket => d.push(
-                Diagnostic::new(Code::TicketMissing, path, raw.reason.pos, format!("role `{}` requires a ticket", req.role))
+                Diagnostic::new(Code::TicketMissing, path, raw.role.pos, format!("role `{}` requires a ticket", req.role))
+                    .len(req.role.chars().count())
                     .help(role.ticket_pattern.as_ref().map_or("add `ticket: <id>`".to_string(), |p| format!("add `ticket:` matching `{}`", p.as_str()))),
             ),
             (Some(t), Some(p)) if !p.is_match(t) => {

@@ -112,7 +112,8 @@ fn lifecycle_grants_refuses_expires_and_revokes_early() {
     let plan = r.run(&["plan", "--at", "2026-12-01T10:05:00Z", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     let p = plan.json();
-    let actions: Vec<(String, String)> = p["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().into(), a["request"].as_str().unwrap().into())).collect();
+    let actions: Vec<(String, String)> =
+        p["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().into(), a["request"].as_str().unwrap().into())).collect();
     assert_eq!(actions, vec![("grant".into(), "heidi-sandbox".into()), ("grant".into(), "alice-tools".into())]);
     assert_eq!(p["refused"][0]["request"], "bob-tools");
     assert!(p["refused"][0]["reason"].as_str().unwrap().contains("pushed directly to main"), "{}", p["refused"]);
@@ -264,7 +265,8 @@ impl Faulty {
 /// Eight grants: each of four users gets `user` on both resources (one PR each).
 fn many_requests(r: &Repo) {
     for u in ["alice", "bob", "heidi", "ivan"] {
-        let files: Vec<(String, String)> = ["sandbox", "tools"].iter().map(|res| (format!("requests/{u}-{res}.yaml"), req(u, "user", res, "2026-12-01T10:00:00Z", "2h"))).collect();
+        let files: Vec<(String, String)> =
+            ["sandbox", "tools"].iter().map(|res| (format!("requests/{u}-{res}.yaml"), req(u, "user", res, "2026-12-01T10:00:00Z", "2h"))).collect();
         let refs: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
         land(r, u, u, &refs, &["grace"]);
     }
@@ -272,10 +274,7 @@ fn many_requests(r: &Repo) {
 
 fn wrap(providers: BTreeMap<String, Arc<dyn Provider>>, ok_calls: usize, transient: bool, hang: bool) -> BTreeMap<String, Arc<dyn Provider>> {
     let calls = Arc::new(AtomicUsize::new(0));
-    providers
-        .into_iter()
-        .map(|(k, p)| (k, Arc::new(Faulty { inner: p, calls: calls.clone(), ok_calls, transient, hang }) as Arc<dyn Provider>))
-        .collect()
+    providers.into_iter().map(|(k, p)| (k, Arc::new(Faulty { inner: p, calls: calls.clone(), ok_calls, transient, hang }) as Arc<dyn Provider>)).collect()
 }
 
 fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
@@ -290,7 +289,7 @@ async fn crash_after_n_calls_then_rerun_converges() {
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
     let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO };
-    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.actions.len(), 8, "{:#?} {:#?}", plan.refused, plan.failures);
     let outcomes = execute(&plan, &wrap(providers, 3, false, false), &opts).await;
     assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 3);
@@ -303,7 +302,7 @@ async fn crash_after_n_calls_then_rerun_converges() {
     l.append(&repo, &entries, "run 1").unwrap();
 
     // Transient failures are retried: 1 ok call, then every call fails once... here: all transient, enough attempts.
-    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.actions.iter().filter(|a| a.action == gitgrant::reconcile::ActionKind::Grant).count(), 5);
     let outcomes = execute(&plan, &providers, &opts).await;
     assert!(outcomes.iter().all(|o| o.ok));
@@ -313,7 +312,7 @@ async fn crash_after_n_calls_then_rerun_converges() {
     assert_eq!(grants(&r).len(), 8);
     assert_eq!(l.open_grants().len(), 8);
 
-    let (_, _, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, _, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.changes(), 0);
 }
 
@@ -326,7 +325,7 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
     let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO };
-    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let hanging = wrap(providers, 4, false, true);
     let run = execute(&plan, &hanging, &opts);
     assert!(tokio::time::timeout(std::time::Duration::from_millis(500), run).await.is_err(), "the run must hang (be 'killed')");
@@ -335,7 +334,7 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
     let repo = git2::Repository::open(r.path()).unwrap();
     let mut l = Ledger::read(&repo).unwrap();
     assert!(l.entries.is_empty());
-    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let outcomes = execute(&plan, &providers, &opts).await;
     let entries = ledger_entries(&plan, &outcomes, &l, at);
     assert_eq!(entries.iter().filter(|e| e.result == "observed").count(), 4, "{entries:#?}");
@@ -345,7 +344,7 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
 
     // After the end: everything revoked, each exactly once.
     let end = t("2026-12-01T12:30:00Z");
-    let (_, providers, plan) = prepare(r.path(), end).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), end, None).await.unwrap();
     let outcomes = execute(&plan, &providers, &opts).await;
     let entries = ledger_entries(&plan, &outcomes, &l, end);
     assert_eq!(entries.iter().filter(|e| e.action == "revoke" && e.result == "ok").count(), 8);
@@ -360,7 +359,7 @@ async fn transient_errors_are_retried() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let (_, providers, plan) = prepare(r.path(), at).await.unwrap();
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     // Calls 0..2 succeed, later calls fail transiently: with one attempt they fail...
     let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO };
     let outcomes = execute(&plan, &wrap(providers.clone(), 2, true, false), &once).await;
@@ -397,8 +396,9 @@ async fn transient_errors_are_retried() {
             self.0.revoke(held).await
         }
     }
-    let flaky: BTreeMap<String, Arc<dyn Provider>> = providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
-    let (_, _, plan) = prepare(r.path(), at).await.unwrap();
+    let flaky: BTreeMap<String, Arc<dyn Provider>> =
+        providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
+    let (_, _, plan) = prepare(r.path(), at, None).await.unwrap();
     let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1) };
     let outcomes = execute(&plan, &flaky, &retry).await;
     assert!(outcomes.iter().all(|o| o.ok), "{outcomes:#?}");

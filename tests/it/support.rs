@@ -161,7 +161,9 @@ pub fn run_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
         .args(args)
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_EVENT_PATH")
         .env("NO_COLOR", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .envs(env.iter().copied())
         .output()
         .unwrap();

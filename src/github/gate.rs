@@ -1,0 +1,523 @@
+//! `gate`: judge a PR's GitHub reviews and publish the verdict.
+//!
+//! The evidence is split by trust:
+//! - The rules (policies, templates, risk model) and the request files come
+//!   from the local clone at the PR's base and head commits, through
+//!   [`run_check`]: the same judgment as `check`, so a PR cannot change the
+//!   rules it is judged by. GitHub's list of changed files is only a
+//!   cross-check: a request, policy or template file GitHub shows but the
+//!   local diff lacks means the clone is not the PR, and the gate refuses to
+//!   judge (fail closed) rather than approve what it did not read.
+//! - The reviews, the PR author and GitHub-team members come from the API.
+//!
+//! The verdict is published as a check run (or a commit status, when asked
+//! or when check runs are forbidden to the token), plus one sticky comment
+//! that is found again by [`COMMENT_MARKER`] and edited in place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use git2::Repository;
+use serde::Serialize;
+
+use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
+use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
+use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
+use crate::diag::Diagnostic;
+use crate::render::escape_markdown;
+use crate::risk::Risk;
+use crate::source::GitTree;
+
+/// GitHub's limit on comment bodies and check-run summaries is 65536.
+const MAX_BODY: usize = 60_000;
+
+/// The embedded default of `templates/pr-comment.md.j2`.
+pub const DEFAULT_PR_COMMENT: &str = include_str!("../../templates/pr-comment.md.j2");
+
+/// The check-run summary; not user-editable (branch protection reads it).
+const CHECK_SUMMARY: &str = include_str!("check-run.md.j2");
+
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub pr: u64,
+    pub repo_dir: PathBuf,
+    pub now: DateTime<Utc>,
+    /// Publish a commit status instead of a check run.
+    pub status_only: bool,
+    /// Post or update the sticky comment.
+    pub comment: bool,
+}
+
+/// Where the verdict went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Published {
+    pub check_run: bool,
+    pub status: bool,
+    /// `created`, `updated`, `unchanged`, or absent when not posted.
+    pub comment: Option<String>,
+    pub comment_id: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GateOutcome {
+    pub pr: PullRequest,
+    pub conclusion: Conclusion,
+    /// 0 satisfied, 1 judged and not satisfied, 2 could not judge or publish.
+    pub exit: u8,
+    pub decision: Decision,
+    /// Why gitgrant could not judge, when it could not.
+    pub error: Option<String>,
+    pub notes: Vec<String>,
+    pub check_run: CheckRun,
+    pub published: Published,
+    #[serde(skip)]
+    pub comment_body: String,
+    #[serde(skip)]
+    pub report: Option<CheckReport>,
+}
+
+/// The gate could not even fetch the PR: nothing to publish to.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read PR #{pr}: {source}")]
+pub struct GateError {
+    pub pr: u64,
+    #[source]
+    pub source: ApiError,
+}
+
+/// The judgment before publishing.
+struct Verdict {
+    report: Option<CheckReport>,
+    decision: Decision,
+    error: Option<String>,
+    notes: Vec<String>,
+}
+
+/// Judges PR `opts.pr` and publishes the verdict.
+pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOutcome, GateError> {
+    let pr = api.pull_request(opts.pr).await.map_err(|source| GateError { pr: opts.pr, source })?;
+    let verdict = judge(api, &pr, opts).await;
+    let (conclusion, exit) = conclude(&verdict);
+    let view = View::new(&pr, &verdict, conclusion);
+    let mut notes = verdict.notes.clone();
+
+    let (summary, text) = render_check_summary(&view);
+    let check_run = CheckRun {
+        name: CHECK_NAME.to_string(),
+        head_sha: pr.head_sha.clone(),
+        status: "completed".to_string(),
+        conclusion,
+        details_url: Some(pr.html_url.clone()).filter(|u| !u.is_empty()),
+        output: CheckOutput { title: view.title.clone(), summary, text },
+    };
+
+    let mut published = Published::default();
+    let mut exit = exit;
+    match publish_verdict(api, &pr, &check_run, opts.status_only, &mut notes).await {
+        Ok((check, status)) => {
+            published.check_run = check;
+            published.status = status;
+        }
+        Err(e) => {
+            notes.push(format!("could not publish the verdict: {e}"));
+            exit = 2;
+        }
+    }
+
+    let base_template = verdict.report.as_ref().and_then(|r| r.policy.templates.get("pr-comment.md.j2")).map(String::as_str);
+    let comment_body = render_comment(&view, base_template, &mut notes);
+    if opts.comment {
+        match upsert_comment(api, pr.number, &comment_body).await {
+            Ok((action, id)) => {
+                published.comment = Some(action.to_string());
+                published.comment_id = Some(id);
+            }
+            Err(e) => notes.push(format!("could not post the PR comment (the verdict stands): {e}")),
+        }
+    }
+    Ok(GateOutcome {
+        pr,
+        conclusion,
+        exit,
+        decision: verdict.decision,
+        error: verdict.error,
+        notes,
+        check_run,
+        published,
+        comment_body,
+        report: verdict.report,
+    })
+}
+
+fn cannot_judge(report: Option<CheckReport>, error: String, notes: Vec<String>) -> Verdict {
+    Verdict { report, decision: unsatisfied(), error: Some(error), notes }
+}
+
+/// The decision when nothing could be judged: never satisfied.
+fn unsatisfied() -> Decision {
+    Decision { satisfied: false, slots: Vec::new(), approvers: Vec::new(), ignored: Vec::new(), blockers: Vec::new() }
+}
+
+async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Verdict {
+    let mut notes = Vec::new();
+    let reviews = match api.reviews(pr.number).await {
+        Ok(r) => r,
+        Err(e) => return cannot_judge(None, format!("cannot read the reviews: {e}"), notes),
+    };
+    let api_files = match api.changed_files(pr.number).await {
+        Ok(f) => f,
+        Err(e) => return cannot_judge(None, format!("cannot read the PR's changed files: {e}"), notes),
+    };
+    let check_opts = CheckOptions { base: Some(pr.base_sha.clone()), head: Some(pr.head_sha.clone()), all: false, only: None, now: opts.now };
+    let report = match run_check(&opts.repo_dir, &check_opts) {
+        Ok(r) => r,
+        Err(e) => {
+            return cannot_judge(
+                None,
+                format!("{e} (the gate reads the PR's base and head commits from the local clone: check out with `fetch-depth: 0`)"),
+                notes,
+            );
+        }
+    };
+    match local_changes(&opts.repo_dir, &pr.base_sha, &pr.head_sha) {
+        Ok(local) => {
+            let missing: Vec<&String> = api_files.iter().filter(|f| is_judged_path(f) && !local.contains(f.as_str())).collect();
+            if !missing.is_empty() {
+                let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                return cannot_judge(
+                    Some(report),
+                    format!(
+                        "GitHub lists {} as changed by PR #{} but the local clone's diff {}..{} does not: fetch the PR's base and head and rerun",
+                        list.join(", "),
+                        pr.number,
+                        short(&pr.base_sha),
+                        short(&pr.head_sha)
+                    ),
+                    notes,
+                );
+            }
+        }
+        Err(e) => return cannot_judge(Some(report), format!("reading the local clone: {e}"), notes),
+    }
+
+    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
+    let groups = resolve_groups(api, &report, &requirements, &mut notes).await;
+    let mut excluded: BTreeSet<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()).collect();
+    excluded.insert(pr.author.clone());
+    let excluded: Vec<String> = excluded.into_iter().collect();
+    let decision =
+        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    if report.status == Status::Error {
+        return Verdict { error: Some("the base policies or the repository are invalid (see diagnostics)".to_string()), report: Some(report), decision, notes };
+    }
+    Verdict { report: Some(report), decision, error: None, notes }
+}
+
+/// Paths whose changes the judgment depends on.
+fn is_judged_path(path: &str) -> bool {
+    ["requests/", "policies/", "templates/"].iter().any(|d| path.starts_with(d))
+}
+
+/// The request, policy and template paths changed between the merge-base
+/// of `base` and `head`, and `head`: what `run_check` read.
+fn local_changes(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<BTreeSet<String>, check::CheckError> {
+    let repo = Repository::open(repo_dir).map_err(|e| check::CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+    let head = check::resolve(&repo, head)?;
+    let base = repo.merge_base(check::resolve(&repo, base)?, head)?;
+    let (b, h) = (GitTree::new(&repo, base)?, GitTree::new(&repo, head)?);
+    Ok(check::changed_paths(&b, &h)?.into_iter().map(|c| c.path).collect())
+}
+
+/// Group members for the approval engine: the policy's members, plus the
+/// members of each group's GitHub team (only for groups a slot draws from).
+/// A team that cannot be read adds nobody (fail closed) and is reported.
+async fn resolve_groups(
+    api: &dyn GitHubApi,
+    report: &CheckReport,
+    requirements: &[Requirement],
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut groups = report.policy.group_members();
+    let wanted: BTreeSet<&String> = requirements.iter().flat_map(|r| &r.from).collect();
+    for name in wanted {
+        let Some(team) = report.policy.groups.get(name.as_str()).and_then(|g| g.github_team.as_ref()) else {
+            continue;
+        };
+        let Some((org, slug)) = team.split_once('/') else {
+            continue;
+        };
+        match api.team_members(org, slug).await {
+            Ok(members) => groups.entry(name.clone()).or_default().extend(members),
+            Err(e) => notes.push(format!(
+                "group `{name}`: GitHub team `{team}` could not be read, so only its listed members count ({e}); the token needs organization members: read"
+            )),
+        }
+    }
+    groups
+}
+
+fn conclude(v: &Verdict) -> (Conclusion, u8) {
+    if v.error.is_some() {
+        return (Conclusion::Failure, 2);
+    }
+    match v.report.as_ref().map(|r| r.status) {
+        Some(Status::Error) | None => (Conclusion::Failure, 2),
+        Some(Status::Failed) => (Conclusion::Failure, 1),
+        Some(Status::Ok) if v.decision.satisfied => (Conclusion::Success, 0),
+        Some(Status::Ok) if !v.decision.blockers.is_empty() => (Conclusion::Failure, 1),
+        Some(Status::Ok) => (Conclusion::ActionRequired, 1),
+    }
+}
+
+/// Publishes the check run, or the commit status when asked or when check
+/// runs are not allowed (403/404: a personal token, or GHES without checks).
+/// Returns (check run published, status published).
+async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, status_only: bool, notes: &mut Vec<String>) -> Result<(bool, bool), ApiError> {
+    if !status_only {
+        match api.create_check_run(run).await {
+            Ok(()) => return Ok((true, false)),
+            Err(e) if matches!(e.status(), Some(403 | 404)) => {
+                notes.push(format!("check runs are not available to this token ({e}); published a commit status instead"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // GitHub caps status descriptions at 140 characters.
+    let description = if run.output.title.chars().count() > 140 {
+        run.output.title.chars().take(139).chain(std::iter::once('…')).collect()
+    } else {
+        run.output.title.clone()
+    };
+    let status =
+        CommitStatus { state: run.conclusion.status_state().to_string(), context: CHECK_NAME.to_string(), description, target_url: run.details_url.clone() };
+    api.create_status(&pr.head_sha, &status).await?;
+    Ok((false, true))
+}
+
+/// Updates gitgrant's comment in place, or creates it once.
+///
+/// The comment is gitgrant's if it carries the marker and was written by the
+/// token's own login (when GitHub tells it) or, for Actions and App tokens
+/// that cannot ask, by a bot: a person pasting the marker cannot hijack it.
+/// Creating is not retried blindly (a failed POST may have created it): the
+/// comments are listed again first.
+async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<(&'static str, u64), ApiError> {
+    let viewer = api.viewer_login().await;
+    let find = |comments: Vec<super::Comment>| {
+        comments.into_iter().find(|c| {
+            c.body.contains(COMMENT_MARKER)
+                && match &viewer {
+                    Some(me) => c.author.eq_ignore_ascii_case(me),
+                    None => c.author_type == "Bot",
+                }
+        })
+    };
+    if let Some(existing) = find(api.comments(number).await?) {
+        if existing.body == body {
+            return Ok(("unchanged", existing.id));
+        }
+        api.update_comment(existing.id, body).await?;
+        return Ok(("updated", existing.id));
+    }
+    match api.create_comment(number, body).await {
+        Ok(id) => Ok(("created", id)),
+        Err(first) => {
+            if let Some(existing) = find(api.comments(number).await?) {
+                api.update_comment(existing.id, body).await?;
+                return Ok(("updated", existing.id));
+            }
+            if first.status().is_some_and(|s| s < 500) {
+                return Err(first);
+            }
+            api.create_comment(number, body).await.map(|id| ("created", id))
+        }
+    }
+}
+
+/// What templates see. Every string here may be user-controlled; templates
+/// escape it (Markdown auto-escaping).
+#[derive(Debug, Serialize)]
+struct View {
+    pr: u64,
+    head: String,
+    conclusion: &'static str,
+    satisfied: bool,
+    title: String,
+    summary: String,
+    error: Option<String>,
+    requests: Vec<RequestView>,
+    policy_change: Option<PolicyChangeView>,
+    slots: Vec<SlotView>,
+    approvers: Vec<String>,
+    blockers: Vec<String>,
+    ignored: Vec<IgnoredView>,
+    diagnostics: Vec<Diagnostic>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestView {
+    id: String,
+    file: String,
+    change: &'static str,
+    requester: String,
+    role: String,
+    resources: Vec<String>,
+    window: String,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    break_glass: bool,
+    reason: String,
+    ticket: Option<String>,
+    risk: Option<Risk>,
+    needs: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyChangeView {
+    files: Vec<String>,
+    needs: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SlotView {
+    label: String,
+    from: Vec<String>,
+    filled_by: Option<String>,
+    candidates: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IgnoredView {
+    login: String,
+    why: String,
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+fn why(reason: &IgnoreReason) -> String {
+    match reason {
+        IgnoreReason::RequesterOrAuthor => "requester or PR author: cannot approve".to_string(),
+        IgnoreReason::Superseded => "superseded by their later review".to_string(),
+        IgnoreReason::Dismissed => "review dismissed".to_string(),
+        IgnoreReason::StaleCommit { commit } => format!("approved an older commit ({}): approve again", short(commit)),
+        IgnoreReason::NotEligible => "not in a group that must approve".to_string(),
+        IgnoreReason::Unused => "every slot they can fill is already filled".to_string(),
+        IgnoreReason::ChangesRequestedNotEligible => "requested changes; not in an approving group, so not blocking".to_string(),
+    }
+}
+
+impl View {
+    fn new(pr: &PullRequest, v: &Verdict, conclusion: Conclusion) -> View {
+        let d = &v.decision;
+        let errors = v.report.as_ref().map_or(0, |r| r.diagnostics.iter().filter(|x| x.is_error()).count());
+        let title = match (&v.error, conclusion) {
+            (Some(_), _) => "could not judge this PR".to_string(),
+            (None, Conclusion::Failure) if errors > 0 => format!("invalid change: {errors} error{}", if errors == 1 { "" } else { "s" }),
+            _ => d.summary(),
+        };
+        let requests = v
+            .report
+            .iter()
+            .flat_map(|r| &r.requests)
+            .map(|o| RequestView {
+                id: o.id.clone(),
+                file: o.file.clone(),
+                change: o.change.as_str(),
+                requester: o.requester.clone(),
+                role: o.role.clone(),
+                resources: o.resources.clone(),
+                window: crate::cli::output::window_text(o),
+                start: o.start,
+                end: o.end,
+                break_glass: o.break_glass,
+                reason: o.request.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
+                ticket: o.request.as_ref().and_then(|r| r.ticket.clone()),
+                risk: o.risk.clone(),
+                needs: if o.change.needs_approval() { describe_rules(&o.approvals.required) } else { "no approval (ends access early)".to_string() },
+            })
+            .collect();
+        View {
+            pr: pr.number,
+            head: short(&pr.head_sha).to_string(),
+            conclusion: conclusion.as_str(),
+            satisfied: conclusion == Conclusion::Success,
+            title,
+            summary: d.summary(),
+            error: v.error.clone(),
+            requests,
+            policy_change: v
+                .report
+                .as_ref()
+                .and_then(|r| r.policy_change.as_ref())
+                .map(|pc| PolicyChangeView { files: pc.files.clone(), needs: describe_rules(&pc.approvals.required) }),
+            slots: d
+                .slots
+                .iter()
+                .map(|s| SlotView { label: s.label.clone(), from: s.from.clone(), filled_by: s.filled_by.clone(), candidates: s.candidates.clone() })
+                .collect(),
+            approvers: d.approvers.clone(),
+            blockers: d.blockers.clone(),
+            ignored: d.ignored.iter().map(|i| IgnoredView { login: i.login.clone(), why: why(&i.reason) }).collect(),
+            diagnostics: v.report.as_ref().map(|r| r.diagnostics.clone()).unwrap_or_default(),
+            notes: v.notes.clone(),
+        }
+    }
+}
+
+fn render(name: &str, source: &str, view: &View) -> Result<String, minijinja::Error> {
+    let mut env = crate::render::environment();
+    // Line-based templates: a block tag's own line leaves no blank line.
+    env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
+    env.add_template(name, source)?;
+    env.get_template(name)?.render(minijinja::Value::from(minijinja::value::Serde(view)))
+}
+
+/// Cuts `s` to GitHub's size limit on a character boundary.
+fn clamp(mut s: String, what: &str) -> String {
+    if s.len() > MAX_BODY {
+        let mut cut = MAX_BODY;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(&format!("\n\n… ({what} truncated at {MAX_BODY} bytes)\n"));
+    }
+    s
+}
+
+/// The check-run summary and, when there are diagnostics, its text.
+fn render_check_summary(view: &View) -> (String, Option<String>) {
+    let summary = render("check-run.md.j2", CHECK_SUMMARY, view).unwrap_or_else(|e| format!("{} (summary template failed: {e})", escape_markdown(&view.title)));
+    let text = (!view.diagnostics.is_empty()).then(|| {
+        let lines: Vec<String> = view
+            .diagnostics
+            .iter()
+            .map(|d| format!("- `{}` {} at {}:{}:{}: {}", d.code, d.severity.as_str(), escape_markdown(&d.file), d.line, d.column, escape_markdown(&d.message)))
+            .collect();
+        clamp(lines.join("\n"), "diagnostics")
+    });
+    (clamp(summary, "summary"), text)
+}
+
+/// The sticky comment: the marker, then `templates/pr-comment.md.j2` from the
+/// base (falling back to the built-in one if it fails to render).
+fn render_comment(view: &View, base_template: Option<&str>, notes: &mut Vec<String>) -> String {
+    let rendered = match base_template.map(|t| render("pr-comment.md.j2", t, view)) {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(e)) => {
+            notes.push(format!("templates/pr-comment.md.j2 failed to render ({e}); used the built-in template"));
+            render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view)
+        }
+        None => render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view),
+    };
+    let body = rendered
+        .unwrap_or_else(|e| format!("### gitgrant: {}\n\n(comment template failed: {})\n", escape_markdown(&view.title), escape_markdown(&e.to_string())));
+    clamp(format!("{COMMENT_MARKER}\n{body}"), "comment")
+}
+
+#[cfg(test)]
+mod tests;
