@@ -34,17 +34,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
             print_diagnostics(g, &v.report.diagnostics, &sources);
             println!("commit {}{}", &v.commit[..12.min(v.commit.len())], if v.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" });
             println!("approved by: {}", if v.approved_by.is_empty() { "nobody".to_string() } else { v.approved_by.join(", ") });
-            for slot in &v.decision.slots {
-                match &slot.filled_by {
-                    Some(who) => println!("  [x] {} from {}: {who}", slot.label, slot.from.join(" or ")),
-                    None => println!(
-                        "  [ ] {} from {}: could approve: {}",
-                        slot.label,
-                        slot.from.join(" or "),
-                        if slot.candidates.is_empty() { "nobody eligible".to_string() } else { slot.candidates.join(", ") }
-                    ),
-                }
-            }
+            print!("{}", super::output::slot_lines(&v.decision));
             println!("{}", v.decision.summary());
         }
     }

@@ -67,17 +67,7 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
         print_diagnostics(g, &report.diagnostics, &sources);
     }
     if !g.quiet {
-        for slot in &o.decision.slots {
-            match &slot.filled_by {
-                Some(who) => println!("  [x] {} from {}: {who}", slot.label, slot.from.join(" or ")),
-                None => println!(
-                    "  [ ] {} from {}: could approve: {}",
-                    slot.label,
-                    slot.from.join(" or "),
-                    if slot.candidates.is_empty() { "nobody eligible".to_string() } else { slot.candidates.join(", ") }
-                ),
-            }
-        }
+        print!("{}", super::output::slot_lines(&o.decision));
     }
     if let Some(e) = &o.error {
         eprintln!("error: {e}");

@@ -90,3 +90,19 @@ pub fn job_summary(report: &CheckReport) -> Result<String, minijinja::Error> {
 }
 
 pub const DEFAULT_JOB_SUMMARY: &str = include_str!("../../templates/job-summary.md.j2");
+
+/// One line per approval slot: filled by whom, or who could fill it.
+pub fn slot_lines(decision: &crate::approval::Decision) -> String {
+    let mut out = String::new();
+    for slot in &decision.slots {
+        let from = slot.from.join(" or ");
+        match &slot.filled_by {
+            Some(who) => out.push_str(&format!("  [x] {} from {from}: {who}\n", slot.label)),
+            None => {
+                let who = if slot.candidates.is_empty() { "nobody eligible".to_string() } else { slot.candidates.join(", ") };
+                out.push_str(&format!("  [ ] {} from {from}: could approve: {who}\n", slot.label));
+            }
+        }
+    }
+    out
+}

@@ -27,7 +27,7 @@ pub struct Approver {
 }
 
 /// One line of the ledger. Fields may be added, never renamed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub time: DateTime<Utc>,
     /// `grant`, `revoke`, `grant-failed`, `revoke-failed`, `verify-failed`.

@@ -143,26 +143,11 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
     for k in open.iter().filter(|k| !seen.contains(*k) && !failed.contains(k.resource.as_str()) && plan.native_expiry.contains_key(&k.resource)) {
         let last = ledger.entries.iter().rev().find(|e| e.key().as_ref() == Some(k));
         let mut e = last.cloned().unwrap_or_else(|| Entry {
-            time: now,
-            action: String::new(),
             request: k.request.clone(),
-            requester: String::new(),
-            role: String::new(),
-            resources: Vec::new(),
-            provider: None,
             resource: Some(k.resource.clone()),
             principal: Some(k.principal.clone()),
             access: Some(k.access.clone()),
-            approvers: Vec::new(),
-            pr: None,
-            merge_commit: None,
-            base_commit: None,
-            risk_score: None,
-            tier: None,
-            break_glass: false,
-            end: None,
-            result: String::new(),
-            detail: String::new(),
+            ..Entry::default()
         });
         e.time = now;
         e.action = "revoke".into();
@@ -181,20 +166,10 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
             requester: r.requester.clone(),
             role: r.role.clone(),
             resources: r.resources.clone(),
-            provider: None,
-            resource: None,
-            principal: None,
-            access: None,
-            approvers: Vec::new(),
-            pr: None,
             merge_commit: r.commit.clone(),
-            base_commit: None,
-            risk_score: None,
-            tier: None,
-            break_glass: false,
-            end: None,
             result: "refused".into(),
             detail: r.reason.clone(),
+            ..Entry::default()
         });
     }
     out
@@ -230,22 +205,14 @@ fn bare(a: &Action, request: &str, action: &str, result: &str, detail: String, n
         time: now,
         action: action.into(),
         request: request.into(),
-        requester: String::new(),
-        role: String::new(),
         resources: vec![a.resource.clone()],
         provider: Some(a.provider.as_str().into()),
         resource: Some(a.resource.clone()),
         principal: Some(a.principal.clone()),
         access: Some(a.access.clone()),
-        approvers: Vec::new(),
-        pr: None,
-        merge_commit: None,
-        base_commit: None,
-        risk_score: None,
-        tier: None,
-        break_glass: false,
         end: a.end,
         result: result.into(),
         detail,
+        ..Entry::default()
     }
 }
