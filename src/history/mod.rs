@@ -272,6 +272,30 @@ fn parse_blob(repo: &Repository, id: Oid, path: &str) -> Option<Version> {
     Some(Version::from(&crate::validate::request::lower_raw(request_id(path)?, path, raw, &mut sink)))
 }
 
+/// Parses each distinct blob of `pending` once; on two threads when there
+/// are many (each thread with its own repository handle: libgit2 handles are
+/// not shared across threads).
+fn parse_blobs(repo: &Repository, pending: &[(usize, DateTime<Utc>, String, Option<Oid>)]) -> HashMap<Oid, Option<Version>> {
+    let mut seen = std::collections::HashSet::new();
+    let blobs: Vec<(Oid, &str)> = pending.iter().filter_map(|(_, _, p, b)| b.filter(|b| seen.insert(*b)).map(|b| (b, p.as_str()))).collect();
+    let parse_with = |repo: &Repository, chunk: &[(Oid, &str)]| chunk.iter().map(|&(b, p)| (b, parse_blob(repo, b, p))).collect::<Vec<_>>();
+    if blobs.len() < 2048 {
+        return parse_with(repo, &blobs).into_iter().collect();
+    }
+    let (mine, theirs) = blobs.split_at(blobs.len() / 2);
+    let git_dir = repo.path().to_path_buf();
+    std::thread::scope(|s| {
+        let other = s.spawn(move || Repository::open(&git_dir).map(|r| parse_with(&r, theirs)));
+        let mut out: HashMap<Oid, Option<Version>> = parse_with(repo, mine).into_iter().collect();
+        match other.join() {
+            Ok(Ok(v)) => out.extend(v),
+            // The second handle failed to open: parse the rest here.
+            _ => out.extend(parse_with(repo, theirs)),
+        }
+        out
+    })
+}
+
 /// Reads the first-parent history ending at `head` into a [`History`] (cold).
 pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error> {
     let mut h = History::default();
@@ -293,7 +317,9 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
         None => None,
     };
     let mut prev_tree = prev_id.map(|id| rawtree::RawTree::read(&odb, id)).transpose()?;
-    let mut parsed: HashMap<Oid, Option<Version>> = HashMap::new();
+    // Walk first, parse after: request blobs are then parsed on both cores
+    // (parsing every version that ever landed is most of a cold walk's work).
+    let mut pending: Vec<(usize, DateTime<Utc>, String, Option<Oid>)> = Vec::new();
     for &oid in &chain {
         let commit = repo.find_commit(oid)?;
         // Most commits on main change requests/; those that don't cost one small tree read.
@@ -323,12 +349,13 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
             approved_by: crate::approval::parse_trailers(message),
             break_glass_reviews: trailers(message, "Break-glass-review"),
         });
-        for (path, _old_blob, new_blob) in changes {
-            let Some(id) = request_id(&path) else { continue };
-            let id = id.to_string();
-            let version = new_blob.and_then(|b| parsed.entry(b).or_insert_with(|| parse_blob(repo, b, &path)).clone());
-            apply(h, &id, &path, idx, time, new_blob.is_some(), version);
-        }
+        pending.extend(changes.into_iter().map(|(path, _old, new)| (idx, time, path, new)));
+    }
+    let parsed = parse_blobs(repo, &pending);
+    for (idx, time, path, new_blob) in pending {
+        let Some(id) = request_id(&path) else { continue };
+        let version = new_blob.and_then(|b| parsed.get(&b).cloned().flatten());
+        apply(h, id, &path, idx, time, new_blob.is_some(), version);
     }
     h.walked += chain.len();
     h.head = Some(head);
@@ -486,5 +513,40 @@ fn apply(h: &mut History, id: &str, path: &str, commit: usize, time: DateTime<Ut
             ids.push(id.to_string());
         }
         rec.latest = Some(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn parsing_blobs_on_two_threads_gives_what_one_thread_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let t = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+        let mut pending = Vec::new();
+        for i in 0..2500 {
+            let text = match i % 5 {
+                0 => format!("requester: [not, a, string{i}]\n"),
+                _ => format!("requester: user{}\nrole: r{}\nresources: [a]\nduration: {}h\nreason: a long enough reason {i}\n", i % 7, i % 3, 1 + i % 4),
+            };
+            let blob = repo.blob(text.as_bytes()).unwrap();
+            // Every blob twice (a revert): parsed once.
+            for _ in 0..2 {
+                pending.push((i, t, format!("requests/2026-12-01-x{i}.yaml"), Some(blob)));
+            }
+            pending.push((i, t, format!("requests/2026-12-01-gone{i}.yaml"), None));
+        }
+        let parsed = parse_blobs(&repo, &pending);
+        assert_eq!(parsed.len(), 2500);
+        for (_, _, path, blob) in &pending {
+            if let Some(b) = blob {
+                assert_eq!(parsed[b], parse_blob(&repo, *b, path), "{path}");
+            }
+        }
+        assert_eq!(parsed.values().filter(|v| v.is_none()).count(), 500);
     }
 }
