@@ -242,18 +242,6 @@ fn judge(
     opts: &CheckOptions,
     working_tree: bool,
 ) -> Result<CheckReport, CheckError> {
-    judge_with(base_oid, base, head, head_oid, opts, working_tree, repo)
-}
-
-fn judge_with(
-    base_oid: Option<Oid>,
-    base: &dyn Tree,
-    head: &dyn Tree,
-    head_oid: Option<Oid>,
-    opts: &CheckOptions,
-    working_tree: bool,
-    repo: Option<&Repository>,
-) -> Result<CheckReport, CheckError> {
     let mut d = Diagnostics::default();
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());

@@ -80,6 +80,27 @@ pub struct Plan {
     pub native_expiry: BTreeMap<String, bool>,
 }
 
+impl Action {
+    /// An action on `access` with no provider payload attached yet.
+    fn new(action: ActionKind, access: &Access, requests: Vec<String>, end: Option<DateTime<Utc>>, reason: String) -> Action {
+        Action {
+            action,
+            request: requests.first().cloned().unwrap_or_default(),
+            requests,
+            provider: access.provider,
+            resource: access.resource.clone(),
+            principal: access.principal.clone(),
+            access: access.access.clone(),
+            end,
+            reason,
+            update_marker: false,
+            spec: None,
+            held: None,
+            entitlements: Vec::new(),
+        }
+    }
+}
+
 impl Plan {
     pub fn changes(&self) -> usize {
         self.actions.iter().filter(|a| a.action != ActionKind::Keep || a.update_marker).count()
@@ -174,19 +195,10 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
             }
         };
         actions.push(Action {
-            action: kind,
-            request: ids.first().cloned().unwrap_or_default(),
-            requests: ids,
-            provider: access.provider,
-            resource: access.resource.clone(),
-            principal: access.principal.clone(),
-            access: access.access.clone(),
-            end: Some(end),
-            reason,
             update_marker: update,
             spec: Some(spec),
-            held: None,
             entitlements: ents.iter().map(|e| (*e).clone()).collect(),
+            ..Action::new(kind, access, ids, Some(end), reason)
         });
     }
 
@@ -198,21 +210,8 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         } else {
             ids.iter().map(|r| format!("{r} {}", ended_reason(desired, r))).collect::<Vec<_>>().join("; ")
         };
-        actions.push(Action {
-            action: ActionKind::Revoke,
-            request: ids.first().cloned().unwrap_or_default(),
-            requests: ids,
-            provider: access.provider,
-            resource: access.resource.clone(),
-            principal: access.principal.clone(),
-            access: access.access.clone(),
-            end: h.end,
-            reason,
-            update_marker: false,
-            spec: None,
-            held: Some(h),
-            entitlements: Vec::new(),
-        });
+        let end = h.end;
+        actions.push(Action { held: Some(h), ..Action::new(ActionKind::Revoke, &access, ids, end, reason) });
     }
     actions.sort_by(|a, b| (a.action, &a.resource, &a.principal, &a.access).cmp(&(b.action, &b.resource, &b.principal, &b.access)));
     refused.sort_by(|a, b| a.request.cmp(&b.request));
