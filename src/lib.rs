@@ -5,6 +5,7 @@
 //! (decision) → actions. Every decision is a pure function of loaded data.
 
 pub mod approval;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod diag;
@@ -12,9 +13,12 @@ pub mod github;
 pub mod history;
 pub mod ledger;
 pub mod model;
+pub mod monitor;
 pub mod provider;
 pub mod reconcile;
 pub mod render;
 pub mod risk;
+pub mod scaffold;
+pub mod simulate;
 pub mod source;
 pub mod validate;

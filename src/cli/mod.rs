@@ -3,14 +3,23 @@
 //! judge). Nothing below `cli` prints or exits.
 
 mod approvals;
+mod audit;
 mod check;
+mod completions;
+mod demo;
 mod explain;
+mod extend;
 mod gate;
+mod init;
+mod monitor;
 pub(crate) mod output;
 mod plan;
 pub mod prune;
 mod reconcile;
+mod request;
+mod revoke;
 mod schema;
+mod simulate;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -87,6 +96,24 @@ pub enum Command {
         after_help = "Routine maintenance (e.g. a weekly scheduled workflow): small trees keep check and history fast.\nRemoving an ended request is not an early revocation.\n\nExamples:\n  gitgrant prune --dry-run\n  gitgrant prune --grace 7d && git push origin main"
     )]
     Prune(prune::Args),
+    /// The whole lifecycle in a temporary repository on the local provider (no account, no network).
+    Demo(demo::Args),
+    /// Scaffold an access repository: policies, requests, templates, workflows.
+    Init(init::Args),
+    /// Write a request file from flags, or from prompts on a terminal.
+    Request(request::Args),
+    /// A new request that continues an existing one.
+    Extend(extend::Args),
+    /// Early revocation; `--now` revokes at the providers immediately.
+    Revoke(revoke::Args),
+    /// Who had what, when and why: git history joined with the ledger.
+    Audit(audit::Args),
+    /// Read provider activity logs for active grants; alert; revoke on a forbidden action.
+    Monitor(monitor::Args),
+    /// Replay history under other policies: which requests change tier or outcome.
+    Simulate(simulate::Args),
+    /// Print a shell completion script.
+    Completions(completions::Args),
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -121,6 +148,15 @@ pub fn run() -> ExitCode {
         Command::Schema(a) => schema::run(&g, a),
         Command::Gate(a) => gate::run(&g, a),
         Command::Prune(a) => prune::run(&g, a),
+        Command::Demo(a) => demo::run(&g, a),
+        Command::Init(a) => init::run(&g, a),
+        Command::Request(a) => request::run(&g, a),
+        Command::Extend(a) => extend::run(&g, a),
+        Command::Revoke(a) => revoke::run(&g, a),
+        Command::Audit(a) => audit::run(&g, a),
+        Command::Monitor(a) => monitor::run(&g, a),
+        Command::Simulate(a) => simulate::run(&g, a),
+        Command::Completions(a) => completions::run(&g, a),
     };
     ExitCode::from(code)
 }

@@ -13,6 +13,10 @@
 //! grantor role), so `list` finds them with no state but the provider.
 
 pub mod aws_iam;
+pub mod aws_sso;
+pub mod azure_rbac;
+pub mod gcp_iam;
+pub mod kubernetes;
 pub mod local;
 pub mod postgres;
 
@@ -124,10 +128,9 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, Provi
         }
         ProviderKind::Postgres => Ok(Box::new(postgres::PostgresProvider::new(ctx.resource, &ctx.config.config, |k| std::env::var(k).ok(), ctx.now)?)),
         ProviderKind::AwsIam => Ok(Box::new(aws_iam::AwsIamProvider::from_env(ctx.resource, &ctx.config.config).await?)),
-        other => Err(ProviderError::Permanent {
-            provider: other,
-            resource: ctx.resource.to_string(),
-            message: format!("the {other} provider is not available in this build yet; remove the resource from policies/ or use `local`"),
-        }),
+        ProviderKind::AwsSso => aws_sso::build(ctx).await,
+        ProviderKind::GcpIam => gcp_iam::build(ctx).await,
+        ProviderKind::AzureRbac => azure_rbac::build(ctx).await,
+        ProviderKind::Kubernetes => kubernetes::build(ctx).await,
     }
 }

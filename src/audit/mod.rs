@@ -1,0 +1,1 @@
+//! Audit: one timeline per request from git history joined with the ledger; verification of the trail.

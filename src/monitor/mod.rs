@@ -1,0 +1,1 @@
+//! Monitoring: provider activity for active grants checked against the policy's monitor rules.

@@ -1,0 +1,1 @@
+//! Scaffolding: the files `init` writes and the repository `demo` builds.

@@ -1,0 +1,1 @@
+//! Simulation: replay requests under other policies and compare the decisions.
