@@ -1,7 +1,5 @@
 //! `gitgrant reconcile`: run the plan, then record it on the ledger branch.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use git2::Repository;
 
@@ -49,7 +47,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, base_delay: base_delay() };
+    let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, ..ExecOptions::from_env() };
     let outcomes = rt.block_on(execute(&plan, &providers, &opts));
     let entries = ledger_entries(&plan, &outcomes, &ledger, at);
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
@@ -115,10 +113,4 @@ pub fn run(g: &Global, a: Args) -> u8 {
         eprintln!("error: {} failed: {}", o.action.action.as_str(), o.error.clone().unwrap_or_default());
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || ledger_error.is_some())
-}
-
-/// Backoff base; tests shorten it with GITGRANT_RETRY_BASE_MS.
-fn base_delay() -> Duration {
-    let ms = std::env::var("GITGRANT_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    Duration::from_millis(ms)
 }

@@ -25,6 +25,14 @@ pub struct ExecOptions {
     pub base_delay: Duration,
 }
 
+impl ExecOptions {
+    /// Defaults, with the backoff base from GITGRANT_RETRY_BASE_MS (tests shorten it).
+    pub fn from_env() -> Self {
+        let ms = std::env::var("GITGRANT_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        ExecOptions { base_delay: Duration::from_millis(ms), ..ExecOptions::default() }
+    }
+}
+
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions { concurrency: 8, attempts: 5, base_delay: Duration::from_millis(200) }
@@ -91,18 +99,30 @@ async fn run_one(a: &Action, provider: Option<Arc<dyn Provider>>, opts: &ExecOpt
     let Some(p) = provider else {
         return Outcome { action: a.clone(), ok: false, attempts: 0, error: Some(format!("{} {}: no provider instance", a.provider, a.resource)) };
     };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result: Result<(), ProviderError> = match (a.action, &a.spec, &a.held) {
+    let (result, attempts) = with_retry(opts, || async {
+        match (a.action, &a.spec, &a.held) {
             (ActionKind::Revoke, _, Some(h)) => p.revoke(h).await,
             (_, Some(spec), _) => p.grant(spec).await.map(|_| ()),
             _ => Ok(()),
-        };
-        match result {
-            Ok(()) => return Outcome { action: a.clone(), ok: true, attempts: attempt, error: None },
+        }
+    })
+    .await;
+    Outcome { action: a.clone(), ok: result.is_ok(), attempts, error: result.err().map(|e| e.to_string()) }
+}
+
+/// Runs one provider call, retrying transient errors with backoff; returns
+/// the last result and the number of attempts made.
+pub async fn with_retry<T, F, Fut>(opts: &ExecOptions, mut call: F) -> (Result<T, ProviderError>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
             Err(e) if e.is_transient() && attempt < opts.attempts => tokio::time::sleep(backoff(opts.base_delay, attempt)).await,
-            Err(e) => return Outcome { action: a.clone(), ok: false, attempts: attempt, error: Some(e.to_string()) },
+            other => return (other, attempt),
         }
     }
 }
@@ -130,5 +150,24 @@ mod tests {
             assert!(d <= bound, "attempt {attempt}: {d:?} > {bound:?}");
         }
         assert_eq!(backoff(Duration::ZERO, 3), Duration::ZERO);
+    }
+
+    fn err(transient: bool) -> ProviderError {
+        let (provider, resource, message) = (ProviderKind::Postgres, "orders-db".to_string(), "connection reset".to_string());
+        if transient { ProviderError::Transient { provider, resource, message } } else { ProviderError::Permanent { provider, resource, message } }
+    }
+
+    #[tokio::test]
+    async fn with_retry_retries_transient_errors_only() {
+        let opts = ExecOptions { concurrency: 1, attempts: 4, base_delay: Duration::from_millis(1) };
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let (r, n) = with_retry(&opts, || async { if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 { Err(err(true)) } else { Ok(7) } }).await;
+        assert_eq!((r.ok(), n), (Some(7), 3));
+        let (r, n) = with_retry(&opts, || async { Err::<(), _>(err(false)) }).await;
+        assert!(r.is_err());
+        assert_eq!(n, 1, "a permanent error is not retried");
+        let (r, n) = with_retry(&opts, || async { Err::<(), _>(err(true)) }).await;
+        assert!(r.is_err_and(|e| e.is_transient()));
+        assert_eq!(n, 4, "gives up after the configured attempts");
     }
 }

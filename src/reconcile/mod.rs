@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use desired::{Desired, DesiredError, desired_state};
-pub use execute::{ExecOptions, Outcome, execute};
+pub use execute::{ExecOptions, Outcome, execute, with_retry};
 pub use plan::{Action, ActionKind, Plan, ResourceState, make_plan};
 
 use crate::ledger::{Entry, GrantKey, Ledger};
@@ -45,11 +45,13 @@ pub async fn prepare(
 ) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
     let desired = desired_state(repo_dir, at, github).await?;
     let built = providers_for(repo_dir, &desired).await;
+    let list_retry = ExecOptions::from_env();
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
     for (name, p) in built {
         let listed = match &p {
-            Ok(p) => p.list().await.map_err(|e| e.to_string()),
+            // A transient listing error (a dropped connection) must not fail the resource for the run.
+            Ok(p) => with_retry(&list_retry, || p.list()).await.0.map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
         };
         held.insert(name.clone(), listed);
