@@ -402,25 +402,42 @@ impl Provider for AwsIamProvider {
             Err(e) => return Err(self.sdk("ListEntitiesForPolicy", &arn, e)),
         };
         let gone = |e: &dyn ProvideErrorMetadata| e.code() == Some("NoSuchEntity");
+        // Detach only the principal this held grant is about: an attachment to
+        // someone else is its own access, kept or revoked by its own plan action.
+        // A held grant with no principal (a policy attached to nobody) clears all.
+        let target = Principal::parse(&held.access.principal).ok();
+        let mut attachments: Vec<(PrincipalKind, &str)> = Vec::new();
         for page in &pages {
-            for u in page.policy_users().iter().filter_map(|u| u.user_name()) {
-                match self.client.detach_user_policy().user_name(u).policy_arn(&arn).send().await {
-                    Err(e) if !gone(&e) => return Err(self.sdk("DetachUserPolicy", &arn, e)),
-                    _ => {}
-                }
+            attachments.extend(page.policy_users().iter().filter_map(|u| u.user_name()).map(|n| (PrincipalKind::User, n)));
+            attachments.extend(page.policy_roles().iter().filter_map(|r| r.role_name()).map(|n| (PrincipalKind::Role, n)));
+            attachments.extend(page.policy_groups().iter().filter_map(|g| g.group_name()).map(|n| (PrincipalKind::Group, n)));
+        }
+        let mut others = 0;
+        for (kind, name) in attachments {
+            if target.as_ref().is_some_and(|t| t.kind != kind || t.name != name) {
+                others += 1;
+                continue;
             }
-            for r in page.policy_roles().iter().filter_map(|r| r.role_name()) {
-                match self.client.detach_role_policy().role_name(r).policy_arn(&arn).send().await {
-                    Err(e) if !gone(&e) => return Err(self.sdk("DetachRolePolicy", &arn, e)),
-                    _ => {}
-                }
+            let failed = match kind {
+                PrincipalKind::User => match self.client.detach_user_policy().user_name(name).policy_arn(&arn).send().await {
+                    Err(e) if !gone(&e) => Some(self.sdk("DetachUserPolicy", &arn, e)),
+                    _ => None,
+                },
+                PrincipalKind::Role => match self.client.detach_role_policy().role_name(name).policy_arn(&arn).send().await {
+                    Err(e) if !gone(&e) => Some(self.sdk("DetachRolePolicy", &arn, e)),
+                    _ => None,
+                },
+                PrincipalKind::Group => match self.client.detach_group_policy().group_name(name).policy_arn(&arn).send().await {
+                    Err(e) if !gone(&e) => Some(self.sdk("DetachGroupPolicy", &arn, e)),
+                    _ => None,
+                },
+            };
+            if let Some(e) = failed {
+                return Err(e);
             }
-            for g in page.policy_groups().iter().filter_map(|g| g.group_name()) {
-                match self.client.detach_group_policy().group_name(g).policy_arn(&arn).send().await {
-                    Err(e) if !gone(&e) => return Err(self.sdk("DetachGroupPolicy", &arn, e)),
-                    _ => {}
-                }
-            }
+        }
+        if others > 0 {
+            return Ok(());
         }
         self.delete_old_versions(&arn).await?;
         match self.client.delete_policy().policy_arn(&arn).send().await {

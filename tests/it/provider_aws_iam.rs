@@ -295,7 +295,7 @@ async fn overlapping_requests_get_separate_policies_and_end_separately() {
 
 #[tokio::test]
 #[ignore = "needs moto (GITGRANT_TEST_MOTO)"]
-async fn revoke_removes_every_attachment_every_version_and_the_policy_idempotently() {
+async fn revoke_detaches_its_principal_and_deletes_the_policy_with_its_last_attachment_idempotently() {
     let (client, _) = moto();
     let p = provider(&client, &unique("res"));
     let alice = user(&client).await;
@@ -311,9 +311,16 @@ async fn revoke_removes_every_attachment_every_version_and_the_policy_idempotent
     assert_eq!(principals.len(), 2, "the group attachment is listed too: {listed:?}");
     assert!(principals.contains(principal_key(&alice).as_str()));
 
+    // Revoking alice's access detaches alice only: the group attachment is its
+    // own (unexplained) access and keeps the policy alive until it is revoked.
     p.revoke(&held).await.unwrap();
-    assert!(!policy_exists(&client, &held.handle).await);
     assert!(attached_to_user(&client, &alice).await.is_empty());
+    assert!(policy_exists(&client, &held.handle).await);
+    let rest = p.list().await.unwrap();
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_ne!(rest[0].access.principal, principal_key(&alice));
+    p.revoke(&rest[0]).await.unwrap();
+    assert!(!policy_exists(&client, &held.handle).await);
     let group_policies = client.list_attached_group_policies().group_name(&group).send().await.unwrap();
     assert!(group_policies.attached_policies().is_empty());
     assert!(p.list().await.unwrap().is_empty());
@@ -521,4 +528,22 @@ async fn bad_documents_and_principals_are_refused_before_any_aws_call() {
     let msg = permanent_message(AwsIamProvider::new(client.clone(), "orders-aws", &BTreeMap::from([("path".to_string(), json!("gitgrant"))])).err().unwrap());
     assert!(msg.contains("config `path`"), "{msg}");
     assert_eq!(calls.take(), 0, "nothing reached AWS");
+}
+
+/// A gitgrant policy attached by hand to someone else: revoking that
+/// attachment leaves the rightful holder's access untouched.
+#[tokio::test]
+#[ignore = "needs moto (GITGRANT_TEST_MOTO)"]
+async fn revoking_a_hand_attachment_keeps_the_rightful_grant() {
+    let (client, _) = moto();
+    let p = provider(&client, &unique("res"));
+    let alice = user(&client).await;
+    let mallory = user(&client).await;
+    let held = p.grant(&template_spec(&p, &alice, &unique("req"), "2026-03-01T18:00:00Z")).await.unwrap();
+    client.attach_user_policy().user_name(name_of(&mallory)).policy_arn(&held.handle).send().await.unwrap();
+    let extra = p.list().await.unwrap().into_iter().find(|h| h.access.principal == principal_key(&mallory)).expect("the hand attachment is listed");
+    p.revoke(&extra).await.unwrap();
+    assert!(attached_to_user(&client, &mallory).await.is_empty());
+    assert_eq!(attached_to_user(&client, &alice).await, vec![held.handle.clone()]);
+    assert_eq!(p.list().await.unwrap(), vec![held]);
 }
