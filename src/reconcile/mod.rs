@@ -20,7 +20,10 @@ pub use execute::{ExecOptions, Outcome, execute, with_retry};
 pub use plan::{Action, ActionKind, Plan, ResourceState, make_plan};
 
 use crate::ledger::{Entry, GrantKey, Ledger};
+use crate::model::policy::{ProviderKind, Resource};
 use crate::provider::{Provider, ProviderContext, build};
+use crate::source::GitTree;
+use crate::validate::policy::load_policy;
 
 /// Builds a provider for every resource of the current policies. A resource
 /// whose provider cannot be built is returned as an error for the plan.
@@ -29,6 +32,38 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
     for (name, res) in &desired.policy.resources {
         let ctx = ProviderContext { repo: repo_dir, resource: name, config: res, now: desired.at };
         out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.to_string()));
+    }
+    out
+}
+
+/// Resources removed from `policies/` while the ledger still records grants
+/// open on them. Their provider is rebuilt from the policies of the latest
+/// commit a ledger entry for them names (the landing or base commit), so those
+/// grants are still listed and revoked rather than forgotten. When no such
+/// policy is found, the resource is a provider failure (exit 1), naming it.
+fn retired_resources(repo_dir: &Path, desired: &Desired) -> BTreeMap<String, (ProviderKind, Result<Resource, String>)> {
+    let mut out = BTreeMap::new();
+    let Ok(repo) = git2::Repository::open(repo_dir) else { return out };
+    let Ok(ledger) = Ledger::read(&repo) else { return out };
+    let names: BTreeSet<String> = ledger.open_grants().into_iter().map(|k| k.resource).filter(|r| !desired.policy.resources.contains_key(r)).collect();
+    for name in names {
+        let mentions = ledger.entries.iter().rev().filter(|e| e.resource.as_deref() == Some(name.as_str()));
+        let kind = mentions
+            .clone()
+            .find_map(|e| e.provider.clone())
+            .and_then(|p| serde_json::from_value(serde_json::Value::String(p)).ok())
+            .unwrap_or(ProviderKind::Local);
+        let commits = mentions.flat_map(|e| [e.merge_commit.clone(), e.base_commit.clone()]).flatten();
+        let config = commits
+            .filter_map(|c| git2::Oid::from_str(&c).ok())
+            .find_map(|oid| {
+                let tree = GitTree::new(&repo, oid).ok()?;
+                load_policy(&tree).policy.resources.get(&name).cloned()
+            })
+            .ok_or_else(|| {
+                format!("the ledger records grants open on `{name}`, which is no longer in policies/, and no earlier policy with its config was found; restore the resource in policies/ until its grants are revoked, or revoke them by hand")
+            });
+        out.insert(name, (kind, config));
     }
     out
 }
@@ -44,7 +79,18 @@ pub async fn prepare(
     github: Option<&dyn crate::github::GitHubApi>,
 ) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
     let desired = desired_state(repo_dir, at, github).await?;
-    let built = providers_for(repo_dir, &desired).await;
+    let mut built = providers_for(repo_dir, &desired).await;
+    let retired = retired_resources(repo_dir, &desired);
+    for (name, (_, res)) in &retired {
+        let p = match res {
+            Ok(res) => {
+                let ctx = ProviderContext { repo: repo_dir, resource: name, config: res, now: desired.at };
+                build(&ctx).await.map(Arc::from).map_err(|e| format!("{e} (resource removed from policies/ with grants still open)"))
+            }
+            Err(e) => Err(e.clone()),
+        };
+        built.insert(name.clone(), p);
+    }
     let list_retry = ExecOptions::from_env();
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
@@ -77,6 +123,14 @@ pub async fn prepare(
         let (Some(f), Some(h)) = (access_fns.get(name), held.remove(name)) else { continue };
         let native = providers.get(name).is_some_and(|p| p.native_expiry());
         states.insert(name.clone(), ResourceState { provider: res.provider, access_for: f.as_ref(), native_expiry: native, held: h });
+    }
+    // Retired resources: nothing is wanted there, so everything held is revoked.
+    let none: Box<AccessFn> = Box::new(|_: &str, _: &serde_json::Value| Err("the resource was removed from policies/".to_string()));
+    for (name, (kind, _)) in &retired {
+        let Some(h) = held.remove(name) else { continue };
+        let kind = *kind;
+        let native = providers.get(name).is_some_and(|p| p.native_expiry());
+        states.insert(name.clone(), ResourceState { provider: kind, access_for: none.as_ref(), native_expiry: native, held: h });
     }
     let plan = make_plan(&desired, &states);
     Ok((desired, providers, plan))

@@ -418,3 +418,67 @@ fn plan_human_output_snapshot() {
     let text = regex::Regex::new(r"\b[0-9a-f]{10}\b").unwrap().replace_all(&out.all(), "[COMMIT]").to_string();
     insta::assert_snapshot!("plan-human", text);
 }
+
+/// A resource removed from policies/ while it still holds a grant: reconcile
+/// rebuilds its provider from the policy the ledger names and revokes it;
+/// with no such policy it reports the resource instead of forgetting it.
+#[test]
+fn grants_on_a_resource_removed_from_policies_are_still_revoked() {
+    let r = repo();
+    land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "8h"))], &[]);
+    let out = r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(grants(&r).len(), 1);
+
+    // Policy change: the sandbox resource and its request go (approved).
+    let retired = POLICIES.replace("  sandbox: { provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }\n", "");
+    r.branch("retire");
+    r.write("policies/all.yaml", &retired);
+    r.git(&["rm", "-q", "requests/heidi-sandbox.yaml"]);
+    r.commit_as("alice", "retire sandbox");
+    r.checkout("main");
+    r.merge("retire", "Merge pull request #2 from retire\n\nApproved-by: frank\n");
+
+    let plan = r.run(&["plan", "--at", "2026-12-01T11:00:00Z", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let actions = plan.json()["actions"].clone();
+    assert_eq!(actions.as_array().unwrap().len(), 1, "{actions}");
+    assert_eq!((actions[0]["action"].as_str(), actions[0]["resource"].as_str()), (Some("revoke"), Some("sandbox")));
+    let out = r.run(&["reconcile", "--at", "2026-12-01T11:00:00Z"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(grants(&r).is_empty(), "the retired resource's grant is revoked");
+    let last = ledger(&r).pop().unwrap();
+    assert_eq!((last["action"].as_str(), last["resource"].as_str(), last["result"].as_str()), (Some("revoke"), Some("sandbox"), Some("ok")));
+}
+
+#[test]
+fn a_retired_resource_without_a_known_policy_is_reported_not_forgotten() {
+    let r = repo();
+    land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "8h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    // Rewrite the ledger so its entries name no commit that still holds the policy.
+    let text = r.git(&["show", "gitgrant-ledger:ledger.jsonl"]);
+    let stripped: String = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().retain(|k, _| k != "merge_commit" && k != "base_commit");
+            format!("{v}\n")
+        })
+        .collect();
+    let repo = git2::Repository::open(r.path()).unwrap();
+    let head = repo.find_reference("refs/heads/gitgrant-ledger").unwrap().peel_to_commit().unwrap();
+    let mut tb = repo.treebuilder(Some(&head.tree().unwrap())).unwrap();
+    tb.insert("ledger.jsonl", repo.blob(stripped.as_bytes()).unwrap(), 0o100644).unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("refs/heads/gitgrant-ledger"), &sig, &sig, "strip commits", &tree, &[&head]).unwrap();
+    let retired = POLICIES.replace("  sandbox: { provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }\n", "");
+    r.write("policies/all.yaml", &retired);
+    r.git(&["rm", "-q", "requests/heidi-sandbox.yaml"]);
+    r.commit("retire sandbox");
+    let out = r.run(&["plan", "--at", "2026-12-01T11:00:00Z"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("`sandbox`, which is no longer in policies/"), "{}", out.all());
+    assert_eq!(grants(&r).len(), 1, "nothing was touched");
+}
