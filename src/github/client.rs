@@ -379,6 +379,20 @@ impl GitHubApi for Client {
         Ok(items.iter().filter_map(review_from_json).collect())
     }
 
+    async fn commit_authors(&self, number: u64) -> Result<Vec<String>, ApiError> {
+        let items = self.list(&self.repo_path(&format!("/pulls/{number}/commits?per_page=100"))).await?;
+        let mut out: Vec<String> = items
+            .iter()
+            .flat_map(|c| [str_at(c, "/author/login"), str_at(c, "/committer/login")])
+            .flatten()
+            .filter(|l| *l != "web-flow")
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn changed_files(&self, number: u64) -> Result<Vec<String>, ApiError> {
         let items = self.list(&self.repo_path(&format!("/pulls/{number}/files?per_page=100"))).await?;
         let mut out = Vec::new();

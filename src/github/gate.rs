@@ -205,6 +205,10 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
     let groups = resolve_groups(api, &report, &requirements, &mut notes).await;
     let mut excluded: BTreeSet<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()).collect();
     excluded.insert(pr.author.clone());
+    match api.commit_authors(pr.number).await {
+        Ok(logins) => excluded.extend(logins),
+        Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits (their authors cannot approve): {e}"), notes),
+    }
     let excluded: Vec<String> = excluded.into_iter().collect();
     let decision =
         approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
@@ -400,7 +404,7 @@ fn short(sha: &str) -> &str {
 
 fn why(reason: &IgnoreReason) -> String {
     match reason {
-        IgnoreReason::RequesterOrAuthor => "requester or PR author: cannot approve".to_string(),
+        IgnoreReason::RequesterOrAuthor => "requester, PR author or committer: cannot approve".to_string(),
         IgnoreReason::Superseded => "superseded by their later review".to_string(),
         IgnoreReason::Dismissed => "review dismissed".to_string(),
         IgnoreReason::StaleCommit { commit } => format!("approved an older commit ({}): approve again", short(commit)),

@@ -183,6 +183,10 @@ pub trait GitHubApi: Send + Sync {
     async fn pull_request(&self, number: u64) -> Result<PullRequest, ApiError>;
     /// Every review of the PR, all pages, in GitHub's (chronological) order.
     async fn reviews(&self, number: u64) -> Result<Vec<Review>, ApiError>;
+    /// Logins of the authors and committers of the PR's commits, all pages
+    /// (GitHub's own `web-flow` committer left out). Whoever wrote part of a
+    /// change cannot approve it.
+    async fn commit_authors(&self, number: u64) -> Result<Vec<String>, ApiError>;
     /// Every path the PR touches (for renames both old and new), all pages.
     async fn changed_files(&self, number: u64) -> Result<Vec<String>, ApiError>;
     /// Logins of the members of `org/team_slug` (including child teams), all pages.

@@ -238,6 +238,8 @@ async fn verify_on_github(
     let groups = verdict.report.policy.group_members();
     let mut excluded = verdict.excluded.clone();
     excluded.push(pr.author.to_ascii_lowercase());
+    let committers = api.commit_authors(number).await.map_err(|e| format!("cannot list the commits of PR #{number} (their authors cannot approve): {e}"))?;
+    excluded.extend(committers.iter().map(|l| l.to_ascii_lowercase()));
     let decision =
         approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
     if !decision.satisfied {

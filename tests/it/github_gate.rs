@@ -135,8 +135,31 @@ async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
         .await;
 }
 
-/// The PR, its files, no comments yet, and the write endpoints.
+/// One entry of `GET /pulls/{n}/commits`.
+fn pr_commit(sha: &str, author: &str, committer: &str) -> Value {
+    let who = |login: &str| json!({"name": login, "email": format!("{login}@example.com"), "date": "2026-11-23T08:00:00Z"});
+    json!({
+        "sha": sha, "node_id": "C_kwDOA1b2c9oAKDAx",
+        "commit": {"author": who(author), "committer": who(committer), "message": "a commit", "comment_count": 0},
+        "author": user(author, "User"),
+        "committer": if committer == "web-flow" { user("web-flow", "User") } else { user(committer, "User") },
+        "parents": []
+    })
+}
+
+/// The PR's commits; mounted with priority so a test can override the default.
+async fn mount_commits(server: &MockServer, commits: Vec<Value>, priority: u8) {
+    Mock::given(method("GET"))
+        .and(path(repo_path(&format!("/pulls/{PR}/commits"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(commits))
+        .with_priority(priority)
+        .mount(server)
+        .await;
+}
+
+/// The PR, its commits, its files, no comments yet, and the write endpoints.
 async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments: Vec<Value>) {
+    mount_commits(server, vec![pr_commit(&pr.head, "carol", "web-flow")], 5).await;
     Mock::given(method("GET"))
         .and(path(repo_path(&format!("/pulls/{PR}"))))
         .respond_with(ResponseTemplate::new(200).set_body_json(pull("carol", &pr.base, &pr.head)))
@@ -627,6 +650,7 @@ async fn plan_github(reviews: fn(&PrRepo) -> Vec<Value>, forge: bool) -> Value {
     p["merged"] = json!(true);
     p["merge_commit_sha"] = json!(if forge { "0123456789abcdef0123456789abcdef01234567".to_string() } else { merge });
     Mock::given(method("GET")).and(path(repo_path(&format!("/pulls/{PR}")))).respond_with(ResponseTemplate::new(200).set_body_json(p)).mount(&server).await;
+    mount_commits(&server, vec![pr_commit(&pr.head, "carol", "carol")], 5).await;
     Mock::given(method("GET"))
         .and(path(repo_path(&format!("/pulls/{PR}/reviews"))))
         .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(reviews(&pr))))
@@ -670,4 +694,31 @@ async fn reconcile_in_github_mode_refuses_a_direct_push_that_claims_a_pr_and_for
     .await;
     let why = refusal(&plan).expect("refused");
     assert!(why.contains("names PR #7, but GitHub says that PR was merged as 0123456789"), "{why}");
+}
+
+/// Whoever pushed a commit to the PR wrote part of the change: their approval
+/// does not count, even when they are not the PR's author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_who_pushed_a_commit_to_the_pr_cannot_approve_it() {
+    let pr = pr_repo("INC-42: orders stuck in pending, fix rows by hand");
+    let approvals = vec![review(401, "grace", "APPROVED", &pr.head, "2026-11-23T08:15:00Z"), review(402, "erin", "APPROVED", &pr.head, "2026-11-23T08:16:00Z")];
+
+    // grace (managers) and erin (security) approve the head: enough.
+    let server = MockServer::start().await;
+    mount_pr(&server, &pr, vec![file(REQUEST, "added")], vec![]).await;
+    mount_review_pages(&server, [approvals.clone(), vec![], vec![]]).await;
+    let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    // The same reviews, but erin also pushed the head commit.
+    let server = MockServer::start().await;
+    mount_pr(&server, &pr, vec![file(REQUEST, "added")], vec![]).await;
+    mount_commits(&server, vec![pr_commit(&pr.older, "carol", "web-flow"), pr_commit(&pr.head, "erin", "erin")], 1).await;
+    mount_review_pages(&server, [approvals, vec![], vec![]]).await;
+    let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stdout.contains("from security: could approve: dave\n"), "{}", out.all());
+    let run = &sent(&server, "POST", &repo_path("/check-runs")).await[0];
+    assert_eq!(run["conclusion"], "action_required");
+    assert!(run["output"]["summary"].as_str().unwrap().contains("- erin: requester, PR author or committer: cannot approve"), "{run}");
 }

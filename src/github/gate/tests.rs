@@ -19,6 +19,7 @@ struct Fake {
     pr: Option<PullRequest>,
     reviews: Vec<Review>,
     files: Vec<String>,
+    committers: Vec<String>,
     teams: BTreeMap<String, Vec<String>>,
     viewer: Option<String>,
     forbid_check_runs: bool,
@@ -43,6 +44,9 @@ impl GitHubApi for Fake {
     }
     async fn changed_files(&self, _: u64) -> Result<Vec<String>, ApiError> {
         Ok(self.files.clone())
+    }
+    async fn commit_authors(&self, _: u64) -> Result<Vec<String>, ApiError> {
+        Ok(self.committers.clone())
     }
     async fn team_members(&self, org: &str, slug: &str) -> Result<Vec<String>, ApiError> {
         let team = format!("{org}/{slug}");
