@@ -28,6 +28,8 @@ fn quote(s: &str) -> String {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
         && s.chars().any(|c| c.is_ascii_alphabetic())
         && s.parse::<f64>().is_err()
+        && !s.starts_with("0x")
+        && !s.starts_with("0o")
         && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null" | "nan" | "inf");
     if plain { s.to_string() } else { serde_json::Value::String(s.to_string()).to_string() }
 }
