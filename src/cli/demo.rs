@@ -227,7 +227,13 @@ fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step<Vec<String>> {
     println!("\nThe local provider now holds: {}", held.join(", "));
 
     heading("8. The break-glass grant is reviewed after the fact");
-    d.commit_empty("dave", &format!("Review break-glass access {bob_id}\n\nINC-4300 postmortem: the access was used as stated.\n\nBreak-glass-review: {bob_id}\nApproved-by: erin"), m(120))?;
+    d.commit_empty(
+        "dave",
+        &format!(
+            "Review break-glass access {bob_id}\n\nINC-4300 postmortem: the access was used as stated.\n\nBreak-glass-review: {bob_id}\nApproved-by: erin"
+        ),
+        m(120),
+    )?;
 
     heading("9. reconcile after the end time: access is revoked");
     let after = alice_start + Duration::hours(2) + Duration::minutes(5);

@@ -218,7 +218,14 @@ fn prompt(policy: &Policy, who: &str, a: &Args) -> Result<Draft, String> {
         None => {
             let items: Vec<String> = roles
                 .iter()
-                .map(|(n, r)| format!("{n} ({}, at most {}){}", r.privilege.as_str(), r.max_duration, r.description.as_ref().map(|d| format!(": {d}")).unwrap_or_default()))
+                .map(|(n, r)| {
+                    format!(
+                        "{n} ({}, at most {}){}",
+                        r.privilege.as_str(),
+                        r.max_duration,
+                        r.description.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                    )
+                })
                 .collect();
             let i = Select::new().with_prompt(format!("Role for {who}")).items(&items).default(0).interact().map_err(err)?;
             roles[i].0.clone()
@@ -297,12 +304,40 @@ fn prompt(policy: &Policy, who: &str, a: &Args) -> Result<Draft, String> {
             Some(t.trim().to_string()).filter(|t| !t.is_empty())
         }
     };
+    let start = match a.start {
+        Some(s) => Some(s),
+        None => {
+            let s = Input::<String>::new()
+                .with_prompt("Start (RFC 3339, e.g. 2026-12-01T10:00:00Z; empty: when the pull request merges)")
+                .allow_empty(true)
+                .validate_with(|s: &String| if s.trim().is_empty() { Ok(()) } else { super::parse_time(s.trim()).map(|_| ()) })
+                .interact_text()
+                .map_err(err)?;
+            match s.trim() {
+                "" => None,
+                t => Some(super::parse_time(t)?),
+            }
+        }
+    };
     let break_glass = a.break_glass
         || (policy.break_glass.is_some()
             && role.break_glass
-            && a.role.is_none()
-            && Confirm::new().with_prompt("Break-glass (emergency: fewer approvals, short window, reviewed afterwards)?").default(false).interact().map_err(err)?);
-    Ok(Draft { requester: who.to_string(), role: role_name, resources, start: a.start, duration: duration.trim().to_string(), reason, ticket, break_glass, extends: None })
+            && Confirm::new()
+                .with_prompt("Break-glass (emergency: fewer approvals, short window, reviewed afterwards)?")
+                .default(false)
+                .interact()
+                .map_err(err)?);
+    Ok(Draft {
+        requester: who.to_string(),
+        role: role_name,
+        resources,
+        start,
+        duration: duration.trim().to_string(),
+        reason,
+        ticket,
+        break_glass,
+        extends: None,
+    })
 }
 
 /// One line for the PR body and the summary: what the change needs.
@@ -366,7 +401,12 @@ fn remote_slug(repo: &Path, remote: &str) -> Option<String> {
 pub(super) fn pr_body(draft: &Draft, id: &str, path: &str, report: &CheckReport) -> String {
     use crate::render::escape_markdown as md;
     let mut s = String::new();
-    s += &format!("**{}** asks for **{}** on {}.\n\n", md(&draft.requester), md(&draft.role), draft.resources.iter().map(|r| format!("{}", md(r))).collect::<Vec<_>>().join(", "));
+    s += &format!(
+        "**{}** asks for **{}** on {}.\n\n",
+        md(&draft.requester),
+        md(&draft.role),
+        draft.resources.iter().map(|r| md(r)).collect::<Vec<_>>().join(", ")
+    );
     s += "| | |\n|---|---|\n";
     s += &format!("| request | {} |\n", md(id));
     if let Some(o) = report.requests.iter().find(|r| r.id == id) {

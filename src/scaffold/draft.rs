@@ -63,9 +63,8 @@ impl Draft {
     /// cannot hold become `-`.
     pub fn id(&self, today: DateTime<Utc>, taken: &dyn Fn(&str) -> bool) -> Option<String> {
         let date = self.start.unwrap_or(today).format("%Y-%m-%d");
-        let clean = |s: &str| -> String {
-            s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect()
-        };
+        let clean =
+            |s: &str| -> String { s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect() };
         let stem: String = format!("{date}-{}-{}", clean(&self.requester), clean(&self.role)).chars().take(74).collect();
         (1..1000).map(|n| if n == 1 { stem.clone() } else { format!("{stem}-{n}") }).find(|id| valid_id(id) && !taken(id))
     }

@@ -379,9 +379,14 @@ pub fn validate_extends(req: &Request, window: Option<Window>, old: &Request, ol
     let path = req.file.as_str();
     if req.requester != old.requester {
         d.push(
-            Diagnostic::new(Code::ExtendsMismatch, path, raw.requester.pos, format!("`{}` is a request of `{}`, not of `{}`", ext.value, old.requester, req.requester))
-                .help("only the requester's own access can be extended; ask for it in a new request without `extends`")
-                .len(raw.requester.value.chars().count()),
+            Diagnostic::new(
+                Code::ExtendsMismatch,
+                path,
+                raw.requester.pos,
+                format!("`{}` is a request of `{}`, not of `{}`", ext.value, old.requester, req.requester),
+            )
+            .help("only the requester's own access can be extended; ask for it in a new request without `extends`")
+            .len(raw.requester.value.chars().count()),
         );
     }
     if req.role != old.role {
@@ -400,7 +405,11 @@ pub fn validate_extends(req: &Request, window: Option<Window>, old: &Request, ol
                 Code::ExtendsMismatch,
                 path,
                 raw.start.as_ref().map_or(ext.pos, |s| s.pos),
-                format!("an extension of `{}` must start when it ends ({end}); this one starts at {}", ext.value, w.start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                format!(
+                    "an extension of `{}` must start when it ends ({end}); this one starts at {}",
+                    ext.value,
+                    w.start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
             )
             .help(format!("set `start: {end}` (`gitgrant extend {} --by DUR` writes it)", ext.value)),
         );

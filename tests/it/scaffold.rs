@@ -36,7 +36,9 @@ fn demo_shows_the_whole_lifecycle() {
     let took = started.elapsed();
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(out.stderr, "", "the demo prints everything on stdout");
-    for step in ["check passed: 1 request", "error[GG206]", "[BREAK-GLASS]", "grant  local orders-db alice readonly: done", "revoke local orders-db bob admin: done"] {
+    for step in
+        ["check passed: 1 request", "error[GG206]", "[BREAK-GLASS]", "grant  local orders-db alice readonly: done", "revoke local orders-db bob admin: done"]
+    {
         assert!(out.stdout.contains(step), "missing `{step}`:\n{}", out.stdout);
     }
     assert!(took.as_secs_f64() < 10.0, "the demo took {took:?}");
@@ -233,6 +235,8 @@ fn request_prompts_on_a_terminal() {
     p.send_line("INC-77: checking stuck orders").unwrap();
     p.exp_string("Ticket").unwrap();
     p.send_line("INC-77").unwrap();
+    p.exp_string("Start (RFC 3339").unwrap();
+    p.send_line("").unwrap();
     p.exp_string("Break-glass").unwrap();
     p.send_line("n").unwrap();
     // The verdict before writing: risk and approvals.
@@ -243,7 +247,10 @@ fn request_prompts_on_a_terminal() {
     p.exp_string("wrote requests/2026-11-23-alice-db-readonly.yaml").unwrap();
     p.exp_eof().unwrap();
     let text = r.read("requests/2026-11-23-alice-db-readonly.yaml");
-    assert!(text.contains("requester: alice\nrole: db-readonly\nresources: [orders-db]\nduration: 2h\nreason: \"INC-77: checking stuck orders\"\nticket: INC-77\n"), "{text}");
+    assert!(
+        text.contains("requester: alice\nrole: db-readonly\nresources: [orders-db]\nduration: 2h\nreason: \"INC-77: checking stuck orders\"\nticket: INC-77\n"),
+        "{text}"
+    );
     assert!(!text.contains("break_glass"), "{text}");
 }
 
@@ -316,7 +323,12 @@ async fn request_open_pr_pushes_and_opens_the_pull_request() {
     assert!(out.stdout.contains("opened pull request #42 on acme/access"), "{}", out.stdout);
     // The branch is on the remote with the request file.
     let branch = "request/2026-12-01-alice-db-readonly";
-    let show = Command::new("git").arg("--git-dir").arg(remote.path()).args(["show", &format!("{branch}:requests/2026-12-01-alice-db-readonly.yaml")]).output().unwrap();
+    let show = Command::new("git")
+        .arg("--git-dir")
+        .arg(remote.path())
+        .args(["show", &format!("{branch}:requests/2026-12-01-alice-db-readonly.yaml")])
+        .output()
+        .unwrap();
     assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
     assert!(String::from_utf8_lossy(&show.stdout).contains("requester: alice"));
     let sent: Vec<Value> = server.received_requests().await.unwrap().iter().map(|q| q.body_json::<Value>().unwrap()).collect();
