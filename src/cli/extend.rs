@@ -44,6 +44,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let Some(old) = report.requests.iter().find(|r| r.id == id) else {
         return fail(format!("no request `{id}` in the committed tree; extend a request that is on main (see `gitgrant check --all`)"));
     };
+    if old.change != crate::check::Change::Unchanged {
+        return fail(format!("`{id}` is not on main yet (it is {} on this branch); merge it first, then extend it", old.change.as_str()));
+    }
     let (Some(req), Some(end)) = (&old.request, old.end) else {
         return fail(format!("`{id}` has no valid window; fix it first (`gitgrant explain {id}`)"));
     };

@@ -289,6 +289,10 @@ fn extend_continues_a_merged_request_and_check_holds_it_to_that() {
     assert_eq!(check.code, 1, "{}", check.all());
     assert_eq!(check.stderr.matches("error[GG219]").count(), 3, "{}", check.all());
     assert!(check.stderr.contains("must start when it ends (2026-12-01T12:00:00Z)"), "{}", check.all());
+    // Nor one that is only on this branch.
+    let out = r.run(&["--now", "2026-12-01T11:30:00Z", "extend", "2026-12-01-bob-more", "--by", "1h"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("is not on main yet"), "{}", out.all());
     // An unknown request cannot be extended.
     let out = r.run(&["--now", "2026-12-01T11:30:00Z", "extend", "nope-nope", "--by", "1h"]);
     assert_eq!(out.code, 2, "{}", out.all());
