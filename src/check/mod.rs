@@ -192,15 +192,21 @@ pub fn main_commit(repo: &Repository) -> Option<Oid> {
 }
 
 pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
+    run_check_on(repo_dir, opts, &FsTree::new(repo_dir))
+}
+
+/// [`run_check`] with `worktree` standing for the working tree (used when no
+/// `head` is given): `request` judges a file before writing it.
+pub fn run_check_on(repo_dir: &std::path::Path, opts: &CheckOptions, worktree: &dyn Tree) -> Result<CheckReport, CheckError> {
     let repo = Repository::open(repo_dir);
     let repo = match (repo, &opts.base, &opts.head) {
         (Ok(r), _, _) => Some(r),
         (Err(e), None, None) if e.code() == git2::ErrorCode::NotFound => None,
         (Err(e), _, _) => return Err(CheckError::NotARepo(repo_dir.display().to_string(), e)),
     };
-    let fs = FsTree::new(repo_dir);
+    let fs = worktree;
     match &repo {
-        None => judge(None, None, &EmptyTree, &fs, None, opts, true),
+        None => judge(None, None, &EmptyTree, fs, None, opts, true),
         Some(repo) => {
             let head_oid = match &opts.head {
                 Some(h) => Some(resolve(repo, h)?),
@@ -221,7 +227,7 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
             let base_tree = base_oid.map(|b| GitTree::new(repo, b)).transpose()?;
             let head_tree = head_oid.map(|h| GitTree::new(repo, h)).transpose()?;
             let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
-            let head: &dyn Tree = head_tree.as_ref().map_or(&fs as &dyn Tree, |t| t as &dyn Tree);
+            let head: &dyn Tree = head_tree.as_ref().map_or(fs, |t| t as &dyn Tree);
             judge(Some(repo), base_oid, base, head, head_oid, opts, head_oid.is_none())
         }
     }
@@ -410,6 +416,13 @@ fn judge(
         if change != Change::Shrink {
             validate_request(&req, &policy, &ctx, &mut d);
         }
+        if change.needs_approval()
+            && let Some(old_id) = &req.extends
+            && let Some(old) = base_request(base, old_id)
+        {
+            let old_window = old.window(history.landed(old_id).unwrap_or(opts.now));
+            crate::validate::request::validate_extends(&req, req.window(default_start), &old, old_window, &mut d);
+        }
         let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
         outcomes.push(evaluate(req, change, parse_ok, &policy, &history, default_start, &mut d));
         // The text is kept only to render this file's diagnostics (reading it
@@ -538,6 +551,12 @@ pub fn describe_rules(rules: &[ApprovalRule]) -> String {
         return "no approvals".to_string();
     }
     rules.iter().map(|r| format!("{} from {}", r.count, r.from.join(" or "))).collect::<Vec<_>>().join(" and ")
+}
+
+/// The request `id` as the base has it (what an extension continues).
+fn base_request(base: &dyn Tree, id: &str) -> Option<Request> {
+    let entry = base.list(REQUEST_DIR).ok()?.into_iter().find(|e| request_id(&e.path) == Some(id))?;
+    load_request(base, &entry, &mut Diagnostics::default())
 }
 
 /// Requesters (lowercase) of the changed request files, before and after:

@@ -76,6 +76,7 @@ codes! {
     TierDurationCap = "GG216", Error, "duration above the tier's cap";
     UnknownExtends = "GG217", Error, "extends an unknown request";
     DuplicateResource = "GG218", Warning, "resource listed twice";
+    ExtendsMismatch = "GG219", Error, "extension does not continue the request";
     // Pull-request level.
     MixedChange = "GG301", Error, "policy and request changes mixed";
     ModifiedRequest = "GG302", Note, "merged request modified";

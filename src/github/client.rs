@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use octocrab::Octocrab;
 use serde_json::{Value, json};
 
-use super::{ApiError, CheckRun, Comment, CommitStatus, GitHubApi, PullRequest, RepoSlug, Review};
+use super::{ApiError, CheckRun, Comment, CommitStatus, GitHubApi, NewPullRequest, PullRequest, RepoSlug, Review};
 use crate::approval::ReviewState;
 
 /// The public GitHub API, when `GITHUB_API_URL` is unset.
@@ -443,6 +443,15 @@ impl GitHubApi for Client {
     async fn update_comment(&self, id: u64, body: &str) -> Result<(), ApiError> {
         let path = self.repo_path(&format!("/issues/comments/{id}"));
         self.json(Method::Patch, &path, Some(&json!({ "body": body }))).await.map(|_| ())
+    }
+
+    async fn create_pull_request(&self, pr: &NewPullRequest) -> Result<(u64, String), ApiError> {
+        let path = self.repo_path("/pulls");
+        let body = serde_json::to_value(pr).map_err(|e| ApiError::Decode { method: "POST".into(), path: path.clone(), message: e.to_string() })?;
+        // Not retried on 5xx: a second POST could open a second PR.
+        let v = self.json(Method::Post, &path, Some(&body)).await?;
+        let number = v.get("number").and_then(Value::as_u64).ok_or_else(|| decode_err(&path, "/number"))?;
+        Ok((number, str_at(&v, "/html_url").unwrap_or_default().to_string()))
     }
 
     async fn viewer_login(&self) -> Option<String> {

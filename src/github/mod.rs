@@ -201,4 +201,17 @@ pub trait GitHubApi: Send + Sync {
     /// The login the client acts as, when GitHub tells (`GET /user`); Actions
     /// and App installation tokens cannot ask, and get `None`.
     async fn viewer_login(&self) -> Option<String>;
+    /// Opens a pull request (`gitgrant request --open-pr`); returns its number and URL.
+    async fn create_pull_request(&self, pr: &NewPullRequest) -> Result<(u64, String), ApiError>;
+}
+
+/// A pull request to open, as sent to `POST /repos/{o}/{r}/pulls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewPullRequest {
+    pub title: String,
+    /// The branch with the change.
+    pub head: String,
+    /// The branch it goes into.
+    pub base: String,
+    pub body: String,
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
 use crate::model::policy::{Policy, ProviderKind};
-use crate::model::request::{RawRequest, Request};
+use crate::model::request::{RawRequest, Request, Window};
 use crate::model::{Duration, Sp};
 use crate::source::{Entry, EntryKind, Tree, parse_yaml};
 
@@ -366,6 +366,52 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             Diagnostic::new(Code::UnknownExtends, path, e.pos, format!("`extends: {}` names no request on main", e.value))
                 .help("name the id (file stem) of a merged request")
                 .len(e.value.chars().count()),
+        );
+    }
+}
+
+/// An extension (`extends: <id>`) continues `old`: the same requester and
+/// role, starting exactly when `old` ends. It is judged as a new request
+/// besides, so widening it needs the same approvals as asking afresh.
+pub fn validate_extends(req: &Request, window: Option<Window>, old: &Request, old_window: Option<Window>, d: &mut Diagnostics) {
+    let raw = &req.raw;
+    let Some(ext) = &raw.extends else { return };
+    let path = req.file.as_str();
+    if req.requester != old.requester {
+        d.push(
+            Diagnostic::new(
+                Code::ExtendsMismatch,
+                path,
+                raw.requester.pos,
+                format!("`{}` is a request of `{}`, not of `{}`", ext.value, old.requester, req.requester),
+            )
+            .help("only the requester's own access can be extended; ask for it in a new request without `extends`")
+            .len(raw.requester.value.chars().count()),
+        );
+    }
+    if req.role != old.role {
+        d.push(
+            Diagnostic::new(Code::ExtendsMismatch, path, raw.role.pos, format!("`{}` is for role `{}`, not `{}`", ext.value, old.role, req.role))
+                .help("an extension keeps the role; ask for another role in a new request")
+                .len(raw.role.value.chars().count()),
+        );
+    }
+    if let (Some(w), Some(ow)) = (window, old_window)
+        && w.start != ow.end
+    {
+        let end = ow.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        d.push(
+            Diagnostic::new(
+                Code::ExtendsMismatch,
+                path,
+                raw.start.as_ref().map_or(ext.pos, |s| s.pos),
+                format!(
+                    "an extension of `{}` must start when it ends ({end}); this one starts at {}",
+                    ext.value,
+                    w.start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            )
+            .help(format!("set `start: {end}` (`gitgrant extend {} --by DUR` writes it)", ext.value)),
         );
     }
 }

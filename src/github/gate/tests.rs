@@ -88,6 +88,9 @@ impl GitHubApi for Fake {
     async fn viewer_login(&self) -> Option<String> {
         self.viewer.clone()
     }
+    async fn create_pull_request(&self, _: &crate::github::NewPullRequest) -> Result<(u64, String), ApiError> {
+        Err(http(404))
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
