@@ -15,4 +15,5 @@ mod prune;
 mod reconcile;
 mod reconcile_e2e;
 mod risk;
+mod simulate;
 mod workflows;

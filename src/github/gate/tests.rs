@@ -277,6 +277,8 @@ fn a_broken_base_template_falls_back_to_the_built_in_one() {
         error: None,
         requests: vec![],
         policy_change: None,
+        policy_diff: None,
+        policy_diff_markdown: None,
         slots: vec![],
         approvers: vec![],
         blockers: vec![],
