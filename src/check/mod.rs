@@ -345,8 +345,7 @@ fn judge(
                 crate::history::CacheUse::Cold => "cold: no usable index, full walk".to_string(),
                 crate::history::CacheUse::Warm(n) => format!("warm: {n} newer commit(s) walked"),
             };
-            history_status =
-                Some(format!("history index {how}; {} request record(s), {} ms", h.requests.len(), started.elapsed().as_millis()));
+            history_status = Some(format!("history index {how}; {} request record(s), {} ms", h.requests.len(), started.elapsed().as_millis()));
             h
         }
         _ => History::default(),

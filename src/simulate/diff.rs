@@ -204,10 +204,7 @@ pub fn policy_diff(base: &Policy, head: &Policy, requests: &[Request], history: 
     }
     rejudged.sort_by(|a, b| a.id.cmp(&b.id));
     let teams: BTreeSet<&str> = base.groups.iter().chain(&head.groups).filter(|(_, g)| g.github_team.is_some()).map(|(n, _)| n.as_str()).collect();
-    let notes = teams
-        .into_iter()
-        .map(|g| format!("group `{g}` also takes members from a GitHub team; only its listed members are expanded here"))
-        .collect();
+    let notes = teams.into_iter().map(|g| format!("group `{g}` also takes members from a GitHub team; only its listed members are expanded here")).collect();
     PolicyDiff {
         eligibility: eligibility_changes(base, head),
         tiers: tier_changes(base, head),
@@ -306,7 +303,8 @@ impl fmt::Display for PolicyDiff {
         if !self.requests.is_empty() {
             let _ = writeln!(s, "  requests judged differently");
             for r in &self.requests {
-                let _ = writeln!(s, "    {} ({}, {} -> {} on {}): {} changes", r.id, r.state, r.requester, r.role, r.resources.join(", "), r.changes.join(", "));
+                let _ =
+                    writeln!(s, "    {} ({}, {} -> {} on {}): {} changes", r.id, r.state, r.requester, r.role, r.resources.join(", "), r.changes.join(", "));
                 let _ = writeln!(s, "      before: {}", r.before.describe());
                 let _ = writeln!(s, "      after:  {}", r.after.describe());
             }
@@ -326,7 +324,11 @@ mod tests {
     use crate::model::policy::{Group, Identity, Origin, Tier};
 
     fn group(members: &[&str]) -> Group {
-        Group { members: members.iter().map(|m| m.to_string()).collect(), github_team: None, origin: Origin { file: String::new(), pos: crate::diag::Pos::FILE } }
+        Group {
+            members: members.iter().map(|m| m.to_string()).collect(),
+            github_team: None,
+            origin: Origin { file: String::new(), pos: crate::diag::Pos::FILE },
+        }
     }
 
     fn policy() -> Policy {

@@ -39,7 +39,11 @@ fn policy_branch(r: &Repo, name: &str, edits: &[(&str, &str, &str)]) {
 
 const RAISE_LOW: (&str, &str, &str) = ("policies/risk.yaml", "{ name: low,      max_score: 29,", "{ name: low,      max_score: 56,");
 const HEIDI_DBA: (&str, &str, &str) = ("policies/groups.yaml", "members: [carol]", "members: [carol, heidi]");
-const READONLY_2H: (&str, &str, &str) = ("policies/roles.yaml", "privilege: read\n    max_duration: 8h\n    eligible: [sre, dba, developers]", "privilege: read\n    max_duration: 2h\n    eligible: [sre, dba, developers]");
+const READONLY_2H: (&str, &str, &str) = (
+    "policies/roles.yaml",
+    "privilege: read\n    max_duration: 8h\n    eligible: [sre, dba, developers]",
+    "privilege: read\n    max_duration: 2h\n    eligible: [sre, dba, developers]",
+);
 
 #[test]
 fn a_policy_pr_shows_who_gains_access_which_tiers_move_and_which_requests_change() {
@@ -117,8 +121,12 @@ fn simulate_replays_every_landed_version_under_a_raised_threshold() {
     assert_eq!((c2["before"]["score"].as_i64(), c2["after"]["score"].as_i64()), (Some(56), Some(56)));
     assert_eq!(c2["change"], "modified");
     assert!(c2["after"]["errors"][0].as_str().unwrap().contains("longer than role `db-readonly` allows (2h)"), "{c2:#}");
-    let tiers: Vec<(String, u64, u64)> =
-        v["tiers"].as_array().unwrap().iter().map(|t| (t["tier"].as_str().unwrap().to_string(), t["before"].as_u64().unwrap(), t["after"].as_u64().unwrap())).collect();
+    let tiers: Vec<(String, u64, u64)> = v["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tier"].as_str().unwrap().to_string(), t["before"].as_u64().unwrap(), t["after"].as_u64().unwrap()))
+        .collect();
     let t = |n: &str, b, a| (n.to_string(), b, a);
     assert_eq!(tiers, vec![t("auto", 0, 0), t("low", 1, 3), t("medium", 2, 0), t("high", 1, 1), t("critical", 0, 0)]);
     assert_eq!((v["invalid"]["before"].as_u64(), v["invalid"]["after"].as_u64()), (Some(0), Some(1)));
@@ -225,7 +233,6 @@ fn quiet_prints_only_errors_and_verbose_shows_the_history_index() {
     let quiet_fail = bad.run(&[&args[..], &["-q"]].concat());
     assert_eq!((quiet_fail.code, quiet_fail.stdout.as_str()), (1, ""), "{}", quiet_fail.all());
     assert!(quiet_fail.stderr.contains("error[GG") && quiet_fail.stderr.contains("check failed"), "{}", quiet_fail.stderr);
-
 }
 
 #[test]
