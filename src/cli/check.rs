@@ -90,7 +90,9 @@ fn print_report(g: &Global, report: &CheckReport) {
                     Err(e) => eprintln!("warning: job summary template failed: {e}"),
                 }
             }
-            eprintln!("{}", verdict(report));
+            if !g.quiet || report.status != Status::Ok {
+                eprintln!("{}", verdict(report));
+            }
         }
     }
 }

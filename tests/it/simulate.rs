@@ -245,3 +245,28 @@ fn every_command_has_examples_in_its_help() {
         assert!(out.stdout.contains(&format!("gitgrant {cmd}")), "{cmd} --help example does not run {cmd}:\n{}", out.stdout);
     }
 }
+
+#[test]
+fn reconcile_verbose_times_each_call_and_quiet_prints_nothing() {
+    let r = Repo::new();
+    r.at("2026-11-20T10:00:00Z");
+    r.write(
+        "policies/all.yaml",
+        "groups:\n  dev: { members: [heidi] }\nidentities:\n  heidi: {}\nresources:\n  sandbox: { provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }\nroles:\n  user: { privilege: read, max_duration: 8h, eligible: [dev], grants: { local: { role: user } } }\nrisk:\n  tiers:\n    - { name: auto, max_score: 100, approvals: [] }\npolicy_changes:\n  approvals: [ { from: [dev], count: 1 } ]\n",
+    );
+    r.commit("bootstrap policies");
+    let body = "requester: heidi\nrole: user\nresources: [sandbox]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-1: investigate the incident\"\n";
+    crate::reconcile::land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", body.to_string())], &[]);
+
+    let granted = r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z", "--no-ledger", "-v"]);
+    assert_eq!(granted.code, 0, "{}", granted.all());
+    let line = granted.stderr.lines().find(|l| l.starts_with("grant local sandbox heidi user: ok in ")).unwrap_or_else(|| panic!("{}", granted.all()));
+    assert!(line.ends_with(" ms (1 attempt(s))"), "{line}");
+    // Not a terminal: no progress bar anywhere.
+    assert!(!granted.stderr.contains("reconcile ["), "{}", granted.stderr);
+
+    let revoked = r.run(&["reconcile", "--at", "2026-12-01T12:30:00Z", "--no-ledger", "-q"]);
+    assert_eq!((revoked.code, revoked.stdout.as_str(), revoked.stderr.as_str()), (0, "", ""), "{}", revoked.all());
+    let after = r.run(&["plan", "--at", "2026-12-01T12:31:00Z", "--format", "json"]).json();
+    assert_eq!(after["actions"], serde_json::json!([]), "the quiet run still revoked: {after:#}");
+}
