@@ -111,6 +111,10 @@ pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
     pub requests: Vec<RequestOutcome>,
     pub policy_change: Option<PolicyChange>,
+    /// Who gains or loses access, which tiers move, which requests are judged
+    /// differently (a PR that changes valid policies only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_diff: Option<crate::simulate::PolicyDiff>,
     /// The commit the rules were read from (None: working tree bootstrap).
     pub base: Option<String>,
     pub head: String,
@@ -121,6 +125,9 @@ pub struct CheckReport {
     pub sources: BTreeMap<String, String>,
     #[serde(skip)]
     pub policy: Policy,
+    /// How the history index was read (for `-v`).
+    #[serde(skip)]
+    pub history_status: Option<String>,
 }
 
 impl CheckReport {
@@ -293,11 +300,15 @@ fn judge(
     };
 
     let mut policy_change = None;
+    // The proposed policies, when valid: the effective-access diff compares them with the base.
+    let mut head_policy = None;
     if !policy_files.is_empty() && !bootstrap {
         // The proposed policies must themselves be valid to land.
         let head_load = load_policy(head);
         if head_load.diagnostics.has_errors() {
             status = Status::Error;
+        } else if !head_load.empty {
+            head_policy = Some(head_load.policy.clone());
         }
         d.extend(head_load.diagnostics);
         // The proposed text: a diagnostic about it must show its lines.
@@ -327,16 +338,29 @@ fn judge(
         }
     }
 
+    let mut history_status = None;
     let history = match (repo, base_oid) {
         (Some(repo), Some(b)) => {
             // A PR check needs the history of its requesters only (old and new
-            // versions); `--all` and `explain` read every record.
-            let who = (!opts.all && opts.only.is_none()).then(|| requesters_of(&request_changes, base, head));
+            // versions); `--all`, `explain` and a policy diff read every record.
+            let who = (!opts.all && opts.only.is_none() && head_policy.is_none()).then(|| requesters_of(&request_changes, base, head));
             let detail = who.as_ref().map_or(Detail::Decisions, Detail::Requesters);
-            crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?.0
+            let started = std::time::Instant::now();
+            let (h, used) = crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?;
+            let how = match used {
+                crate::history::CacheUse::Cold => "cold: no usable index, full walk".to_string(),
+                crate::history::CacheUse::Warm(n) => format!("warm: {n} newer commit(s) walked"),
+            };
+            history_status = Some(format!("history index {how}; {} request record(s), {} ms", h.requests.len(), started.elapsed().as_millis()));
+            h
         }
         _ => History::default(),
     };
+    let policy_diff = head_policy.map(|hp| {
+        let mut sink = Diagnostics::default();
+        let requests: Vec<Request> = head_entries.iter().filter(|e| request_id(&e.path).is_some()).filter_map(|e| load_request(head, e, &mut sink)).collect();
+        crate::simulate::policy_diff(&policy, &hp, &requests, &history, opts.now)
+    });
     // Ids on main at the base (for `extends`): its request files, listed only if asked.
     let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
     let base_ids =
@@ -446,7 +470,10 @@ fn judge(
     if d.has_errors() && status == Status::Ok {
         status = Status::Failed;
     }
-    Ok(finish(d, outcomes, policy_change, base_oid, head_label, status, sources, policy))
+    let mut report = finish(d, outcomes, policy_change, base_oid, head_label, status, sources, policy);
+    report.policy_diff = policy_diff;
+    report.history_status = history_status;
+    Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -465,11 +492,13 @@ fn finish(
         diagnostics: d.into_sorted(),
         requests,
         policy_change,
+        policy_diff: None,
         base: base.map(|b| b.to_string()),
         head,
         status,
         sources,
         policy,
+        history_status: None,
     }
 }
 

@@ -32,6 +32,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         _ => {
             let sources = |f: &str| v.report.sources.get(f).cloned();
             print_diagnostics(g, &v.report.diagnostics, &sources);
+            if g.quiet {
+                return code;
+            }
             println!("commit {}{}", &v.commit[..12.min(v.commit.len())], if v.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" });
             println!("approved by: {}", if v.approved_by.is_empty() { "nobody".to_string() } else { v.approved_by.join(", ") });
             print!("{}", super::output::slot_lines(&v.decision));

@@ -34,6 +34,11 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if g.verbose
+        && let Some(h) = &report.history_status
+    {
+        eprintln!("{h}");
+    }
     print_report(g, &report);
     report.status.code()
 }
@@ -57,8 +62,13 @@ fn print_report(g: &Global, report: &CheckReport) {
                 if let Some(pc) = &report.policy_change {
                     println!("policy change ({}): needs {}\n", pc.files.join(", "), crate::check::describe_rules(&pc.approvals.required));
                 }
+                if let Some(diff) = &report.policy_diff {
+                    println!("{diff}");
+                }
             }
-            eprintln!("{}", verdict(report));
+            if !g.quiet || report.status != Status::Ok {
+                eprintln!("{}", verdict(report));
+            }
         }
         Format::Github => {
             print_diagnostics(g, &report.diagnostics, &sources);
@@ -80,7 +90,9 @@ fn print_report(g: &Global, report: &CheckReport) {
                     Err(e) => eprintln!("warning: job summary template failed: {e}"),
                 }
             }
-            eprintln!("{}", verdict(report));
+            if !g.quiet || report.status != Status::Ok {
+                eprintln!("{}", verdict(report));
+            }
         }
     }
 }

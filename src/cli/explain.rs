@@ -79,7 +79,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
         _ => {
             print_diagnostics(g, &diags, &sources);
-            print!("{}", explain_text(outcome, &slots, report.base.as_deref()));
+            if !g.quiet {
+                print!("{}", explain_text(outcome, &slots, report.base.as_deref()));
+            }
         }
     }
     if diags.iter().any(|d| d.is_error()) { 1 } else { 0 }

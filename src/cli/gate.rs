@@ -72,6 +72,9 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
     if let Some(e) = &o.error {
         eprintln!("error: {e}");
     }
+    if g.quiet {
+        return;
+    }
     for n in &o.notes {
         eprintln!("warning: {n}");
     }

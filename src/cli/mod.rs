@@ -53,9 +53,12 @@ pub struct Cli {
     /// Fix the clock (RFC 3339), for tests and simulation.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_time)]
     pub now: Option<DateTime<Utc>>,
-    /// Print only errors.
-    #[arg(short, long, global = true)]
+    /// Print only errors (documents asked for, like JSON or a schema, still print).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Say more on stderr: provider calls and timings (reconcile), the history index (check).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -97,22 +100,37 @@ pub enum Command {
     )]
     Prune(prune::Args),
     /// The whole lifecycle in a temporary repository on the local provider (no account, no network).
+    #[command(after_help = "Example:\n  gitgrant demo")]
     Demo(demo::Args),
     /// Scaffold an access repository: policies, requests, templates, workflows.
+    #[command(after_help = "Examples:\n  gitgrant init\n  gitgrant --repo ../access init")]
     Init(init::Args),
     /// Write a request file from flags, or from prompts on a terminal.
+    #[command(
+        after_help = "Examples:\n  gitgrant request\n  gitgrant request --role db-readonly --resource orders-db --duration 2h --reason \"INC-4211: orders stuck in pending\""
+    )]
     Request(request::Args),
     /// A new request that continues an existing one.
+    #[command(after_help = "Example:\n  gitgrant extend 2026-11-23-alice-orders-db --by 2h")]
     Extend(extend::Args),
     /// Early revocation; `--now` revokes at the providers immediately.
+    #[command(after_help = "Examples:\n  gitgrant revoke 2026-11-23-alice-orders-db\n  gitgrant revoke 2026-11-23-alice-orders-db --now")]
     Revoke(revoke::Args),
     /// Who had what, when and why: git history joined with the ledger.
+    #[command(after_help = "Example:\n  gitgrant audit who --resource orders-db --privilege write --between 2026-10-01 2026-11-01")]
     Audit(audit::Args),
     /// Read provider activity logs for active grants; alert; revoke on a forbidden action.
+    #[command(after_help = "Example:\n  gitgrant monitor")]
     Monitor(monitor::Args),
     /// Replay history under other policies: which requests change tier or outcome.
+    #[command(
+        after_help = "Every request version that landed on main is judged under main's policies and under those at REF.\nExit 0 when it ran; 2 when it could not (e.g. the policies at REF do not load).\n\nExamples:\n  gitgrant simulate --policies raise-auto-threshold\n  gitgrant simulate --policies origin/pr-42 --format json"
+    )]
     Simulate(simulate::Args),
-    /// Print a shell completion script.
+    /// Print a shell completion script, or the man page (`--man`).
+    #[command(
+        after_help = "Examples:\n  gitgrant completions bash > /etc/bash_completion.d/gitgrant\n  gitgrant completions zsh > \"${fpath[1]}/_gitgrant\"\n  gitgrant completions fish > ~/.config/fish/completions/gitgrant.fish\n  gitgrant completions --man > /usr/local/share/man/man1/gitgrant.1"
+    )]
     Completions(completions::Args),
 }
 
@@ -126,6 +144,7 @@ pub struct Global {
     pub format: Format,
     pub now: DateTime<Utc>,
     pub quiet: bool,
+    pub verbose: bool,
     pub color: bool,
 }
 
@@ -137,8 +156,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, color };
+    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, verbose: cli.verbose, color: color() };
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),
@@ -159,6 +177,14 @@ pub fn run() -> ExitCode {
         Command::Completions(a) => completions::run(&g, a),
     };
     ExitCode::from(code)
+}
+
+/// Colour for human output on stderr (where diagnostics go): on a terminal,
+/// or with `CLICOLOR_FORCE` set; never when `NO_COLOR` is set (no-color.org).
+pub(crate) fn color() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let force = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+    !no_color && (force || std::io::stderr().is_terminal())
 }
 
 /// A tool error (exit 2): printed as `error: ...` with a hint.

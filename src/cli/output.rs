@@ -84,6 +84,8 @@ pub fn job_summary(report: &CheckReport) -> Result<String, minijinja::Error> {
         diagnostics => minijinja::Value::from(minijinja::value::Serde(&report.diagnostics)),
         requests => minijinja::Value::from(minijinja::value::Serde(&report.requests)),
         policy_change => minijinja::Value::from(minijinja::value::Serde(&report.policy_change)),
+        policy_diff => minijinja::Value::from(minijinja::value::Serde(&report.policy_diff)),
+        policy_diff_markdown => report.policy_diff.as_ref().map(|d| minijinja::Value::from_safe_string(crate::simulate::diff::markdown(d))),
         base => report.base.clone(),
     };
     env.get_template("job-summary.md.j2")?.render(ctx)
@@ -105,4 +107,34 @@ pub fn slot_lines(decision: &crate::approval::Decision) -> String {
         }
     }
     out
+}
+
+/// A progress bar on stderr for long runs (reconcile, audit): drawn only when
+/// stderr is a terminal and the output is for people (not `--quiet`, not
+/// JSON); hidden otherwise, so callers use it unconditionally.
+pub fn progress(g: &Global, len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let shown = std::io::stderr().is_terminal() && !g.quiet && g.format == Format::Human && len > 0;
+    if !shown {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    // No colours in the template: NO_COLOR needs nothing special here.
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A `-v` line on stderr that does not tear a progress bar.
+pub fn verbose_line(g: &Global, bar: &indicatif::ProgressBar, line: &str) {
+    if !g.verbose {
+        return;
+    }
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }

@@ -65,9 +65,20 @@ pub fn run(g: &Global, a: Args) -> u8 {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
+        _ if g.quiet => print_errors(&plan),
         _ => print!("{}", render_plan(&plan)),
     }
     u8::from(!plan.failures.is_empty())
+}
+
+/// `--quiet`: of the plan, only what went wrong (on stderr).
+pub(super) fn print_errors(plan: &Plan) {
+    for r in &plan.refused {
+        eprintln!("error: refused {}: {}", r.request, r.reason);
+    }
+    for f in &plan.failures {
+        eprintln!("error: {} {}: {}", f.provider, f.resource, f.error);
+    }
 }
 
 /// Prints why desired state could not be computed; exit 2.

@@ -2,10 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use git2::Repository;
+use std::time::Duration;
 
 use super::{Format, Global, fail};
 use crate::ledger::{self, Ledger};
-use crate::reconcile::{ActionKind, ExecOptions, execute, ledger_entries};
+use crate::reconcile::execute::execute_observed;
+use crate::reconcile::{ActionKind, ExecOptions, ledger_entries};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,7 +50,25 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Err(code) => return code,
     };
     let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, ..ExecOptions::from_env() };
-    let outcomes = rt.block_on(execute(&plan, &providers, &opts));
+    let calls = plan.actions.iter().filter(|x| x.action != ActionKind::Keep || x.update_marker).count();
+    let bar = super::output::progress(g, calls as u64, "reconcile");
+    let on_done = |o: &crate::reconcile::Outcome, took: Duration| {
+        bar.inc(1);
+        let result = if o.ok { "ok".to_string() } else { format!("FAILED: {}", o.error.clone().unwrap_or_default()) };
+        let line = format!(
+            "{} {} {} {} {}: {result} in {} ms ({} attempt(s))",
+            o.action.action.as_str(),
+            o.action.provider,
+            o.action.resource,
+            o.action.principal,
+            o.action.access,
+            took.as_millis(),
+            o.attempts
+        );
+        super::output::verbose_line(g, &bar, &line);
+    };
+    let outcomes = rt.block_on(execute_observed(&plan, &providers, &opts, &on_done));
+    bar.finish_and_clear();
     let entries = ledger_entries(&plan, &outcomes, &ledger, at);
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
     let summary = format!(
@@ -80,6 +100,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 Err(e) => return fail(e),
             }
         }
+        Format::Human if g.quiet => super::plan::print_errors(&plan),
         _ => {
             print!("{}", super::plan::render_plan(&plan));
             for o in &outcomes {

@@ -352,6 +352,9 @@ struct View {
     error: Option<String>,
     requests: Vec<RequestView>,
     policy_change: Option<PolicyChangeView>,
+    /// The effective-access diff of a policy change, and its Markdown.
+    policy_diff: Option<crate::simulate::PolicyDiff>,
+    policy_diff_markdown: Option<minijinja::Value>,
     slots: Vec<SlotView>,
     approvers: Vec<String>,
     blockers: Vec<String>,
@@ -458,6 +461,12 @@ impl View {
                 .as_ref()
                 .and_then(|r| r.policy_change.as_ref())
                 .map(|pc| PolicyChangeView { files: pc.files.clone(), needs: describe_rules(&pc.approvals.required) }),
+            policy_diff: v.report.as_ref().and_then(|r| r.policy_diff.clone()),
+            policy_diff_markdown: v
+                .report
+                .as_ref()
+                .and_then(|r| r.policy_diff.as_ref())
+                .map(|pd| minijinja::Value::from_safe_string(crate::simulate::diff::markdown(pd))),
             slots: d
                 .slots
                 .iter()

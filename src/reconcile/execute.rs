@@ -53,6 +53,17 @@ pub struct Outcome {
 /// Runs the plan's grant and revoke actions (and marker updates). `keep`
 /// actions without a marker change make no call.
 pub async fn execute(plan: &Plan, providers: &BTreeMap<String, Arc<dyn Provider>>, opts: &ExecOptions) -> Vec<Outcome> {
+    execute_observed(plan, providers, opts, &|_, _| {}).await
+}
+
+/// [`execute`], calling `on_done` with each outcome and how long its calls
+/// took, as it finishes (progress bars, `-v` timings).
+pub async fn execute_observed(
+    plan: &Plan,
+    providers: &BTreeMap<String, Arc<dyn Provider>>,
+    opts: &ExecOptions,
+    on_done: &(dyn Fn(&Outcome, Duration) + Sync),
+) -> Vec<Outcome> {
     let mut limits: BTreeMap<ProviderKind, Arc<Semaphore>> = BTreeMap::new();
     for a in &plan.actions {
         limits.entry(a.provider).or_insert_with(|| Arc::new(Semaphore::new(opts.concurrency.max(1))));
@@ -76,7 +87,10 @@ pub async fn execute(plan: &Plan, providers: &BTreeMap<String, Arc<dyn Provider>
                         Some(l) => l.clone().acquire_owned().await.ok(),
                         None => None,
                     };
-                    run_one(a, provider, opts).await
+                    let started = std::time::Instant::now();
+                    let outcome = run_one(a, provider, opts).await;
+                    on_done(&outcome, started.elapsed());
+                    outcome
                 }
             })
             .buffer_unordered(opts.concurrency.max(1) * limits.len().max(1))

@@ -16,4 +16,5 @@ mod reconcile;
 mod reconcile_e2e;
 mod risk;
 mod scaffold;
+mod simulate;
 mod workflows;

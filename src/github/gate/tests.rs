@@ -284,6 +284,8 @@ fn a_broken_base_template_falls_back_to_the_built_in_one() {
         error: None,
         requests: vec![],
         policy_change: None,
+        policy_diff: None,
+        policy_diff_markdown: None,
         slots: vec![],
         approvers: vec![],
         blockers: vec![],
@@ -297,4 +299,38 @@ fn a_broken_base_template_falls_back_to_the_built_in_one() {
     assert!(notes[0].contains("templates/pr-comment.md.j2 failed to render"), "{notes:?}");
     let custom = render_comment(&view, Some("custom {{ title }} for #{{ pr }}"), &mut notes);
     assert_eq!(custom, format!("{COMMENT_MARKER}\ncustom t for #1"));
+}
+
+#[test]
+fn the_comment_shows_the_policy_diff_with_names_escaped() {
+    use crate::simulate::diff::{EligibilityChange, Gain};
+    let diff = crate::simulate::PolicyDiff {
+        eligibility: vec![EligibilityChange { login: "mallory".into(), role: "db-admin".into(), change: Gain::Gains, resources: vec!["@acme/all <b>".into()] }],
+        ..Default::default()
+    };
+    let view = View {
+        pr: 7,
+        head: "abc".into(),
+        conclusion: "failure",
+        satisfied: false,
+        title: "t".into(),
+        summary: "s".into(),
+        error: None,
+        requests: vec![],
+        policy_change: Some(PolicyChangeView { files: vec!["policies/groups.yaml".into()], needs: "2 from security".into() }),
+        policy_diff_markdown: Some(minijinja::Value::from_safe_string(crate::simulate::diff::markdown(&diff))),
+        policy_diff: Some(diff),
+        slots: vec![],
+        approvers: vec![],
+        blockers: vec![],
+        ignored: vec![],
+        diagnostics: vec![],
+        notes: vec![],
+    };
+    let mut notes = Vec::new();
+    let body = render_comment(&view, None, &mut notes);
+    assert!(notes.is_empty(), "{notes:?}");
+    // The table is Markdown (not escaped twice); the names in it are escaped.
+    assert!(body.contains("#### Effective access change\n\n| who | change | role | resources |\n|---|---|---|---|\n"), "{body}");
+    assert!(body.contains("| mallory | **gains** | db\\-admin | @\u{200d}acme/all &lt;b\\> |"), "{body}");
 }
