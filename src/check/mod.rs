@@ -327,7 +327,12 @@ fn judge(
             // versions); `--all` and `explain` read every record.
             let who = (!opts.all && opts.only.is_none()).then(|| requesters_of(&request_changes, base, head));
             let detail = who.as_ref().map_or(Detail::Decisions, Detail::Requesters);
-            crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?.0
+            let mut h = crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?.0;
+            // Only when the factor is on: reading the ledger costs time on every check.
+            if policy.factors.monitor_findings != 0 {
+                h.add_ledger_findings(repo, opts.now);
+            }
+            h
         }
         _ => History::default(),
     };

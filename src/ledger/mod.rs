@@ -69,6 +69,11 @@ pub struct Entry {
     pub result: String,
     #[serde(default)]
     pub detail: String,
+    /// A revocation that holds (`revoke --now`, a monitor rule, an unratified
+    /// break-glass grant): reconcile does not grant the request again while
+    /// the version it revoked is on main.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky: bool,
 }
 
 impl Entry {
@@ -141,6 +146,20 @@ impl Ledger {
     /// Has a `verify-failed` for `request` at `commit` been recorded already?
     pub fn refusal_recorded(&self, request: &str, commit: Option<&str>) -> bool {
         self.entries.iter().any(|e| e.action == "verify-failed" && e.request == request && e.merge_commit.as_deref() == commit)
+    }
+
+    /// Requests revoked with a hold ([`Entry::sticky`]), and when (the latest).
+    pub fn sticky_revocations(&self) -> std::collections::BTreeMap<String, DateTime<Utc>> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.sticky && e.action == "revoke" && e.result != "failed") {
+            out.insert(e.request.clone(), e.time);
+        }
+        out
+    }
+
+    /// Monitor findings recorded against `requester` (lowercase login) before `t`.
+    pub fn findings_for(&self, requester: &str, t: DateTime<Utc>) -> usize {
+        self.entries.iter().filter(|e| e.action == "finding" && e.time < t && e.requester.eq_ignore_ascii_case(requester)).count()
     }
 
     /// Appends `entries` in one commit on the ledger branch; the ref moves
