@@ -30,7 +30,7 @@ pub struct Approver {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub time: DateTime<Utc>,
-    /// `grant`, `revoke`, `grant-failed`, `revoke-failed`, `verify-failed`.
+    /// `grant`, `revoke`, `grant-failed`, `revoke-failed`, `verify-failed`, `finding` (monitor).
     pub action: String,
     pub request: String,
     #[serde(default)]
