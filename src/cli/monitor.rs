@@ -136,7 +136,12 @@ fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
     println!("monitor at {}: {} grant(s) watched, {} finding(s) ({} new)", run.at.to_rfc3339(), run.watched, run.findings.len(), run.new.len());
     for f in &run.findings {
         let new = if run.new.contains(&f.key()) { "NEW " } else { "" };
-        println!("{new}finding [{}] rule `{}`: {}", serde_json::to_value(&f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), f.rule, f.message);
+        println!(
+            "{new}finding [{}] rule `{}`: {}",
+            serde_json::to_value(&f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            f.rule,
+            f.message
+        );
         if !f.events.is_empty() {
             println!("  evidence: {}", f.evidence());
         }

@@ -21,7 +21,9 @@ use crate::validate::policy::load_policy;
 use crate::validate::request::{REQUEST_DIR, load_request, request_id};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "`--now` without a value revokes at the providers immediately (put it after REQUEST).\n`--immediately` is the same, for when `--now TIME` fixes the clock.\n\nExamples:\n  gitgrant revoke 2026-11-23-alice-orders-db --now --reason \"INC-4211 closed\"\n  gitgrant revoke 2026-11-23-alice-orders-db            # only prepare the removal PR")]
+#[command(
+    after_help = "`--now` without a value revokes at the providers immediately (put it after REQUEST).\n`--immediately` is the same, for when `--now TIME` fixes the clock.\n\nExamples:\n  gitgrant revoke 2026-11-23-alice-orders-db --now --reason \"INC-4211 closed\"\n  gitgrant revoke 2026-11-23-alice-orders-db            # only prepare the removal PR"
+)]
 pub struct Args {
     /// The request id (file stem) or its path.
     pub request: String,
@@ -47,6 +49,9 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> u8 {
     let now_mode = g.now_bare || a.immediately;
+    // With `--format json`, stdout holds only the JSON document.
+    let json = g.format == Format::Json;
+    let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
     let at = g.now;
     let id = a.request.rsplit('/').next().unwrap_or(&a.request).trim_end_matches(".yaml").to_string();
     let repo = match Repository::open(&g.repo) {
@@ -101,7 +106,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
         for r in &revocations {
             match &r.error {
-                None => println!("revoked {} {} {} {} ({id})", r.provider, r.resource, r.principal, r.access),
+                None => say(format!("revoked {} {} {} {} ({id})", r.provider, r.resource, r.principal, r.access)),
                 Some(e) => {
                     eprintln!("error: revoking {id} at {} {} failed: {e}", r.provider, r.resource);
                     failed = true;
@@ -109,9 +114,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
             }
         }
         if revocations.is_empty() {
-            println!("nothing was held at the providers for {id}; the revocation is recorded, so reconcile will not grant it");
+            say(format!("nothing was held at the providers for {id}; the revocation is recorded, so reconcile will not grant it"));
         }
-        println!("ledger: revocation recorded on `{}`; reconcile will not grant {id} again while its file is on main", ledger::BRANCH);
+        say(format!("ledger: revocation recorded on `{}`; reconcile will not grant {id} again while its file is on main", ledger::BRANCH));
     }
     // The durable part: the removal of the file, as a branch to merge.
     let branch = format!("gitgrant/revoke-{id}");
@@ -126,20 +131,21 @@ pub fn run(g: &Global, a: Args) -> u8 {
         return if now_mode { 1 } else { 2 };
     }
     let pr = if a.no_pr { Ok(None) } else { open_pr(g, &a, &branch, &id, &message) };
-    match pr {
-        Ok(Some(url)) => println!("follow-up: merge {url} (removes {})", entry.path),
-        Ok(None) => println!(
+    let follow_up = match pr {
+        Ok(Some(url)) => format!("follow-up: merge {url} (removes {})", entry.path),
+        Ok(None) => format!(
             "follow-up: branch `{branch}` removes {}; push it and merge it into {}:\n  git push {} {branch}\n  then open a PR from `{branch}` (or merge it locally: git merge {branch})",
             entry.path, a.base, a.remote
         ),
         Err(e) => {
             eprintln!("error: {e}");
-            println!("follow-up: branch `{branch}` removes {}; push it and open a PR into {} yourself", entry.path, a.base);
             failed = true;
+            format!("follow-up: branch `{branch}` removes {}; push it and open a PR into {} yourself", entry.path, a.base)
         }
-    }
-    if g.format == Format::Json {
-        let doc = serde_json::json!({ "request": id, "now": now_mode, "revocations": revocations, "branch": branch });
+    };
+    say(follow_up.clone());
+    if json {
+        let doc = serde_json::json!({ "request": id, "now": now_mode, "revocations": revocations, "branch": branch, "follow_up": follow_up });
         println!("{doc}");
     }
     u8::from(failed)

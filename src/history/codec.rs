@@ -449,7 +449,15 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
     }
     let commits = header.n_commits;
     let partial = only.is_some();
-    Some(History { commits: Vec::new(), requests, by_requester, head: header.head, walked: header.walked, skipped: Some(Skipped { commits, header, partial }), findings: HashMap::new() })
+    Some(History {
+        commits: Vec::new(),
+        requests,
+        by_requester,
+        head: header.head,
+        walked: header.walked,
+        skipped: Some(Skipped { commits, header, partial }),
+        findings: HashMap::new(),
+    })
 }
 
 /// `None` for anything that is not a complete, consistent encoding.

@@ -111,6 +111,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// An empty ledger with no branch, for unit tests of code that queries one.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Ledger {
+        Ledger { head: None, entries: Vec::new(), text: String::new() }
+    }
+
     pub fn read(repo: &Repository) -> Result<Ledger, LedgerError> {
         let head = match repo.refname_to_id(&format!("refs/heads/{BRANCH}")) {
             Ok(oid) => Some(oid),
@@ -149,9 +155,11 @@ impl Ledger {
     }
 
     /// Requests revoked with a hold ([`Entry::sticky`]), and when (the latest).
+    /// A hold whose provider call failed holds too: reconcile then refuses the
+    /// request and revokes the grant itself, retrying until it is gone.
     pub fn sticky_revocations(&self) -> std::collections::BTreeMap<String, DateTime<Utc>> {
         let mut out = std::collections::BTreeMap::new();
-        for e in self.entries.iter().filter(|e| e.sticky && e.action == "revoke" && e.result != "failed") {
+        for e in self.entries.iter().filter(|e| e.sticky && (e.action == "revoke" || e.action == "revoke-failed")) {
             out.insert(e.request.clone(), e.time);
         }
         out

@@ -58,7 +58,13 @@ impl ActivitySource for MemorySource {
     }
 }
 
-fn select(events: impl Iterator<Item = ActivityEvent>, principal: &str, resource: Option<&str>, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<ActivityEvent> {
+fn select(
+    events: impl Iterator<Item = ActivityEvent>,
+    principal: &str,
+    resource: Option<&str>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<ActivityEvent> {
     let mut out: Vec<ActivityEvent> = events
         .filter(|e| e.principal == principal && e.time >= start && e.time < end)
         .filter(|e| resource.is_none_or(|r| e.resource.as_deref().is_none_or(|x| x == r)))

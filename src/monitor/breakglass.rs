@@ -36,18 +36,33 @@ pub struct ReviewCommit {
 pub enum Ratification {
     /// Not a break-glass request, or the policies have no `break_glass` section.
     NotRequired,
-    Reviewed { commit: String, by: String },
+    Reviewed {
+        commit: String,
+        by: String,
+    },
     /// No valid review yet; it is due at `due`.
-    Pending { due: DateTime<Utc> },
+    Pending {
+        due: DateTime<Utc>,
+    },
     /// No valid review landed by `due`: revoke and report.
-    Overdue { due: DateTime<Utc> },
+    Overdue {
+        due: DateTime<Utc>,
+    },
 }
 
 /// Decides whether break-glass request `id` (requested by `requester`,
 /// landed at `landed`) is ratified at `at`. A review counts when it names
 /// the id, landed by the due time, and was approved by a reviewer-group
 /// member who is neither the requester nor the review commit's author.
-pub fn ratification(id: &str, requester: &str, break_glass: bool, landed: DateTime<Utc>, policy: &Policy, reviews: &[ReviewCommit], at: DateTime<Utc>) -> Ratification {
+pub fn ratification(
+    id: &str,
+    requester: &str,
+    break_glass: bool,
+    landed: DateTime<Utc>,
+    policy: &Policy,
+    reviews: &[ReviewCommit],
+    at: DateTime<Utc>,
+) -> Ratification {
     let Some(bg) = policy.break_glass.as_ref().filter(|_| break_glass) else {
         return Ratification::NotRequired;
     };
@@ -147,7 +162,12 @@ mod tests {
             origin: Origin { file: String::new(), pos: crate::diag::Pos::FILE },
         };
         p.groups.insert("security".into(), g(&["dave", "erin"]));
-        p.break_glass = Some(BreakGlass { approvals: vec![], max_duration: Duration::from_secs(3600), review_within: Duration::from_secs(3600), reviewers: vec!["security".into()] });
+        p.break_glass = Some(BreakGlass {
+            approvals: vec![],
+            max_duration: Duration::from_secs(3600),
+            review_within: Duration::from_secs(3600),
+            reviewers: vec!["security".into()],
+        });
         p
     }
     fn t(s: &str) -> DateTime<Utc> {
@@ -159,7 +179,15 @@ mod tests {
 
     #[test]
     fn reviewed_in_time_by_a_reviewer_is_ratified() {
-        let r = ratification("bg", "alice", true, t("2026-12-01T10:00:00Z"), &policy(), &[review("2026-12-01T10:30:00Z", "dave", "bob")], t("2026-12-01T12:00:00Z"));
+        let r = ratification(
+            "bg",
+            "alice",
+            true,
+            t("2026-12-01T10:00:00Z"),
+            &policy(),
+            &[review("2026-12-01T10:30:00Z", "dave", "bob")],
+            t("2026-12-01T12:00:00Z"),
+        );
         assert_eq!(r, Ratification::Reviewed { commit: "c1".into(), by: "dave".into() });
     }
 
@@ -170,7 +198,7 @@ mod tests {
         let due = t("2026-12-01T11:00:00Z");
         for reviews in [
             vec![],
-            vec![review("2026-12-01T11:30:00Z", "dave", "bob")], // late
+            vec![review("2026-12-01T11:30:00Z", "dave", "bob")],  // late
             vec![review("2026-12-01T10:30:00Z", "bob", "carol")], // not a reviewer
             vec![review("2026-12-01T10:30:00Z", "dave", "dave")], // own commit
         ] {
@@ -178,10 +206,7 @@ mod tests {
             assert_eq!(ratification("bg", "alice", true, landed, &p, &reviews, t("2026-12-01T10:59:00Z")), Ratification::Pending { due });
         }
         // The requester cannot ratify their own grant.
-        assert_eq!(
-            ratification("bg", "dave", true, landed, &p, &[review("2026-12-01T10:30:00Z", "dave", "bob")], due),
-            Ratification::Overdue { due }
-        );
+        assert_eq!(ratification("bg", "dave", true, landed, &p, &[review("2026-12-01T10:30:00Z", "dave", "bob")], due), Ratification::Overdue { due });
         assert_eq!(ratification("bg", "alice", false, landed, &p, &[], due), Ratification::NotRequired);
     }
 }

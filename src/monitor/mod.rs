@@ -326,14 +326,41 @@ fn finding_key(detail: &str) -> Option<String> {
 }
 
 fn request_meta(desired: &Desired, id: &str, f: &Finding) -> RequestMeta {
-    let resources = desired
-        .history
-        .requests
-        .get(id)
-        .and_then(|r| r.latest.as_ref())
-        .map(|v| v.resources.clone())
-        .unwrap_or_else(|| vec![f.resource.clone()]);
+    let resources = desired.history.requests.get(id).and_then(|r| r.latest.as_ref()).map(|v| v.resources.clone()).unwrap_or_else(|| vec![f.resource.clone()]);
     RequestMeta { request: id.into(), requester: f.requester.clone(), role: f.role.clone(), resources }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_are_recorded_as_sticky_holds_even_when_nothing_was_held_or_a_call_failed() {
+        let meta = RequestMeta { request: "r1".into(), requester: "alice".into(), role: "ops".into(), resources: vec!["db".into()] };
+        let at = Utc::now();
+        let none = revocation_entries(&meta, &[], "why", at);
+        assert_eq!(none.len(), 1);
+        assert!(none[0].sticky && none[0].action == "revoke" && none[0].key().is_none());
+        let failed = Revocation {
+            request: "r1".into(),
+            provider: ProviderKind::Local,
+            resource: "db".into(),
+            principal: String::new(),
+            access: String::new(),
+            ok: false,
+            error: Some("boom".into()),
+        };
+        let e = revocation_entries(&meta, &[failed], "why", at);
+        assert_eq!((e[0].action.as_str(), e[0].result.as_str(), e[0].sticky), ("revoke-failed", "failed", true));
+        assert_eq!(e[0].detail, "why: boom");
+        let ledger_holds = |entries: Vec<Entry>| {
+            let mut l = Ledger::empty();
+            l.entries = entries;
+            l.sticky_revocations().contains_key("r1")
+        };
+        assert!(ledger_holds(none));
+        assert!(ledger_holds(e));
+    }
 }
 
 /// When the window `w` ends for display (`active` or `ended`).

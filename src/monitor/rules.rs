@@ -152,7 +152,13 @@ pub fn evaluate(w: &Watched, events: &[ActivityEvent], monitor: &Monitor) -> Vec
                     hours.entry(hour).or_default().push(e);
                 }
                 if let Some((hour, hits)) = hours.into_iter().find(|(_, v)| v.len() > *max as usize) {
-                    let msg = format!("{} made {} calls in the hour from {} (at most {max} expected) under {}", w.principal, hits.len(), hour.to_rfc3339(), w.request);
+                    let msg = format!(
+                        "{} made {} calls in the hour from {} (at most {max} expected) under {}",
+                        w.principal,
+                        hits.len(),
+                        hour.to_rfc3339(),
+                        w.request
+                    );
                     out.push(finding(FindingKind::Volume, msg, hits));
                 }
             }
@@ -201,10 +207,8 @@ pub fn usage(w: &Watched, events: &[ActivityEvent]) -> Usage {
     let mut suggestions = Vec::new();
     let length = w.window.end - w.window.start;
     match last {
-        None => suggestions.push(format!(
-            "no activity recorded in the window: `{}` may not have been needed for this work (or the activity source misses it)",
-            w.role
-        )),
+        None => suggestions
+            .push(format!("no activity recorded in the window: `{}` may not have been needed for this work (or the activity source misses it)", w.role)),
         Some(last) => {
             let services: BTreeSet<&str> = actions.iter().filter_map(|a| a.split(':').next()).collect();
             suggestions.push(format!(

@@ -423,7 +423,13 @@ fn check_monitor(ctx: &mut Ctx, file: &str, m: &Sp<RawMonitor>, roles: &BTreeMap
         }
         let check = if let Some(globs) = &r.deny_actions {
             if globs.is_empty() {
-                ctx.err(Code::InvalidMonitorRule, file, r.name.pos, format!("monitor rule `{}`: `deny_actions` is empty", r.name.value), "list globs such as `iam:*`");
+                ctx.err(
+                    Code::InvalidMonitorRule,
+                    file,
+                    r.name.pos,
+                    format!("monitor rule `{}`: `deny_actions` is empty", r.name.value),
+                    "list globs such as `iam:*`",
+                );
             }
             for g in globs {
                 if !valid_action_glob(&g.value) {
@@ -439,7 +445,13 @@ fn check_monitor(ctx: &mut Ctx, file: &str, m: &Sp<RawMonitor>, roles: &BTreeMap
             MonitorCheck::DenyActions(globs.iter().map(|g| g.value.to_ascii_lowercase()).collect())
         } else if let Some(n) = &r.max_events_per_hour {
             if n.value == 0 {
-                ctx.err(Code::InvalidMonitorRule, file, n.pos, format!("monitor rule `{}`: `max_events_per_hour` must be at least 1", r.name.value), "use `deny_actions: [\"*\"]` to forbid all activity");
+                ctx.err(
+                    Code::InvalidMonitorRule,
+                    file,
+                    n.pos,
+                    format!("monitor rule `{}`: `max_events_per_hour` must be at least 1", r.name.value),
+                    "use `deny_actions: [\"*\"]` to forbid all activity",
+                );
             }
             MonitorCheck::MaxEventsPerHour(n.value)
         } else {

@@ -66,12 +66,18 @@ fn granted(r: &Repo) -> Vec<(Vec<String>, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["requests"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(), g["access"]["principal"].as_str().unwrap().to_string()))
+        .map(|g| {
+            (
+                g["requests"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+                g["access"]["principal"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn activity(r: &Repo, lines: &[(&str, &str, &str, &str)]) {
-    let text: String = lines.iter().map(|(id, time, who, action)| format!("{}\n", json!({"id": id, "time": time, "principal": who, "action": action}))).collect();
+    let text: String =
+        lines.iter().map(|(id, time, who, action)| format!("{}\n", json!({"id": id, "time": time, "principal": who, "action": action}))).collect();
     r.write("state/activity.jsonl", text);
 }
 
@@ -362,7 +368,8 @@ async fn cloudtrail_source_reads_every_page() {
     let events = match source.events(arn, start, start + chrono::TimeDelta::hours(1)).await {
         Ok(e) => e,
         Err(e) => {
-            let seen: Vec<String> = server.received_requests().await.unwrap().iter().map(|q| format!("{:?} {}", q.headers, String::from_utf8_lossy(&q.body))).collect();
+            let seen: Vec<String> =
+                server.received_requests().await.unwrap().iter().map(|q| format!("{:?} {}", q.headers, String::from_utf8_lossy(&q.body))).collect();
             panic!("{e}\nrequests: {seen:#?}");
         }
     };
@@ -418,7 +425,9 @@ monitor:
     );
     r.copy_dir("templates");
     r.commit("bootstrap policies");
-    let body = format!("requester: alice\nrole: ops-read\nresources: [{resource}]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-7: investigate the backlog\"\n");
+    let body = format!(
+        "requester: alice\nrole: ops-read\nresources: [{resource}]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-7: investigate the backlog\"\n"
+    );
     land(&r, "alice", "alice", &[("requests/alice-ops.yaml", body)], &[]);
     let user_name = format!("{id}-alice");
     let ct = cloudtrail_fake(&user_name, two_pages(&user_name, &arn)).await;
