@@ -330,6 +330,11 @@ fn request_meta(desired: &Desired, id: &str, f: &Finding) -> RequestMeta {
     RequestMeta { request: id.into(), requester: f.requester.clone(), role: f.role.clone(), resources }
 }
 
+/// A window for display: `START to END`.
+pub fn window_text(w: &Window) -> String {
+    format!("{} to {}", w.start.to_rfc3339(), w.end.to_rfc3339())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,9 +366,4 @@ mod tests {
         assert!(ledger_holds(none));
         assert!(ledger_holds(e));
     }
-}
-
-/// When the window `w` ends for display (`active` or `ended`).
-pub fn window_text(w: &Window) -> String {
-    format!("{} to {}", w.start.to_rfc3339(), w.end.to_rfc3339())
 }
