@@ -346,7 +346,11 @@ fn judge(
             let who = (!opts.all && opts.only.is_none() && head_policy.is_none()).then(|| requesters_of(&request_changes, base, head));
             let detail = who.as_ref().map_or(Detail::Decisions, Detail::Requesters);
             let started = std::time::Instant::now();
-            let (h, used) = crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?;
+            let (mut h, used) = crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?;
+            // Only when the factor is on: reading the ledger costs time on every check.
+            if policy.factors.monitor_findings != 0 {
+                h.add_ledger_findings(repo, opts.now);
+            }
             let how = match used {
                 crate::history::CacheUse::Cold => "cold: no usable index, full walk".to_string(),
                 crate::history::CacheUse::Warm(n) => format!("warm: {n} newer commit(s) walked"),

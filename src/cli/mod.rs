@@ -50,9 +50,10 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,
-    /// Fix the clock (RFC 3339), for tests and simulation.
-    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_time)]
-    pub now: Option<DateTime<Utc>>,
+    /// Fix the clock (RFC 3339), for tests and simulation. Without a value
+    /// (`gitgrant revoke REQUEST --now`): act immediately.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now, num_args = 0..=1, default_missing_value = "")]
+    pub now: Option<Now>,
     /// Print only errors (documents asked for, like JSON or a schema, still print).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -134,6 +135,17 @@ pub enum Command {
     Completions(completions::Args),
 }
 
+/// `--now` with a time fixes the clock; bare `--now` asks for immediate action (revoke).
+#[derive(Debug, Clone, Copy)]
+pub enum Now {
+    At(DateTime<Utc>),
+    Immediately,
+}
+
+fn parse_now(s: &str) -> Result<Now, String> {
+    if s.is_empty() { Ok(Now::Immediately) } else { parse_time(s).map(Now::At) }
+}
+
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); e.g. 2026-11-23T14:00:00Z"))
 }
@@ -146,6 +158,8 @@ pub struct Global {
     pub quiet: bool,
     pub verbose: bool,
     pub color: bool,
+    /// A bare `--now` was given (`revoke --now`).
+    pub now_bare: bool,
 }
 
 pub fn run() -> ExitCode {
@@ -156,7 +170,12 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, verbose: cli.verbose, color: color() };
+    let (now, now_bare) = match cli.now {
+        Some(Now::At(t)) => (t, false),
+        Some(Now::Immediately) => (Utc::now(), true),
+        None => (Utc::now(), false),
+    };
+    let g = Global { repo: cli.repo, format: cli.format, now, quiet: cli.quiet, verbose: cli.verbose, color: color(), now_bare };
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),

@@ -1,10 +1,173 @@
 //! `gitgrant monitor`: read provider activity logs for active grants; alert; revoke on a forbidden action.
 
-use super::Global;
+use chrono::{DateTime, Utc};
+use git2::Repository;
+
+use super::{Format, Global, fail};
+use crate::github::GitHubApi;
+use crate::ledger::{self, Ledger};
+use crate::monitor::{self, MonitorRun, notify};
+use crate::reconcile::desired_state;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The time to monitor for (default: now, or --now).
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Also summarise granted versus used for each watched grant, with suggestions for tighter roles and durations.
+    #[arg(long)]
+    pub report: bool,
+    /// Report only: do not carry out `revoke: true` rules.
+    #[arg(long)]
+    pub no_revoke: bool,
+    /// Post new findings to this Slack-compatible webhook (`{"text": ...}`).
+    #[arg(long, env = "GITGRANT_MONITOR_WEBHOOK", value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Open a GitHub issue listing new findings (needs GITHUB_TOKEN and --github-repo or $GITHUB_REPOSITORY).
+    #[arg(long)]
+    pub github_issue: bool,
+    /// Do not write the ledger branch (findings and revocations then go unrecorded).
+    #[arg(long)]
+    pub no_ledger: bool,
+    /// The remote to push the ledger branch to, when it exists.
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+    #[command(flatten)]
+    pub verify: super::plan::VerifyArgs,
+}
 
-pub fn run(_g: &Global, _a: Args) -> u8 {
-    super::fail("`gitgrant monitor` is not implemented yet")
+pub fn run(g: &Global, a: Args) -> u8 {
+    let at = a.at.unwrap_or(g.now);
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let repo = match Repository::open(&g.repo) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("`{}` is not a git repository: {e}", g.repo.display())),
+    };
+    let mut ledger = match Ledger::read(&repo) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async {
+        let client = match a.verify.client().await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let api = client.as_ref().map(|c| c as &dyn GitHubApi);
+        let desired = match desired_state(&g.repo, at, api).await {
+            Ok(d) => d,
+            Err(e) => return super::plan::desired_error(g, e),
+        };
+        let sources = monitor::sources_for(&g.repo, &desired.policy).await;
+        let opts = monitor::Options { revoke: !a.no_revoke, report: a.report };
+        let run = monitor::run(&g.repo, &desired, &ledger, &sources, &opts).await;
+        let mut problems: Vec<String> = Vec::new();
+        if !run.ledger.is_empty() && !a.no_ledger {
+            let summary = format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", at.to_rfc3339(), run.new.len(), run.revocations.len());
+            match ledger.append(&repo, &run.ledger, &summary) {
+                Ok(_) => {
+                    if let Err(e) = ledger::push(&g.repo, &a.remote, &summary) {
+                        problems.push(format!("the ledger could not be pushed: {e}"));
+                    }
+                }
+                Err(e) => problems.push(format!("the ledger could not be written: {e}")),
+            }
+        }
+        let new: Vec<monitor::rules::Finding> = run.findings.iter().filter(|f| run.new.contains(&f.key())).cloned().collect();
+        if !new.is_empty() {
+            let revoked: Vec<String> = run.revocations.iter().filter(|r| r.ok).map(|r| r.request.clone()).collect();
+            let text = format!("gitgrant monitor: {} new finding(s) at {}\n{}", new.len(), at.to_rfc3339(), notify::finding_lines(&new, &revoked));
+            if let Some(url) = &a.webhook
+                && let Err(e) = notify::webhook(url, &text).await
+            {
+                problems.push(e);
+            }
+            if a.github_issue {
+                let title = format!("gitgrant monitor: {} finding(s) at {}", new.len(), at.to_rfc3339());
+                let body = issue_body(&new, &revoked, &desired.policy);
+                match issue_client(&a).await {
+                    Ok(c) => match c.create_issue(&title, &body).await {
+                        Ok((n, url)) => eprintln!("opened issue #{n} {url}"),
+                        Err(e) => problems.push(format!("opening the findings issue: {e}")),
+                    },
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        if let Err(code) = print(g, &run, !a.no_ledger && problems.is_empty()) {
+            return code;
+        }
+        for e in run.errors.iter().chain(problems.iter()) {
+            eprintln!("error: {e}");
+        }
+        for r in run.revocations.iter().filter(|r| !r.ok) {
+            eprintln!("error: revoking {} at {} {} failed: {}", r.request, r.provider, r.resource, r.error.clone().unwrap_or_default());
+        }
+        if !run.errors.is_empty() || !problems.is_empty() {
+            return 2;
+        }
+        u8::from(!run.new.is_empty() || run.revocations.iter().any(|r| !r.ok))
+    })
+}
+
+/// The client for the findings issue: independent of how landings are verified
+/// (`--plain-git` still opens issues).
+async fn issue_client(a: &Args) -> Result<crate::github::client::Client, String> {
+    let slug = crate::github::context::repo_slug(a.verify.github_repo.as_deref(), None).map_err(|e| format!("--github-issue: {e}"))?;
+    crate::github::client::Client::from_env(slug).await.map_err(|e| format!("--github-issue: {e}"))
+}
+
+fn issue_body(new: &[monitor::rules::Finding], revoked: &[String], policy: &crate::model::policy::Policy) -> String {
+    format!(
+        "gitgrant monitor found activity that the policy's `monitor` rules flag.\n\n{}\n\nPolicy owners to review: {}.\n",
+        notify::finding_lines(new, revoked),
+        notify::escape(&monitor::breakglass::owners(policy))
+    )
+}
+
+fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
+    if g.format == Format::Json {
+        let s = serde_json::to_string_pretty(run).map_err(fail)?;
+        println!("{s}");
+        return Ok(());
+    }
+    println!("monitor at {}: {} grant(s) watched, {} finding(s) ({} new)", run.at.to_rfc3339(), run.watched, run.findings.len(), run.new.len());
+    for f in &run.findings {
+        let new = if run.new.contains(&f.key()) { "NEW " } else { "" };
+        println!(
+            "{new}finding [{}] rule `{}`: {}",
+            serde_json::to_value(&f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            f.rule,
+            f.message
+        );
+        if !f.events.is_empty() {
+            println!("  evidence: {}", f.evidence());
+        }
+        if g.format == Format::Github {
+            println!("::warning title=gitgrant monitor {}::{}", f.rule, f.message.replace('\n', " "));
+        }
+    }
+    for r in &run.revocations {
+        let status = if r.ok { "done".to_string() } else { format!("FAILED: {}", r.error.clone().unwrap_or_default()) };
+        println!("revoke {} {} {} {} (request {}): {status}", r.provider, r.resource, r.principal, r.access, r.request);
+    }
+    if !run.unmonitored.is_empty() {
+        println!("not monitored (no activity source for the provider): {}", run.unmonitored.join(", "));
+    }
+    if !run.usage.is_empty() {
+        println!("granted versus used:");
+        for u in &run.usage {
+            let state = if u.active { "active" } else { "ended" };
+            println!("  {} on {} ({state}, role {}, {}): {} event(s)", u.request, u.resource, u.role, monitor::window_text(&u.window), u.events);
+            for s in &u.suggestions {
+                println!("    - {s}");
+            }
+        }
+    }
+    if ledger_written && !run.ledger.is_empty() {
+        println!("ledger: {} line(s) recorded on `{}`", run.ledger.len(), ledger::BRANCH);
+    }
+    Ok(())
 }

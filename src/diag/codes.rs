@@ -57,6 +57,9 @@ codes! {
     UnsatisfiableApproval = "GG112", Warning, "approval cannot be satisfied";
     UnknownIdentity = "GG113", Error, "unknown identity";
     TeamUnresolved = "GG190", Warning, "GitHub team not resolved";
+    // Policy files: the `monitor` section.
+    InvalidMonitorRule = "GG120", Error, "invalid monitor rule";
+    MonitorUnknownRole = "GG121", Error, "monitor rule names an unknown role";
     // Request files.
     UnknownRole = "GG201", Error, "unknown role";
     UnknownResource = "GG202", Error, "unknown resource";

@@ -445,6 +445,13 @@ impl GitHubApi for Client {
         self.json(Method::Patch, &path, Some(&json!({ "body": body }))).await.map(|_| ())
     }
 
+    async fn create_issue(&self, title: &str, body: &str) -> Result<(u64, String), ApiError> {
+        let path = self.repo_path("/issues");
+        let v = self.json(Method::Post, &path, Some(&json!({ "title": title, "body": body }))).await?;
+        let n = v.get("number").and_then(Value::as_u64).ok_or_else(|| decode_err(&path, "/number"))?;
+        Ok((n, str_at(&v, "/html_url").unwrap_or_default().to_string()))
+    }
+
     async fn create_pull_request(&self, pr: &NewPullRequest) -> Result<(u64, String), ApiError> {
         let path = self.repo_path("/pulls");
         let body = serde_json::to_value(pr).map_err(|e| ApiError::Decode { method: "POST".into(), path: path.clone(), message: e.to_string() })?;

@@ -201,8 +201,18 @@ pub trait GitHubApi: Send + Sync {
     /// The login the client acts as, when GitHub tells (`GET /user`); Actions
     /// and App installation tokens cannot ask, and get `None`.
     async fn viewer_login(&self) -> Option<String>;
+    /// Opens an issue; returns its number and URL (monitor findings).
+    async fn create_issue(&self, title: &str, body: &str) -> Result<(u64, String), ApiError> {
+        let _ = (title, body);
+        Err(unsupported("create_issue"))
+    }
     /// Opens a pull request (`gitgrant request --open-pr`); returns its number and URL.
     async fn create_pull_request(&self, pr: &NewPullRequest) -> Result<(u64, String), ApiError>;
+}
+
+/// The default of optional [`GitHubApi`] calls a fake does not implement.
+fn unsupported(call: &str) -> ApiError {
+    ApiError::Http { method: "POST".into(), path: call.into(), status: 501, message: "not supported by this client".into() }
 }
 
 /// A pull request to open, as sent to `POST /repos/{o}/{r}/pulls`.

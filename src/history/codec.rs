@@ -449,7 +449,15 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
     }
     let commits = header.n_commits;
     let partial = only.is_some();
-    Some(History { commits: Vec::new(), requests, by_requester, head: header.head, walked: header.walked, skipped: Some(Skipped { commits, header, partial }) })
+    Some(History {
+        commits: Vec::new(),
+        requests,
+        by_requester,
+        head: header.head,
+        walked: header.walked,
+        skipped: Some(Skipped { commits, header, partial }),
+        findings: HashMap::new(),
+    })
 }
 
 /// `None` for anything that is not a complete, consistent encoding.
@@ -567,6 +575,7 @@ mod tests {
             head: Some(Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap()),
             walked: 9,
             skipped: None,
+            findings: HashMap::new(),
         }
     }
 

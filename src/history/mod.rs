@@ -147,6 +147,10 @@ pub struct History {
     /// `events` were not decoded (they hold only what was walked since).
     #[serde(skip)]
     pub(crate) skipped: Option<codec::Skipped>,
+    /// Per requester (lowercase): times of monitor findings the ledger
+    /// recorded against them (filled from the ledger branch, not git history).
+    #[serde(skip)]
+    pub findings: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
 /// How many past early revocations the risk factor counts at most.
@@ -195,6 +199,21 @@ impl History {
         let who = requester.to_ascii_lowercase();
         let ids = self.by_requester.get(&who);
         ids.into_iter().flatten().filter_map(|id| self.requests.get(id)).filter(move |r| r.latest.as_ref().is_none_or(|l| l.requester == who))
+    }
+
+    /// Monitor findings recorded against `requester` before `t`.
+    pub fn findings_before(&self, requester: &str, t: DateTime<Utc>) -> u32 {
+        self.findings.get(&requester.to_ascii_lowercase()).map_or(0, |v| v.iter().filter(|f| **f < t).count() as u32)
+    }
+
+    /// Loads the monitor findings recorded before `as_of` from the ledger
+    /// branch, when the clone has it (judging as of a landing must not count
+    /// findings recorded after it).
+    pub fn add_ledger_findings(&mut self, repo: &Repository, as_of: DateTime<Utc>) {
+        let Ok(ledger) = crate::ledger::Ledger::read(repo) else { return };
+        for e in ledger.entries.iter().filter(|e| e.action == "finding" && e.time < as_of) {
+            self.findings.entry(e.requester.to_ascii_lowercase()).or_default().push(e.time);
+        }
     }
 
     /// How many commits the history holds, decoded or not.

@@ -30,7 +30,7 @@ pub struct Approver {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub time: DateTime<Utc>,
-    /// `grant`, `revoke`, `grant-failed`, `revoke-failed`, `verify-failed`.
+    /// `grant`, `revoke`, `grant-failed`, `revoke-failed`, `verify-failed`, `finding` (monitor).
     pub action: String,
     pub request: String,
     #[serde(default)]
@@ -69,6 +69,11 @@ pub struct Entry {
     pub result: String,
     #[serde(default)]
     pub detail: String,
+    /// A revocation that holds (`revoke --now`, a monitor rule, an unratified
+    /// break-glass grant): reconcile does not grant the request again while
+    /// the version it revoked is on main.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky: bool,
 }
 
 impl Entry {
@@ -106,6 +111,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// An empty ledger with no branch, for unit tests of code that queries one.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Ledger {
+        Ledger { head: None, entries: Vec::new(), text: String::new() }
+    }
+
     pub fn read(repo: &Repository) -> Result<Ledger, LedgerError> {
         let head = match repo.refname_to_id(&format!("refs/heads/{BRANCH}")) {
             Ok(oid) => Some(oid),
@@ -141,6 +152,22 @@ impl Ledger {
     /// Has a `verify-failed` for `request` at `commit` been recorded already?
     pub fn refusal_recorded(&self, request: &str, commit: Option<&str>) -> bool {
         self.entries.iter().any(|e| e.action == "verify-failed" && e.request == request && e.merge_commit.as_deref() == commit)
+    }
+
+    /// Requests revoked with a hold ([`Entry::sticky`]), and when (the latest).
+    /// A hold whose provider call failed holds too: reconcile then refuses the
+    /// request and revokes the grant itself, retrying until it is gone.
+    pub fn sticky_revocations(&self) -> std::collections::BTreeMap<String, DateTime<Utc>> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in self.entries.iter().filter(|e| e.sticky && (e.action == "revoke" || e.action == "revoke-failed")) {
+            out.insert(e.request.clone(), e.time);
+        }
+        out
+    }
+
+    /// Monitor findings recorded against `requester` (lowercase login) before `t`.
+    pub fn findings_for(&self, requester: &str, t: DateTime<Utc>) -> usize {
+        self.entries.iter().filter(|e| e.action == "finding" && e.time < t && e.requester.eq_ignore_ascii_case(requester)).count()
     }
 
     /// Appends `entries` in one commit on the ledger branch; the ref moves

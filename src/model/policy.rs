@@ -121,6 +121,9 @@ pub struct RawPolicyFile {
     pub policy_changes: Option<Sp<RawApprovalRule>>,
     #[serde(default)]
     pub break_glass: Option<Sp<RawBreakGlass>>,
+    /// Rules `gitgrant monitor` applies to provider activity during grants.
+    #[serde(default)]
+    pub monitor: Option<Sp<RawMonitor>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -306,6 +309,9 @@ pub struct RawFactors {
     pub missing_ticket: Option<i64>,
     #[serde(default)]
     pub break_glass: Option<i64>,
+    /// Points per monitor finding the ledger recorded against the requester (at most 3 counted).
+    #[serde(default)]
+    pub monitor_findings: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -354,6 +360,45 @@ pub struct RawBreakGlass {
     pub review_within: Sp<String>,
     /// Groups whose members may ratify a break-glass grant.
     pub reviewers: Vec<Sp<String>>,
+}
+
+/// `monitor:` — rules over what grantees do with their access.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitor {
+    /// Activity this long after a window ends still counts as inside it
+    /// (clock skew, log delivery). Default `5m`.
+    #[serde(default)]
+    pub grace: Option<Sp<String>>,
+    /// How far back `monitor` looks at grants that already ended. Default `24h`.
+    #[serde(default)]
+    pub lookback: Option<Sp<String>>,
+    #[serde(default)]
+    pub rules: Vec<RawMonitorRule>,
+}
+
+/// One monitor rule: exactly one of `deny_actions`, `max_events_per_hour`,
+/// `outside_window`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitorRule {
+    pub name: Sp<String>,
+    /// Roles the rule applies to. Absent: every role.
+    #[serde(default)]
+    pub roles: Option<Vec<Sp<String>>>,
+    /// Actions the grantee must never perform, as globs over `service:Action`
+    /// (case-insensitive; `*` any run of characters, `?` one), e.g. `iam:*`, `*:Delete*`.
+    #[serde(default)]
+    pub deny_actions: Option<Vec<Sp<String>>>,
+    /// More events than this in any clock hour is unusual volume.
+    #[serde(default)]
+    pub max_events_per_hour: Option<Sp<u32>>,
+    /// Activity by the grantee's principal after the window ended (plus `grace`).
+    #[serde(default)]
+    pub outside_window: Option<Sp<bool>>,
+    /// Revoke the grant at the provider immediately when the rule fires. Default false.
+    #[serde(default)]
+    pub revoke: Option<Sp<bool>>,
 }
 
 // ---- checked, merged policy ----
@@ -473,6 +518,7 @@ pub struct Factors {
     pub active_grants: i64,
     pub missing_ticket: i64,
     pub break_glass: i64,
+    pub monitor_findings: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -491,6 +537,38 @@ pub struct BreakGlass {
     pub reviewers: Vec<String>,
 }
 
+/// What a monitor rule checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorCheck {
+    /// Lowercased globs over `service:action`.
+    DenyActions(Vec<String>),
+    MaxEventsPerHour(u32),
+    OutsideWindow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitorRule {
+    pub name: String,
+    /// Empty: every role.
+    pub roles: Vec<String>,
+    pub check: MonitorCheck,
+    pub revoke: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Monitor {
+    pub grace: Duration,
+    pub lookback: Duration,
+    pub rules: Vec<MonitorRule>,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor { grace: Duration::from_secs(300), lookback: Duration::from_secs(86_400), rules: Vec::new() }
+    }
+}
+
 /// The merged, checked policies of one revision.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Policy {
@@ -502,6 +580,8 @@ pub struct Policy {
     pub tiers: Vec<Tier>,
     pub policy_changes: Vec<ApprovalRule>,
     pub break_glass: Option<BreakGlass>,
+    /// Monitor rules (defaults when the policies have no `monitor` section).
+    pub monitor: Monitor,
     /// Template sources by path under templates/ (e.g. `aws/readonly.json.j2`).
     #[serde(skip)]
     pub templates: BTreeMap<String, String>,

@@ -115,6 +115,9 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
 
     let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new() };
     let mut verdicts: BTreeMap<String, Result<LandingVerdict, String>> = BTreeMap::new();
+    // Revocations that hold (revoke --now, monitor, unratified break-glass). A
+    // corrupt ledger stops reconcile before this point; plan treats it as empty.
+    let holds = crate::ledger::Ledger::read(&repo).map(|l| l.sticky_revocations()).unwrap_or_default();
     for entry in tree.list(REQUEST_DIR)? {
         let Some(id) = request_id(&entry.path) else { continue };
         let mut sink = Diagnostics::default();
@@ -152,6 +155,28 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
         if !errors.is_empty() {
             out.refused.push(refuse(format!("no longer allowed by the current policies on main: {}", errors.join("; ")), None));
             continue;
+        }
+        // 3. Held revocations and break-glass ratification.
+        let landed_at = landing_time(&repo, &evidence.landing_commit).unwrap_or(record.landed);
+        if let Some(t) = holds.get(&req.id).filter(|t| **t >= landed_at) {
+            out.refused.push(refuse(
+                format!(
+                    "revoked at {} with a hold (`gitgrant revoke --now` or a monitor rule; see the ledger); not granted again while this version is on main. Merge the removal of `{}`",
+                    t.to_rfc3339(),
+                    req.file
+                ),
+                None,
+            ));
+            continue;
+        }
+        if req.break_glass && out.policy.break_glass.is_some() {
+            let reviews = crate::monitor::breakglass::review_commits(&repo, main, landed_at, github).await?;
+            if let crate::monitor::breakglass::Ratification::Overdue { due } =
+                crate::monitor::breakglass::ratification(&req.id, &req.requester, true, landed_at, &out.policy, &reviews, at)
+            {
+                out.refused.push(refuse(crate::monitor::breakglass::overdue_reason(&req.id, due, &out.policy), None));
+                continue;
+            }
         }
         match entitlements(&req, window, &out.policy, &evidence, at) {
             Ok(mut e) => out.entitlements.append(&mut e),
@@ -317,6 +342,12 @@ fn render_document(
     let text = env.get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("template `templates/{template}`: {e}"))?;
     serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("template `templates/{template}` did not render valid JSON: {e}"))?;
     Ok(text)
+}
+
+/// When `commit` was made (the landing of the version being granted).
+fn landing_time(repo: &Repository, commit: &str) -> Option<DateTime<Utc>> {
+    let c = repo.find_commit(git2::Oid::from_str(commit).ok()?).ok()?;
+    chrono::TimeZone::timestamp_opt(&Utc, c.time().seconds(), 0).single()
 }
 
 fn short(id: &str) -> &str {

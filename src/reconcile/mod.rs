@@ -253,6 +253,7 @@ fn entry_for(e: &desired::Entitlement, a: &Action, action: &str, result: &str, d
         end: Some(e.window.end),
         result: result.into(),
         detail,
+        sticky: false,
     }
 }
 

@@ -33,14 +33,19 @@ pub struct RequesterFacts {
     pub early_revocations: u32,
     /// Ids of the requester's other requests active at the start time.
     pub active_grants: Vec<String>,
+    /// Monitor findings the ledger recorded against the requester before the start.
+    pub monitor_findings: u32,
 }
 
 impl RequesterFacts {
     pub fn from_history(h: &crate::history::History, req: &Request, start: DateTime<Utc>) -> Self {
         let (held_role_before, early_revocations, active_grants) = h.facts(&req.requester, &req.role, start, &req.id);
-        RequesterFacts { held_role_before, early_revocations, active_grants }
+        RequesterFacts { held_role_before, early_revocations, active_grants, monitor_findings: h.findings_before(&req.requester, start) }
     }
 }
+
+/// How many past monitor findings the risk factor counts at most.
+pub const MAX_MONITOR_FINDINGS: u32 = 3;
 
 /// Is `t` outside the business hours of `oh`?
 fn off_hours(oh: &crate::model::policy::OffHours, t: DateTime<Utc>) -> (bool, String) {
@@ -110,6 +115,14 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         let detail =
             if n == 0 { "no other active grants at the start".to_string() } else { format!("{n} active at the start: {}", facts.active_grants.join(", ")) };
         factors.push(Factor { name: "active_grants", points: f.active_grants.saturating_mul(n), detail });
+    }
+    if f.monitor_findings != 0 {
+        let n = facts.monitor_findings.min(MAX_MONITOR_FINDINGS);
+        factors.push(Factor {
+            name: "monitor_findings",
+            points: f.monitor_findings.saturating_mul(i64::from(n)),
+            detail: format!("{} monitor finding(s) recorded against {} (at most {MAX_MONITOR_FINDINGS} counted)", facts.monitor_findings, req.requester),
+        });
     }
     if f.missing_ticket != 0 {
         let missing = req.ticket.as_deref().is_none_or(|t| t.trim().is_empty());

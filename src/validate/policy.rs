@@ -36,7 +36,7 @@ const SECRET_KEYS: &[&str] =
 /// Known config keys per provider (`required`, `optional`).
 fn config_keys(p: ProviderKind) -> (&'static [&'static str], &'static [&'static str]) {
     match p {
-        ProviderKind::Local => (&[], &["state"]),
+        ProviderKind::Local => (&[], &["state", "activity"]),
         ProviderKind::AwsIam => (&[], &["account_id", "region", "path"]),
         ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region"]),
         ProviderKind::GcpIam => (&[], &["project", "folder", "organization"]),
@@ -245,7 +245,9 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     let mut risk: Option<(&str, &Sp<RawRisk>)> = None;
     let mut changes: Option<(&str, &Sp<RawApprovalRule>)> = None;
     let mut bg: Option<(&str, &Sp<RawBreakGlass>)> = None;
+    let mut mon: Option<(&str, &Sp<RawMonitor>)> = None;
     for (file, raw) in files {
+        single_section(&mut ctx, "monitor", file, raw.monitor.as_ref(), &mut mon);
         single_section(&mut ctx, "risk", file, raw.risk.as_ref(), &mut risk);
         single_section(&mut ctx, "policy_changes", file, raw.policy_changes.as_ref(), &mut changes);
         single_section(&mut ctx, "break_glass", file, raw.break_glass.as_ref(), &mut bg);
@@ -375,7 +377,108 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
             reviewers: b.reviewers.iter().map(|g| g.value.clone()).collect(),
         });
     }
+    if let Some((file, m)) = mon {
+        p.monitor = check_monitor(&mut ctx, file, m, &p.roles);
+    }
     p
+}
+
+/// The `monitor` section: one check per rule, known roles, valid globs.
+fn check_monitor(ctx: &mut Ctx, file: &str, m: &Sp<RawMonitor>, roles: &BTreeMap<String, Role>) -> Monitor {
+    let mut out = Monitor::default();
+    if let Some(g) = &m.grace {
+        out.grace = duration_or_zero(ctx, file, g, "monitor.grace").unwrap_or(out.grace);
+    }
+    if let Some(l) = &m.lookback {
+        out.lookback = duration(ctx, file, l, "monitor.lookback").unwrap_or(out.lookback);
+    }
+    let mut names = BTreeSet::new();
+    for r in &m.rules {
+        if !names.insert(r.name.value.clone()) {
+            ctx.err(Code::DuplicateName, file, r.name.pos, format!("monitor rule `{}` is defined twice", r.name.value), "give each rule a distinct name");
+        }
+        for role in r.roles.iter().flatten() {
+            if !roles.contains_key(&role.value) {
+                let known = roles.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+                ctx.err(
+                    Code::MonitorUnknownRole,
+                    file,
+                    role.pos,
+                    format!("monitor rule `{}`: unknown role `{}`", r.name.value, role.value),
+                    format!("name a role defined under `roles:` ({known}), or drop `roles` to apply the rule to every role"),
+                );
+            }
+        }
+        let outside = r.outside_window.as_ref().filter(|b| b.value);
+        let given = usize::from(r.deny_actions.is_some()) + usize::from(r.max_events_per_hour.is_some()) + usize::from(outside.is_some());
+        if given != 1 {
+            ctx.err(
+                Code::InvalidMonitorRule,
+                file,
+                r.name.pos,
+                format!("monitor rule `{}` needs exactly one check, found {given}", r.name.value),
+                "give one of `deny_actions: [\"iam:*\"]`, `max_events_per_hour: N` or `outside_window: true`; split the rule in two to check both",
+            );
+            continue;
+        }
+        let check = if let Some(globs) = &r.deny_actions {
+            if globs.is_empty() {
+                ctx.err(
+                    Code::InvalidMonitorRule,
+                    file,
+                    r.name.pos,
+                    format!("monitor rule `{}`: `deny_actions` is empty", r.name.value),
+                    "list globs such as `iam:*`",
+                );
+            }
+            for g in globs {
+                if !valid_action_glob(&g.value) {
+                    ctx.err(
+                        Code::InvalidMonitorRule,
+                        file,
+                        g.pos,
+                        format!("monitor rule `{}`: `{}` is not an action glob", r.name.value, g.value),
+                        "write `service:Action` with `*` and `?` as wildcards, e.g. `iam:*` or `*:Delete*`",
+                    );
+                }
+            }
+            MonitorCheck::DenyActions(globs.iter().map(|g| g.value.to_ascii_lowercase()).collect())
+        } else if let Some(n) = &r.max_events_per_hour {
+            if n.value == 0 {
+                ctx.err(
+                    Code::InvalidMonitorRule,
+                    file,
+                    n.pos,
+                    format!("monitor rule `{}`: `max_events_per_hour` must be at least 1", r.name.value),
+                    "use `deny_actions: [\"*\"]` to forbid all activity",
+                );
+            }
+            MonitorCheck::MaxEventsPerHour(n.value)
+        } else {
+            MonitorCheck::OutsideWindow
+        };
+        out.rules.push(MonitorRule {
+            name: r.name.value.clone(),
+            roles: r.roles.iter().flatten().map(|x| x.value.clone()).collect(),
+            check,
+            revoke: r.revoke.as_ref().is_some_and(|b| b.value),
+        });
+    }
+    out
+}
+
+/// `service:Action` globs: a colon-separated pair, or `*` alone.
+fn valid_action_glob(g: &str) -> bool {
+    let chars_ok = !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '*' | '?'));
+    chars_ok && (g == "*" || g.split(':').count() == 2)
+}
+
+/// A duration that may be zero (`grace: 0s`).
+fn duration_or_zero(ctx: &mut Ctx, file: &str, s: &Sp<String>, what: &str) -> Option<Duration> {
+    if s.value.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Some(Duration::from_secs(0));
+    }
+    duration(ctx, file, s, what)
 }
 
 fn first_line(s: &str) -> String {
@@ -643,6 +746,7 @@ fn check_factors(ctx: &mut Ctx, file: &str, f: &RawFactors) -> Factors {
         active_grants: f.active_grants.unwrap_or(0),
         missing_ticket: f.missing_ticket.unwrap_or(0),
         break_glass: f.break_glass.unwrap_or(0),
+        monitor_findings: f.monitor_findings.unwrap_or(0),
     }
 }
 

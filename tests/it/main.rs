@@ -9,6 +9,7 @@ mod check_inputs;
 mod cli;
 mod github_gate;
 mod history_index;
+mod monitor;
 mod provider_aws_iam;
 mod provider_postgres;
 mod prune;

@@ -1,0 +1,62 @@
+//! Telling people: a Slack-compatible webhook (`{"text": ...}`) and a
+//! GitHub issue. Every value a user controls (request ids, principals,
+//! actions from the provider's log) is escaped, so a crafted action name
+//! cannot ping a channel, inject a link or break the formatting.
+
+use super::rules::Finding;
+
+/// Escapes text for Slack mrkdwn and GitHub Markdown alike: `&`, `<`, `>`
+/// as entities (Slack's control characters; `<!channel>` pings), markdown
+/// punctuation with a backslash, `@` with a zero-width joiner so no one is
+/// mentioned by accident.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '*' | '_' | '~' | '`' | '[' | ']' | '(' | ')' | '#' | '|' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => out.push_str("@\u{200d}"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line per finding, escaped.
+pub fn finding_lines(findings: &[Finding], revoked: &[String]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            let action = if revoked.contains(&f.request) { " — revoked" } else { "" };
+            format!("• rule {}: {}{action}. Evidence: {}", escape(&f.rule), escape(&f.message), escape(&f.evidence()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// POSTs `{"text": ...}` to a Slack-compatible incoming webhook.
+pub async fn webhook(url: &str, text: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(|e| e.to_string())?;
+    let resp = client.post(url).json(&serde_json::json!({ "text": text })).send().await.map_err(|e| format!("webhook: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("webhook: HTTP {} (check the webhook URL)", resp.status()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn user_text_cannot_ping_link_or_format() {
+        assert_eq!(escape("<!channel> *bold* [x](http://e)"), "&lt;!channel&gt; \\*bold\\* \\[x\\]\\(http://e\\)");
+        assert_eq!(escape("a@b\nc"), "a@\u{200d}b c");
+    }
+}
