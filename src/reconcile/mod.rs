@@ -74,7 +74,8 @@ pub async fn prepare(
     for (name, res) in &desired.policy.resources {
         let (Some(f), Some(h)) = (access_fns.get(name), held.remove(name)) else { continue };
         let native = providers.get(name).is_some_and(|p| p.native_expiry());
-        states.insert(name.clone(), ResourceState { provider: res.provider, access_for: f.as_ref(), native_expiry: native, held: h });
+        let stores_marker = providers.get(name).is_none_or(|p| p.stores_marker());
+        states.insert(name.clone(), ResourceState { provider: res.provider, access_for: f.as_ref(), native_expiry: native, held: h, stores_marker });
     }
     let plan = make_plan(&desired, &states);
     Ok((desired, providers, plan))
