@@ -285,10 +285,10 @@ impl AwsSsoProvider {
                 return Err(transient(
                     &self.resource,
                     format!(
-                        "{} {what} is still {} after {}s (request {request_id}); the next run checks it again",
+                        "{} {what} is still {} after {:?} (request {request_id}); the next run checks it again",
                         op.name(),
                         state.as_ref().map(|s| s.as_str()).unwrap_or("pending"),
-                        self.timeout.as_secs()
+                        self.timeout
                     ),
                 ));
             }
