@@ -53,7 +53,7 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn super::Provider>
 /// the Identity Center instance), `account_id` (required, 12 digits: the
 /// account the permission sets are assigned on), `region` (optional: the
 /// Identity Center region, default from the environment),
-/// `status_timeout_seconds` (optional, default 120: how long to wait for an
+/// `status_timeout` (optional, default `2m`: how long to wait for an
 /// assignment to be created or deleted).
 pub struct AwsSsoProvider {
     admin: aws_sdk_ssoadmin::Client,
@@ -124,11 +124,15 @@ impl AwsSsoProvider {
         if !(account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit())) {
             return Err(permanent(resource, format!("config `account_id` `{account_id}` is not a 12-digit AWS account id")));
         }
-        let timeout = match config.get("status_timeout_seconds") {
-            None | Some(Value::Null) => DEFAULT_TIMEOUT,
-            Some(v) => Duration::from_secs(
-                v.as_u64().filter(|s| *s > 0).ok_or_else(|| permanent(resource, "config `status_timeout_seconds` must be a positive whole number"))?,
-            ),
+        let timeout = match cfg_str(config, "status_timeout", resource)? {
+            None => DEFAULT_TIMEOUT,
+            Some(t) => t
+                .parse::<crate::model::Duration>()
+                .ok()
+                .and_then(|d| u64::try_from(d.secs()).ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| permanent(resource, format!("config `status_timeout` `{t}` is not a duration such as `2m` or `90s`")))?,
         };
         Ok(AwsSsoProvider {
             admin,
@@ -550,7 +554,7 @@ mod tests {
             (json!({"instance_arn": OK, "identity_store_id": "d-1"}), "config `account_id` is required"),
             (json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": 111111111111u64}), "must be a string"),
             (json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": "1111"}), "not a 12-digit"),
-            (json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": "111111111111", "status_timeout_seconds": "5"}), "positive whole number"),
+            (json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": "111111111111", "status_timeout": "soon"}), "not a duration such as `2m`"),
         ];
         for (cfg, want) in cases {
             let e = build(cfg.clone()).err().unwrap_or_else(|| panic!("{cfg} accepted"));
@@ -558,8 +562,8 @@ mod tests {
             let text = e.to_string();
             assert!(text.starts_with("aws-sso sso-prod: ") && text.contains(want), "{cfg}: {text}");
         }
-        let p = build(json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": "111111111111", "status_timeout_seconds": 5})).unwrap();
-        assert_eq!(p.timeout, Duration::from_secs(5));
+        let p = build(json!({"instance_arn": OK, "identity_store_id": "d-1", "account_id": "111111111111", "status_timeout": "5m"})).unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(300));
         assert!(!p.native_expiry());
         assert!(p.marker().contains("gitgrant:managed=true") && p.marker().contains("no expiry"), "{}", p.marker());
     }

@@ -52,7 +52,13 @@ and `bind` on the roles it grants (README, Provider: kubernetes, has the Cluster
 pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {
     let config = &ctx.config.config;
     let context = cfg_str(config, "context", ctx.resource)?;
-    let kubeconfig = cfg_str(config, "kubeconfig", ctx.resource)?.map(|p| ctx.repo.join(p));
+    let kubeconfig = match (cfg_str(config, "kubeconfig", ctx.resource)?, cfg_str(config, "kubeconfig_env", ctx.resource)?) {
+        (Some(path), _) => Some(ctx.repo.join(path)),
+        (None, Some(var)) => Some(std::path::PathBuf::from(std::env::var_os(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+            permanent(ctx.resource, format!("config `kubeconfig_env` names `{var}`, which is not set; set it to the kubeconfig path on the runner"))
+        })?)),
+        (None, None) => None,
+    };
     let client = client(ctx.resource, kubeconfig.as_deref(), context).await?;
     Ok(Box::new(KubernetesProvider::new(client, ctx.resource, config)?))
 }
@@ -84,9 +90,11 @@ async fn client(resource: &str, kubeconfig: Option<&Path>, context: Option<&str>
     Client::try_from(config).map_err(|e| permanent(resource, format!("cannot build the Kubernetes client: {e}")))
 }
 
-/// Resource config keys: `context` and `kubeconfig` (optional, see
-/// [`client`]), `namespaces` (optional list: where RoleBindings are listed
-/// and may be made; default every namespace).
+/// Resource config keys: `context`, and `kubeconfig` (a path, relative to
+/// the repository) or `kubeconfig_env` (the variable holding the path), all
+/// optional, see [`client`]; `namespaces` (optional list, or `namespace` for
+/// one: where RoleBindings are listed and may be made; default every
+/// namespace).
 pub struct KubernetesProvider {
     client: Client,
     resource: String,
@@ -189,13 +197,17 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 impl KubernetesProvider {
     /// Builds the provider on a given client (tests point it at a fake API server).
     pub fn new(client: Client, resource: &str, config: &BTreeMap<String, Value>) -> Result<Self, ProviderError> {
-        let namespaces = match config.get("namespaces") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(a)) => {
+        let list_error = || permanent(resource, "config `namespaces` must be a list of namespace names, e.g. `namespaces: [payments, orders]`");
+        let namespaces = match (config.get("namespace"), config.get("namespaces")) {
+            (Some(_), Some(_)) => return Err(permanent(resource, "config has both `namespace` and `namespaces`; keep one")),
+            (Some(Value::String(ns)), None) if !ns.is_empty() => Some(vec![ns.clone()]),
+            (Some(_), None) => return Err(permanent(resource, "config `namespace` must be a namespace name")),
+            (None, None | Some(Value::Null)) => None,
+            (None, Some(Value::Array(a))) => {
                 let names: Option<Vec<String>> = a.iter().map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string)).collect();
-                Some(names.ok_or_else(|| permanent(resource, "config `namespaces` must be a list of namespace names"))?)
+                Some(names.ok_or_else(list_error)?)
             }
-            Some(_) => return Err(permanent(resource, "config `namespaces` must be a list of namespace names, e.g. `namespaces: [payments, orders]`")),
+            (None, Some(_)) => return Err(list_error()),
         };
         Ok(KubernetesProvider { client, resource: resource.to_string(), namespaces })
     }

@@ -183,7 +183,7 @@ impl Moto {
     async fn permission_set(&self, managed: bool) -> String {
         let tags: Vec<(String, String)> = if managed { vec![("gitgrant:managed".into(), "true".into())] } else { vec![("team".into(), "sre".into())] };
         let sdk_tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().unwrap()).collect();
-        let out = self.admin.create_permission_set().instance_arn(&self.instance_arn).name(unique("ps")).set_tags(Some(sdk_tags)).send().await.unwrap();
+        let out = self.admin.create_permission_set().instance_arn(&self.instance_arn).name(unique("ps")).description("gitgrant test").session_duration("PT1H").relay_state("https://console.aws.amazon.com/").set_tags(Some(sdk_tags)).send().await.unwrap();
         let arn = out.permission_set().unwrap().permission_set_arn().unwrap().to_string();
         self.tags.lock().unwrap().insert(arn.clone(), tags);
         arn

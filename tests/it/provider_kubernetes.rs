@@ -172,6 +172,8 @@ impl FakeApi {
         st.next_version += 1;
         let mut obj = obj;
         obj["metadata"]["resourceVersion"] = json!(st.next_version.to_string());
+        obj["metadata"]["uid"] = json!(format!("uid-seed-{}", st.next_version));
+        obj["metadata"]["creationTimestamp"] = json!("2026-11-01T00:00:00Z");
         let name = obj["metadata"]["name"].as_str().unwrap().to_string();
         st.objects.insert((plural.into(), ns.into(), name), obj);
     }
