@@ -117,7 +117,10 @@ impl AwsSsoProvider {
     ) -> Result<Self, ProviderError> {
         let instance_arn = required(config, "instance_arn", "arn:aws:sso:::instance/ssoins-1234567890abcdef", resource)?;
         if !(instance_arn.starts_with("arn:") && instance_arn.contains(":sso:::instance/")) {
-            return Err(permanent(resource, format!("config `instance_arn` `{instance_arn}` is not an Identity Center instance ARN (arn:aws:sso:::instance/ssoins-...)")));
+            return Err(permanent(
+                resource,
+                format!("config `instance_arn` `{instance_arn}` is not an Identity Center instance ARN (arn:aws:sso:::instance/ssoins-...)"),
+            ));
         }
         let identity_store_id = required(config, "identity_store_id", "d-1234567890", resource)?;
         let account_id = required(config, "account_id", "111111111111", resource)?;
@@ -213,7 +216,8 @@ impl AwsSsoProvider {
             .attribute_value(name.into())
             .build()
             .map_err(|e| self.perm(format!("cannot look up user `{name}`: {e}")))?;
-        let out = self.store.get_user_id().identity_store_id(&self.identity_store_id).alternate_identifier(AlternateIdentifier::UniqueAttribute(attr)).send().await;
+        let out =
+            self.store.get_user_id().identity_store_id(&self.identity_store_id).alternate_identifier(AlternateIdentifier::UniqueAttribute(attr)).send().await;
         let id = match out {
             Ok(o) => o.user_id().to_string(),
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
@@ -260,8 +264,7 @@ impl AwsSsoProvider {
             .try_collect()
             .await
             .map_err(|e| self.sdk("ListAccountAssignments", ps, e))?;
-        let mut out: Vec<(PrincipalType, String)> =
-            items.iter().filter_map(|a| Some((a.principal_type()?.clone(), a.principal_id()?.to_string()))).collect();
+        let mut out: Vec<(PrincipalType, String)> = items.iter().filter_map(|a| Some((a.principal_type()?.clone(), a.principal_id()?.to_string()))).collect();
         out.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
         out.dedup();
         Ok(out)
@@ -298,24 +301,26 @@ impl AwsSsoProvider {
             }
             tokio::time::sleep(self.poll.min(self.timeout.saturating_sub(started.elapsed()))).await;
             status = match op {
-                Op::Create => self
-                    .admin
-                    .describe_account_assignment_creation_status()
-                    .instance_arn(&self.instance_arn)
-                    .account_assignment_creation_request_id(&request_id)
-                    .send()
-                    .await
-                    .map_err(|e| self.sdk("DescribeAccountAssignmentCreationStatus", &request_id, e))?
-                    .account_assignment_creation_status,
-                Op::Delete => self
-                    .admin
-                    .describe_account_assignment_deletion_status()
-                    .instance_arn(&self.instance_arn)
-                    .account_assignment_deletion_request_id(&request_id)
-                    .send()
-                    .await
-                    .map_err(|e| self.sdk("DescribeAccountAssignmentDeletionStatus", &request_id, e))?
-                    .account_assignment_deletion_status,
+                Op::Create => {
+                    self.admin
+                        .describe_account_assignment_creation_status()
+                        .instance_arn(&self.instance_arn)
+                        .account_assignment_creation_request_id(&request_id)
+                        .send()
+                        .await
+                        .map_err(|e| self.sdk("DescribeAccountAssignmentCreationStatus", &request_id, e))?
+                        .account_assignment_creation_status
+                }
+                Op::Delete => {
+                    self.admin
+                        .describe_account_assignment_deletion_status()
+                        .instance_arn(&self.instance_arn)
+                        .account_assignment_deletion_request_id(&request_id)
+                        .send()
+                        .await
+                        .map_err(|e| self.sdk("DescribeAccountAssignmentDeletionStatus", &request_id, e))?
+                        .account_assignment_deletion_status
+                }
             };
         }
     }
@@ -377,10 +382,7 @@ impl Provider for AwsSsoProvider {
     }
 
     fn access_for(&self, _request: &str, grant: &Value) -> Result<String, ProviderError> {
-        let arn = grant
-            .get("permission_set_arn")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.perm("the role's aws-sso grant needs `permission_set_arn`"))?;
+        let arn = grant.get("permission_set_arn").and_then(Value::as_str).ok_or_else(|| self.perm("the role's aws-sso grant needs `permission_set_arn`"))?;
         if !(arn.starts_with("arn:") && arn.contains(":sso:::") && arn.contains("/ps-")) {
             return Err(self.perm(format!("`{arn}` is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-.../ps-...); fix the role's aws-sso grant")));
         }
@@ -500,12 +502,17 @@ where
                 _ if server_side => transient(resource, text),
                 "AccessDeniedException" => {
                     let service = if matches!(op, "GetUserId" | "DescribeUser") { "identitystore" } else { "sso" };
-                    permanent(resource, format!("{text}; allow {service}:{op} to the gitgrant runner (README, Provider: aws-sso, lists the least-privilege policy)"))
+                    permanent(
+                        resource,
+                        format!("{text}; allow {service}:{op} to the gitgrant runner (README, Provider: aws-sso, lists the least-privilege policy)"),
+                    )
                 }
                 "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "InvalidClientTokenId" => {
                     permanent(resource, format!("{text}; the runner's AWS credentials are invalid or expired, refresh them"))
                 }
-                "ServiceQuotaExceededException" => permanent(resource, format!("{text}; an IAM Identity Center quota is reached: end other grants or raise the quota")),
+                "ServiceQuotaExceededException" => {
+                    permanent(resource, format!("{text}; an IAM Identity Center quota is reached: end other grants or raise the quota"))
+                }
                 _ => permanent(resource, text),
             }
         }

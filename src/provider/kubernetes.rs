@@ -134,7 +134,10 @@ impl Target {
             (None, Some(name), Some(namespace)) => Ok(Target::Namespaced { namespace, name, cluster: true }),
             (None, Some(cluster_role), None) => Ok(Target::Cluster { cluster_role }),
             (Some(_), None, None) => Err("the role's kubernetes grant names a `role` but no `namespace`; a Role lives in a namespace".into()),
-            _ => Err("the role's kubernetes grant needs `{ cluster_role: NAME }`, `{ role: NAME, namespace: NS }` or `{ cluster_role: NAME, namespace: NS }`".into()),
+            _ => {
+                Err("the role's kubernetes grant needs `{ cluster_role: NAME }`, `{ role: NAME, namespace: NS }` or `{ cluster_role: NAME, namespace: NS }`"
+                    .into())
+            }
         }
     }
 
@@ -365,8 +368,8 @@ impl Provider for KubernetesProvider {
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
-        let target =
-            Target::parse(&spec.access.access).ok_or_else(|| self.perm(format!("`{}` is not a gitgrant Kubernetes access (a gitgrant bug)", spec.access.access)))?;
+        let target = Target::parse(&spec.access.access)
+            .ok_or_else(|| self.perm(format!("`{}` is not a gitgrant Kubernetes access (a gitgrant bug)", spec.access.access)))?;
         if spec.access.principal.is_empty() || spec.access.principal == GROUP_PREFIX {
             return Err(self.perm("empty subject; fix the requester's `kubernetes` identities entry"));
         }
@@ -401,10 +404,10 @@ impl Provider for KubernetesProvider {
         let handle = handle.ok_or_else(|| self.perm(format!("no binding to delete for `{}` (a gitgrant bug)", held.access.access)))?;
         let parts: Vec<&str> = handle.split('/').collect();
         match parts.as_slice() {
-            ["clusterrolebinding", name] => self.delete(&Api::<ClusterRoleBinding>::all(self.client.clone()), name, &format!("clusterrolebinding {name}")).await,
-            ["rolebinding", ns, name] => {
-                self.delete(&Api::<RoleBinding>::namespaced(self.client.clone(), ns), name, &format!("rolebinding {ns}/{name}")).await
+            ["clusterrolebinding", name] => {
+                self.delete(&Api::<ClusterRoleBinding>::all(self.client.clone()), name, &format!("clusterrolebinding {name}")).await
             }
+            ["rolebinding", ns, name] => self.delete(&Api::<RoleBinding>::namespaced(self.client.clone(), ns), name, &format!("rolebinding {ns}/{name}")).await,
             _ => Err(self.perm(format!("`{handle}` is not a binding handle (a gitgrant bug)"))),
         }
     }

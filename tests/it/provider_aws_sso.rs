@@ -82,10 +82,13 @@ fn permanent(e: ProviderError) -> String {
 
 // ---------------------------------------------------------------- the shim
 
+/// Permission set ARN -> its tags, as the shim reports them.
+type Tags = Arc<Mutex<BTreeMap<String, Vec<(String, String)>>>>;
+
 /// Answers SSO Admin's ListTagsForResource from `tags`, forwards all else to moto.
 #[derive(Clone)]
 struct TagShim {
-    tags: Arc<Mutex<BTreeMap<String, Vec<(String, String)>>>>,
+    tags: Tags,
     moto: String,
 }
 
@@ -141,7 +144,7 @@ fn forward(moto: &str, req: &Request) -> ResponseTemplate {
 /// moto behind the tag shim, with the Identity Center instance moto made.
 struct Moto {
     shim: MockServer,
-    tags: Arc<Mutex<BTreeMap<String, Vec<(String, String)>>>>,
+    tags: Tags,
     /// SSO Admin through the shim; Identity Store straight to moto.
     admin: aws_sdk_ssoadmin::Client,
     store: aws_sdk_identitystore::Client,
@@ -183,7 +186,18 @@ impl Moto {
     async fn permission_set(&self, managed: bool) -> String {
         let tags: Vec<(String, String)> = if managed { vec![("gitgrant:managed".into(), "true".into())] } else { vec![("team".into(), "sre".into())] };
         let sdk_tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().unwrap()).collect();
-        let out = self.admin.create_permission_set().instance_arn(&self.instance_arn).name(unique("ps")).description("gitgrant test").session_duration("PT1H").relay_state("https://console.aws.amazon.com/").set_tags(Some(sdk_tags)).send().await.unwrap();
+        let out = self
+            .admin
+            .create_permission_set()
+            .instance_arn(&self.instance_arn)
+            .name(unique("ps"))
+            .description("gitgrant test")
+            .session_duration("PT1H")
+            .relay_state("https://console.aws.amazon.com/")
+            .set_tags(Some(sdk_tags))
+            .send()
+            .await
+            .unwrap();
         let arn = out.permission_set().unwrap().permission_set_arn().unwrap().to_string();
         self.tags.lock().unwrap().insert(arn.clone(), tags);
         arn
@@ -365,7 +379,8 @@ policy_changes:
         ),
     );
     repo.commit("bootstrap policies");
-    let body = "requester: alice\nrole: aws-read\nresources: [sso-prod]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-9: look at the billing alarms\"\n";
+    let body =
+        "requester: alice\nrole: aws-read\nresources: [sso-prod]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-9: look at the billing alarms\"\n";
     land(&repo, "alice-sso", "alice", &[("requests/alice-sso.yaml", body.to_string())], &["frank"]);
 
     let shim = m.shim.uri();
@@ -423,10 +438,7 @@ async fn fake(in_progress: u64, final_status: &str, failure: Option<&str>) -> Mo
     let server = MockServer::start().await;
     let json = |v: Value| ResponseTemplate::new(200).set_body_raw(v.to_string(), "application/x-amz-json-1.1");
     let target = |op: &str| header("x-amz-target", op);
-    Mock::given(target("AWSIdentityStore.GetUserId"))
-        .respond_with(json(json!({"IdentityStoreId": "d-1", "UserId": "u-alice"})))
-        .mount(&server)
-        .await;
+    Mock::given(target("AWSIdentityStore.GetUserId")).respond_with(json(json!({"IdentityStoreId": "d-1", "UserId": "u-alice"}))).mount(&server).await;
     Mock::given(target("SWBExternalService.ListTagsForResource"))
         .respond_with(json(json!({"Tags": [{"Key": "gitgrant:managed", "Value": "true"}]})))
         .mount(&server)
@@ -463,7 +475,8 @@ async fn fake(in_progress: u64, final_status: &str, failure: Option<&str>) -> Mo
 const PS: &str = "arn:aws:sso:::permissionSet/ssoins-1/ps-1";
 
 fn fake_provider(server: &MockServer, timeout: Duration) -> AwsSsoProvider {
-    let config = serde_json::from_value(json!({"instance_arn": "arn:aws:sso:::instance/ssoins-1", "identity_store_id": "d-1", "account_id": "111111111111"})).unwrap();
+    let config =
+        serde_json::from_value(json!({"instance_arn": "arn:aws:sso:::instance/ssoins-1", "identity_store_id": "d-1", "account_id": "111111111111"})).unwrap();
     AwsSsoProvider::new(admin_at(&server.uri(), RetryConfig::disabled()), store_at(&server.uri()), "sso-prod", &config)
         .unwrap()
         .with_wait(timeout, Duration::from_millis(20))
@@ -542,9 +555,7 @@ async fn deletion_is_polled_too_wiremock() {
 #[tokio::test]
 async fn throttling_is_transient_and_access_denied_names_the_action_wiremock() {
     let server = MockServer::start().await;
-    let err_body = |t: &str| {
-        ResponseTemplate::new(400).set_body_raw(json!({"__type": t, "message": "details"}).to_string(), "application/x-amz-json-1.1")
-    };
+    let err_body = |t: &str| ResponseTemplate::new(400).set_body_raw(json!({"__type": t, "message": "details"}).to_string(), "application/x-amz-json-1.1");
     Mock::given(header("x-amz-target", "SWBExternalService.ListPermissionSets")).respond_with(err_body("ThrottlingException")).mount(&server).await;
     Mock::given(header("x-amz-target", "SWBExternalService.ListTagsForResource")).respond_with(err_body("AccessDeniedException")).mount(&server).await;
     let p = fake_provider(&server, Duration::from_secs(1));

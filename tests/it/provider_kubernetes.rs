@@ -77,7 +77,10 @@ impl Respond for FakeApi {
                 401 => ("Unauthorized", "Unauthorized".to_string()),
                 403 => (
                     "Forbidden",
-                    format!("rolebindings.{GROUP} is forbidden: User \"gitgrant\" cannot {} resource \"rolebindings\" in API group \"{GROUP}\"", method.to_lowercase()),
+                    format!(
+                        "rolebindings.{GROUP} is forbidden: User \"gitgrant\" cannot {} resource \"rolebindings\" in API group \"{GROUP}\"",
+                        method.to_lowercase()
+                    ),
                 ),
                 429 => ("TooManyRequests", "Too many requests, please try again later.".to_string()),
                 _ => ("InternalError", "Internal error occurred: etcdserver: request timed out".to_string()),
@@ -95,7 +98,8 @@ impl Respond for FakeApi {
         };
         let kind = if plural == "rolebindings" { "RoleBinding" } else { "ClusterRoleBinding" };
         let selector: String = req.url.query_pairs().find(|(k, _)| k == "labelSelector").map(|(_, v)| v.to_string()).unwrap_or_default();
-        let not_found = |name: &str| status(404, "NotFound", format!("{plural}.{GROUP} \"{name}\" not found"), json!({"name": name, "group": GROUP, "kind": plural}));
+        let not_found =
+            |name: &str| status(404, "NotFound", format!("{plural}.{GROUP} \"{name}\" not found"), json!({"name": name, "group": GROUP, "kind": plural}));
         match (method.as_str(), name) {
             ("GET", None) => {
                 let items: Vec<Value> = st
@@ -118,7 +122,12 @@ impl Respond for FakeApi {
                 let name = obj["metadata"]["name"].as_str().unwrap().to_string();
                 let key = (plural.clone(), ns.clone(), name.clone());
                 if st.objects.contains_key(&key) {
-                    return status(409, "AlreadyExists", format!("{plural}.{GROUP} \"{name}\" already exists"), json!({"name": name, "group": GROUP, "kind": plural}));
+                    return status(
+                        409,
+                        "AlreadyExists",
+                        format!("{plural}.{GROUP} \"{name}\" already exists"),
+                        json!({"name": name, "group": GROUP, "kind": plural}),
+                    );
                 }
                 st.next_version += 1;
                 let meta = obj["metadata"].as_object_mut().unwrap();
@@ -143,7 +152,9 @@ impl Respond for FakeApi {
                     return status(
                         409,
                         "Conflict",
-                        format!("Operation cannot be fulfilled on {plural}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+                        format!(
+                            "Operation cannot be fulfilled on {plural}.{GROUP} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                        ),
                         json!({"name": name, "group": GROUP, "kind": plural}),
                     );
                 }
