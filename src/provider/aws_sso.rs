@@ -14,8 +14,9 @@
 //!   of one user for the same permission set share one assignment; it is
 //!   removed when the last of them ends.
 //! - **No marker, no native expiry.** Identity Center has no place for the
-//!   request ids or the end time of an assignment, and no expiry of its own:
-//!   access ends when reconcile runs after the end time. The plan says so.
+//!   request ids or the end time of an assignment ([`Provider::stores_marker`]
+//!   is false: reconcile reads them from the ledger), and no expiry of its
+//!   own: access ends when reconcile runs after the end time. The plan says so.
 //! - **Asynchronous calls.** Create/DeleteAccountAssignment return a request
 //!   whose status is polled until it SUCCEEDED or FAILED (failures carry
 //!   AWS's reason), within a timeout; a timeout is transient, the next run

@@ -97,7 +97,7 @@ pub trait Provider: Send + Sync {
     fn marker(&self) -> String;
     /// Can the provider store request ids and the end with a grant? When it
     /// cannot (IAM Identity Center assignments), `list` returns them empty and
-    /// the plan keeps a held access as it is instead of rewriting its marker.
+    /// reconcile reads them from the ledger instead.
     fn stores_marker(&self) -> bool {
         true
     }

@@ -115,8 +115,6 @@ pub struct ResourceState<'a> {
     pub native_expiry: bool,
     /// The managed grants the provider holds, or why they could not be listed.
     pub held: Result<Vec<Held>, String>,
-    /// See [`crate::provider::Provider::stores_marker`].
-    pub stores_marker: bool,
 }
 
 /// Builds the plan from the desired state and each resource's state.
@@ -182,8 +180,7 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         let ids: Vec<String> = requests.iter().cloned().collect();
         let (kind, update, reason) = match held_by_access.remove(access) {
             None => (ActionKind::Grant, false, grant_reason(ents)),
-            // A provider without a marker has nothing to rewrite.
-            Some(h) if (h.requests == requests && h.end == Some(end)) || resources.get(&access.resource).is_some_and(|s| !s.stores_marker) => {
+            Some(h) if h.requests == requests && h.end == Some(end) => {
                 (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339()))
             }
             Some(h) => {

@@ -33,7 +33,7 @@ use wiremock::matchers::header;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::provider_aws_iam::unique;
-use crate::reconcile::land;
+use crate::reconcile::{land, ledger};
 use crate::support::{Repo, run_in_env};
 
 fn moto_url() -> String {
@@ -382,6 +382,9 @@ policy_changes:
     let body =
         "requester: alice\nrole: aws-read\nresources: [sso-prod]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-9: look at the billing alarms\"\n";
     land(&repo, "alice-sso", "alice", &[("requests/alice-sso.yaml", body.to_string())], &["frank"]);
+    // A second request of hers for the same permission set, 11:00 to 13:00: it shares the assignment.
+    let second = body.replace("start: 2026-12-01T10:00:00Z", "start: 2026-12-01T11:00:00Z");
+    land(&repo, "alice-sso-2", "alice", &[("requests/alice-sso-2.yaml", second)], &["frank"]);
 
     let shim = m.shim.uri();
     let env = [
@@ -416,17 +419,39 @@ policy_changes:
     assert_eq!(m.assigned(&ps).await, vec![("USER".to_string(), alice_id.clone())], "alice assigned, bob's unexplained assignment removed");
     assert_eq!(m.assigned(&standing).await, vec![("USER".to_string(), carol_id.clone())], "untagged permission sets are not gitgrant's");
 
-    // Nothing to do while alice's window runs: a keep, no marker to rewrite.
+    // 11:00: both of alice's requests need the one assignment: a keep. Identity Center
+    // stores no marker, so the ledger tells which requests hold it (alice-sso so far).
     let t1 = run(&["plan", "--at", "2026-12-01T11:00:00Z", "--format", "json"]);
     let j = t1.json();
     assert_eq!(j["actions"].as_array().unwrap().len(), 1, "{j:#}");
     assert_eq!(j["actions"][0]["action"], "keep");
+    assert_eq!(j["actions"][0]["requests"], json!(["alice-sso", "alice-sso-2"]));
+    assert_eq!(j["actions"][0]["update_marker"], true, "{j:#}");
+    let t1 = run(&["reconcile", "--at", "2026-12-01T11:00:00Z"]);
+    assert_eq!(t1.code, 0, "{}", t1.all());
+    let l = ledger(&repo);
+    assert!(l.iter().any(|e| e["action"] == "grant" && e["request"] == "alice-sso-2" && e["result"] == "ok"), "{l:#?}");
+    // Nothing changed since: a plain keep.
+    let j = run(&["plan", "--at", "2026-12-01T11:30:00Z", "--format", "json"]).json();
+    assert_eq!(j["actions"][0]["action"], "keep");
     assert!(j["actions"][0].get("update_marker").is_none(), "{j:#}");
 
+    // 12:01: the first ended, the second still needs the assignment; the ledger says so.
     let t2 = run(&["reconcile", "--at", "2026-12-01T12:01:00Z"]);
     assert_eq!(t2.code, 0, "{}", t2.all());
-    assert!(m.assigned(&ps).await.is_empty(), "revoked after the end: {}", t2.all());
+    assert_eq!(m.assigned(&ps).await, vec![("USER".to_string(), alice_id.clone())], "still needed by alice-sso-2: {}", t2.all());
+    let l = ledger(&repo);
+    let first: Vec<&str> = l.iter().filter(|e| e["request"] == "alice-sso").map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(first, vec!["grant", "release"], "{l:#?}");
+
+    let t3 = run(&["reconcile", "--at", "2026-12-01T13:01:00Z"]);
+    assert_eq!(t3.code, 0, "{}", t3.all());
+    assert!(m.assigned(&ps).await.is_empty(), "revoked after the last end: {}", t3.all());
+    assert!(t3.stdout.contains("alice-sso-2 ended at 2026-12-01T13:00:00+00:00"), "{}", t3.all());
     assert_eq!(m.assigned(&standing).await.len(), 1);
+    let l = ledger(&repo);
+    assert!(l.iter().any(|e| e["action"] == "revoke" && e["request"] == "alice-sso-2" && e["result"] == "ok"), "{l:#?}");
+    assert!(l.iter().any(|e| e["action"] == "revoke" && e["result"] == "ok" && e["principal"] == bob.as_str()), "bob's unexplained assignment: {l:#?}");
 }
 
 // ---------------------------------------------------------------- wiremock
