@@ -47,7 +47,7 @@ pub async fn prepare(
     let built = providers_for(repo_dir, &desired).await;
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
-    let mut ledger_marker: Option<BTreeMap<(String, String, String), (BTreeSet<String>, Option<DateTime<Utc>>)>> = None;
+    let mut ledger_marker: Option<LedgerMarker> = None;
     for (name, p) in built {
         let listed = match &p {
             Ok(p) => p.list().await.map_err(|e| e.to_string()),
@@ -94,11 +94,14 @@ pub async fn prepare(
     Ok((desired, providers, plan))
 }
 
+/// (resource, principal, access) -> (request ids, latest end), as the ledger records them.
+type LedgerMarker = BTreeMap<(String, String, String), (BTreeSet<String>, Option<DateTime<Utc>>)>;
+
 /// For providers that cannot store a marker (see [`Provider::stores_marker`]),
 /// the ledger stands in for it: per (resource, principal, access), the
 /// requests granted and not yet revoked or released, and the latest end
 /// recorded for them. Empty when there is no ledger yet.
-fn marker_from_ledger(repo_dir: &Path) -> BTreeMap<(String, String, String), (BTreeSet<String>, Option<DateTime<Utc>>)> {
+fn marker_from_ledger(repo_dir: &Path) -> LedgerMarker {
     let Ok(ledger) = git2::Repository::open(repo_dir).map_err(|_| ()).and_then(|r| Ledger::read(&r).map_err(|_| ())) else {
         return BTreeMap::new();
     };
@@ -115,7 +118,7 @@ fn marker_from_ledger(repo_dir: &Path) -> BTreeMap<(String, String, String), (BT
             _ => {}
         }
     }
-    let mut out: BTreeMap<(String, String, String), (BTreeSet<String>, Option<DateTime<Utc>>)> = BTreeMap::new();
+    let mut out = LedgerMarker::new();
     for (k, end) in open {
         let slot = out.entry((k.resource, k.principal, k.access)).or_default();
         slot.0.insert(k.request);
