@@ -95,6 +95,12 @@ pub trait Provider: Send + Sync {
     fn native_expiry(&self) -> bool;
     /// How the grant is marked as managed, for plan output and docs.
     fn marker(&self) -> String;
+    /// Can the provider store request ids and the end with a grant? When it
+    /// cannot (IAM Identity Center assignments), `list` returns them empty and
+    /// reconcile reads them from the ledger instead.
+    fn stores_marker(&self) -> bool {
+        true
+    }
     /// The `access` a request needs here, from the role's grant for this
     /// provider. Shared accesses (a database role) return the same value for
     /// every request; per-request objects (an IAM policy) include the id.

@@ -94,11 +94,25 @@ pub async fn prepare(
     let list_retry = ExecOptions::from_env();
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
+    let mut ledger_marker: Option<LedgerMarker> = None;
     for (name, p) in built {
         let listed = match &p {
             // A transient listing error (a dropped connection) must not fail the resource for the run.
             Ok(p) => with_retry(&list_retry, || p.list()).await.0.map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
+        };
+        let listed = match (listed, &p) {
+            (Ok(mut list), Ok(p)) if !p.stores_marker() => {
+                let marker = ledger_marker.get_or_insert_with(|| marker_from_ledger(repo_dir));
+                for h in &mut list {
+                    if let Some((requests, end)) = marker.get(&(h.access.resource.clone(), h.access.principal.clone(), h.access.access.clone())) {
+                        h.requests.clone_from(requests);
+                        h.end = *end;
+                    }
+                }
+                Ok(list)
+            }
+            (listed, _) => listed,
         };
         held.insert(name.clone(), listed);
         if let Ok(p) = p {
@@ -134,6 +148,39 @@ pub async fn prepare(
     }
     let plan = make_plan(&desired, &states);
     Ok((desired, providers, plan))
+}
+
+/// (resource, principal, access) -> (request ids, latest end), as the ledger records them.
+type LedgerMarker = BTreeMap<(String, String, String), (BTreeSet<String>, Option<DateTime<Utc>>)>;
+
+/// For providers that cannot store a marker (see [`Provider::stores_marker`]),
+/// the ledger stands in for it: per (resource, principal, access), the
+/// requests granted and not yet revoked or released, and the latest end
+/// recorded for them. Empty when there is no ledger yet.
+fn marker_from_ledger(repo_dir: &Path) -> LedgerMarker {
+    let Ok(ledger) = git2::Repository::open(repo_dir).map_err(|_| ()).and_then(|r| Ledger::read(&r).map_err(|_| ())) else {
+        return BTreeMap::new();
+    };
+    let mut open: BTreeMap<GrantKey, Option<DateTime<Utc>>> = BTreeMap::new();
+    for e in &ledger.entries {
+        let Some(k) = e.key() else { continue };
+        match (e.action.as_str(), e.result.as_str()) {
+            ("grant", "ok" | "observed") => {
+                open.insert(k, e.end);
+            }
+            ("revoke" | "release", "ok" | "observed") => {
+                open.remove(&k);
+            }
+            _ => {}
+        }
+    }
+    let mut out = LedgerMarker::new();
+    for (k, end) in open {
+        let slot = out.entry((k.resource, k.principal, k.access)).or_default();
+        slot.0.insert(k.request);
+        slot.1 = slot.1.max(end);
+    }
+    out
 }
 
 /// The ledger lines for one run: what the providers did, what the run found

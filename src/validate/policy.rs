@@ -38,10 +38,10 @@ fn config_keys(p: ProviderKind) -> (&'static [&'static str], &'static [&'static 
     match p {
         ProviderKind::Local => (&[], &["state", "activity"]),
         ProviderKind::AwsIam => (&[], &["account_id", "region", "path"]),
-        ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region"]),
+        ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region", "status_timeout"]),
         ProviderKind::GcpIam => (&[], &["project", "folder", "organization"]),
         ProviderKind::AzureRbac => (&["scope"], &[]),
-        ProviderKind::Kubernetes => (&[], &["context", "namespace", "kubeconfig_env"]),
+        ProviderKind::Kubernetes => (&[], &["context", "kubeconfig", "kubeconfig_env", "namespace", "namespaces"]),
         ProviderKind::Postgres => (&["dsn_env"], &["admin_role", "login_roles"]),
     }
 }
@@ -615,7 +615,7 @@ fn check_config(ctx: &mut Ctx, file: &str, name: &str, r: &RawResource) {
                 format!("resource `{name}` ({provider}): unknown config key `{key}`"),
                 format!("known keys for {provider}: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
             );
-        } else if !value.is_string() && !value.is_boolean() {
+        } else if !value.is_string() && !value.is_boolean() && !value.as_array().is_some_and(|a| a.iter().all(|v| v.is_string())) {
             ctx.err(Code::InvalidResourceConfig, file, pos, format!("resource `{name}`: config `{key}` must be a string"), "quote the value");
         } else if key.ends_with("_env")
             && !value.as_str().is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))

@@ -11,6 +11,8 @@ mod github_gate;
 mod history_index;
 mod monitor;
 mod provider_aws_iam;
+mod provider_aws_sso;
+mod provider_kubernetes;
 mod provider_postgres;
 mod prune;
 mod reconcile;
