@@ -19,6 +19,7 @@ pub mod gcp_iam;
 pub mod kubernetes;
 pub mod local;
 pub mod postgres;
+pub mod rest;
 
 use std::collections::BTreeSet;
 

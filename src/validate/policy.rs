@@ -39,8 +39,8 @@ fn config_keys(p: ProviderKind) -> (&'static [&'static str], &'static [&'static 
         ProviderKind::Local => (&[], &["state"]),
         ProviderKind::AwsIam => (&[], &["account_id", "region", "path"]),
         ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region"]),
-        ProviderKind::GcpIam => (&[], &["project", "folder", "organization"]),
-        ProviderKind::AzureRbac => (&["scope"], &[]),
+        ProviderKind::GcpIam => (&[], &["project", "folder", "organization", "endpoint"]),
+        ProviderKind::AzureRbac => (&["scope"], &["endpoint"]),
         ProviderKind::Kubernetes => (&[], &["context", "namespace", "kubeconfig_env"]),
         ProviderKind::Postgres => (&["dsn_env"], &["admin_role", "login_roles"]),
     }
