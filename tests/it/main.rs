@@ -10,6 +10,8 @@ mod cli;
 mod github_gate;
 mod history_index;
 mod provider_aws_iam;
+mod provider_azure_rbac;
+mod provider_gcp_iam;
 mod provider_postgres;
 mod prune;
 mod reconcile;
