@@ -85,7 +85,8 @@ fn token_from_env(resource: &str, endpoint: &str) -> Result<Arc<dyn TokenSource>
     let audience = if endpoint.starts_with("https://") { endpoint.to_string() } else { DEFAULT_ENDPOINT.to_string() };
     let scope = format!("{audience}/.default");
     let cred: Arc<dyn azure_core::credentials::TokenCredential> = if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-        azure_identity::WorkloadIdentityCredential::new(None).map_err(|e| permanent(resource, format!("Azure workload identity: {e}; set AZURE_TENANT_ID and AZURE_CLIENT_ID")))?
+        azure_identity::WorkloadIdentityCredential::new(None)
+            .map_err(|e| permanent(resource, format!("Azure workload identity: {e}; set AZURE_TENANT_ID and AZURE_CLIENT_ID")))?
     } else if let Some(secret) = env("AZURE_CLIENT_SECRET") {
         let (Some(tenant), Some(client)) = (env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")) else {
             return Err(permanent(resource, "AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID or AZURE_CLIENT_ID is not"));
@@ -163,8 +164,15 @@ enum Outcome {
 fn outcome(status: &str) -> Outcome {
     match status {
         "Provisioned" | "ScheduleCreated" | "Revoked" => Outcome::Done,
-        "Accepted" | "PendingEvaluation" | "Granted" | "PendingProvisioning" | "ProvisioningStarted" | "PendingScheduleCreation" | "AdminApproved"
-        | "PendingExternalProvisioning" | "PendingRevocation" => Outcome::Pending,
+        "Accepted"
+        | "PendingEvaluation"
+        | "Granted"
+        | "PendingProvisioning"
+        | "ProvisioningStarted"
+        | "PendingScheduleCreation"
+        | "AdminApproved"
+        | "PendingExternalProvisioning"
+        | "PendingRevocation" => Outcome::Pending,
         "PendingApproval" | "PendingApprovalProvisioning" | "PendingAdminDecision" => Outcome::NeedsApproval,
         _ => Outcome::Failed,
     }
@@ -185,7 +193,9 @@ impl AzureRbacProvider {
         if !(sub_ok || mg_ok) || scope.contains(['?', '#', ' ']) {
             return Err(permanent(
                 resource,
-                format!("config `scope` `{scope}` is not an Azure scope: use `/subscriptions/<guid>[/resourceGroups/<name>]` or `/providers/Microsoft.Management/managementGroups/<id>`"),
+                format!(
+                    "config `scope` `{scope}` is not an Azure scope: use `/subscriptions/<guid>[/resourceGroups/<name>]` or `/providers/Microsoft.Management/managementGroups/<id>`"
+                ),
             ));
         }
         let endpoint = rest::endpoint(config, ENDPOINT_ENV, DEFAULT_ENDPOINT).map_err(|m| permanent(resource, m))?;
@@ -232,7 +242,7 @@ impl AzureRbacProvider {
             let page = self.rest.call(Method::GET, &url, None).await.map_err(|e| self.rest.error(op, &e))?;
             out.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
             if let Some(link) = page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                if !link.starts_with(&self.endpoint) {
+                if !link.starts_with(&format!("{}/", self.endpoint)) {
                     return Err(self.perm(format!("{op}: the answer points to another host for its next page ({link}); refusing to send the token there")));
                 }
                 next = Some(link.to_string());
@@ -306,7 +316,8 @@ impl Provider for AzureRbacProvider {
             .get("role_definition_id")
             .and_then(Value::as_str)
             .ok_or_else(|| self.perm("the role's azure-rbac grant needs `role_definition_id`, e.g. `acdd72a7-3385-48ef-bd42-f606fba81ae7` (Reader)"))?;
-        role_guid(id).ok_or_else(|| self.perm(format!("`{id}` is not a role definition id (a GUID, or `.../providers/Microsoft.Authorization/roleDefinitions/<guid>`)")))
+        role_guid(id)
+            .ok_or_else(|| self.perm(format!("`{id}` is not a role definition id (a GUID, or `.../providers/Microsoft.Authorization/roleDefinitions/<guid>`)")))
     }
 
     async fn list(&self) -> Result<Vec<Held>, ProviderError> {
@@ -344,7 +355,8 @@ impl Provider for AzureRbacProvider {
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError> {
-        let principal = guid(&spec.access.principal).ok_or_else(|| self.perm(format!("`{}` is not an Entra object id; {PRINCIPAL_HELP}", spec.access.principal)))?;
+        let principal =
+            guid(&spec.access.principal).ok_or_else(|| self.perm(format!("`{}` is not an Entra object id; {PRINCIPAL_HELP}", spec.access.principal)))?;
         let role = role_guid(&spec.access.access).ok_or_else(|| self.perm(format!("`{}` is not a role definition GUID", spec.access.access)))?;
         let access = Access { principal: principal.clone(), access: role.clone(), ..spec.access.clone() };
         let existing = self.list().await?.into_iter().find(|h| h.access == access);
@@ -417,8 +429,10 @@ mod tests {
         assert_eq!(guid("ACDD72A7-3385-48EF-BD42-F606FBA81AE7").as_deref(), Some("acdd72a7-3385-48ef-bd42-f606fba81ae7"));
         assert_eq!(guid("acdd72a7338548efbd42f606fba81ae7"), None);
         assert_eq!(
-            role_guid("/subscriptions/38ab2ccc-3747-4567-b36b-9478f5602f0d/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7")
-                .as_deref(),
+            role_guid(
+                "/subscriptions/38ab2ccc-3747-4567-b36b-9478f5602f0d/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+            )
+            .as_deref(),
             Some("acdd72a7-3385-48ef-bd42-f606fba81ae7")
         );
         let g = new_guid();

@@ -17,7 +17,9 @@
 //!   version 3, so conditions are returned), change only gitgrant's bindings,
 //!   `setIamPolicy` with the etag read and version 3. A concurrent writer
 //!   makes Google answer 409 `ABORTED` (or 412): the whole cycle is redone on
-//!   a fresh read, a few times. A change that is already in place writes nothing.
+//!   a fresh read, a few times. A change that is already in place writes
+//!   nothing, and one instance's own writes (reconcile grants concurrently)
+//!   take turns instead of conflicting with each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,6 +52,9 @@ pub struct GcpIamProvider {
     /// `projects/ID`, `folders/ID` or `organizations/ID`.
     target: String,
     endpoint: String,
+    /// Serialises this instance's read-modify-write cycles: reconcile runs
+    /// grants concurrently, and on one policy they would only conflict.
+    writing: tokio::sync::Mutex<()>,
 }
 
 fn permanent(resource: &str, message: impl Into<String>) -> ProviderError {
@@ -152,7 +157,7 @@ impl GcpIamProvider {
         );
         let auth = format!("refresh {TOKEN_ENV}, or check GOOGLE_APPLICATION_CREDENTIALS");
         let rest = RestClient::new(KIND, resource, token, &forbidden, &auth)?;
-        Ok(GcpIamProvider { rest, resource: resource.to_string(), target: target.clone(), endpoint })
+        Ok(GcpIamProvider { rest, resource: resource.to_string(), target: target.clone(), endpoint, writing: tokio::sync::Mutex::new(()) })
     }
 
     fn perm(&self, message: impl Into<String>) -> ProviderError {
@@ -177,6 +182,7 @@ impl GcpIamProvider {
     /// The read-modify-write cycle: `change` edits the bindings and says
     /// whether anything changed; an etag conflict redoes it on a fresh read.
     async fn modify(&self, op: &str, change: impl Fn(&mut Vec<Value>) -> Result<bool, ProviderError>) -> Result<(), ProviderError> {
+        let _turn = self.writing.lock().await;
         let mut last = None;
         for attempt in 1..=ATTEMPTS {
             let mut policy = self.get_policy().await?;
@@ -366,7 +372,9 @@ impl Provider for GcpIamProvider {
             let mine: Vec<usize> = (0..bindings.len())
                 .filter(|i| {
                     let b = &bindings[*i];
-                    self.owned(b).is_some() && b.get("role").and_then(Value::as_str) == Some(role.as_str()) && members(b).iter().any(|m| member_key(m) == member)
+                    self.owned(b).is_some()
+                        && b.get("role").and_then(Value::as_str) == Some(role.as_str())
+                        && members(b).iter().any(|m| member_key(m) == member)
                 })
                 .collect();
             if let [only] = mine.as_slice()
@@ -390,7 +398,9 @@ impl Provider for GcpIamProvider {
             let mine: Vec<usize> = (0..bindings.len())
                 .filter(|i| {
                     let b = &bindings[*i];
-                    self.owned(b).is_some() && b.get("role").and_then(Value::as_str) == Some(role.as_str()) && members(b).iter().any(|m| member_key(m) == member)
+                    self.owned(b).is_some()
+                        && b.get("role").and_then(Value::as_str) == Some(role.as_str())
+                        && members(b).iter().any(|m| member_key(m) == member)
                 })
                 .collect();
             if mine.is_empty() {
@@ -476,6 +486,9 @@ mod tests {
             json!({"role": "roles/a", "members": ["user:ME@y.z"], "condition": {}}),
         ];
         remove_member(&mut b, &[1, 2], "user:me@y.z");
-        assert_eq!(b, vec![json!({"role": "roles/viewer", "members": ["user:x@y.z"]}), json!({"role": "roles/a", "members": ["user:other@y.z"], "condition": {}})]);
+        assert_eq!(
+            b,
+            vec![json!({"role": "roles/viewer", "members": ["user:x@y.z"]}), json!({"role": "roles/a", "members": ["user:other@y.z"], "condition": {}})]
+        );
     }
 }

@@ -254,9 +254,13 @@ mod tests {
 
     #[test]
     fn google_and_arm_error_bodies_are_read() {
-        let g = error_of(StatusCode::CONFLICT, &json!({"error": {"code": 409, "message": "There were concurrent policy changes.", "status": "ABORTED"}}).to_string());
+        let g = error_of(
+            StatusCode::CONFLICT,
+            &json!({"error": {"code": 409, "message": "There were concurrent policy changes.", "status": "ABORTED"}}).to_string(),
+        );
         assert_eq!((g.status, g.code.as_str(), g.message.as_str(), g.transient), (Some(409), "ABORTED", "There were concurrent policy changes.", false));
-        let a = error_of(StatusCode::CONFLICT, &json!({"error": {"code": "RoleAssignmentExists", "message": "The role assignment already exists."}}).to_string());
+        let a =
+            error_of(StatusCode::CONFLICT, &json!({"error": {"code": "RoleAssignmentExists", "message": "The role assignment already exists."}}).to_string());
         assert_eq!((a.code.as_str(), a.message.as_str()), ("RoleAssignmentExists", "The role assignment already exists."));
         let html = error_of(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
         assert_eq!((html.code.as_str(), html.message.as_str(), html.transient), ("Bad Gateway", "<html>bad gateway</html>", true));

@@ -76,7 +76,8 @@ impl AzureState {
                 let p = &s["properties"];
                 let req = &self.requests[&p["roleAssignmentScheduleRequestId"].as_str().unwrap().to_ascii_lowercase()];
                 let j = req["properties"]["justification"].as_str().unwrap_or_default();
-                j.starts_with("gitgrant:").then(|| (p["principalId"].as_str().unwrap().to_string(), j.to_string(), p["endDateTime"].as_str().unwrap_or_default().to_string()))
+                j.starts_with("gitgrant:")
+                    .then(|| (p["principalId"].as_str().unwrap().to_string(), j.to_string(), p["endDateTime"].as_str().unwrap_or_default().to_string()))
             })
             .collect()
     }
@@ -177,12 +178,8 @@ impl Respond for ArmApi {
                     return arm_error(400, "BadRequest", "The filter is not supported.");
                 }
                 // atScope(): at or above the scope.
-                let value: Vec<Value> = st
-                    .schedules
-                    .values()
-                    .filter(|s| scope.starts_with(&s["properties"]["scope"].as_str().unwrap().to_ascii_lowercase()))
-                    .cloned()
-                    .collect();
+                let value: Vec<Value> =
+                    st.schedules.values().filter(|s| scope.starts_with(&s["properties"]["scope"].as_str().unwrap().to_ascii_lowercase())).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({"value": value}))
             }
             ("GET", ["roleassignmentschedulerequests", _]) => match st.requests.get(&lower) {
@@ -318,7 +315,12 @@ fn provider(fake: &AzureFake, resource: &str) -> AzureRbacProvider {
 fn spec(p: &AzureRbacProvider, principal: &str, requests: &[&str], end: &str) -> GrantSpec {
     let grant = json!({"role_definition_id": READER});
     GrantSpec {
-        access: Access { provider: ProviderKind::AzureRbac, resource: p.resource().to_string(), principal: principal.to_string(), access: p.access_for(requests[0], &grant).unwrap() },
+        access: Access {
+            provider: ProviderKind::AzureRbac,
+            resource: p.resource().to_string(),
+            principal: principal.to_string(),
+            access: p.access_for(requests[0], &grant).unwrap(),
+        },
         requests: requests.iter().map(|s| s.to_string()).collect(),
         end: at(end),
         role: "az-reader".into(),
@@ -460,7 +462,9 @@ async fn denied_writes_and_bad_input_are_permanent_errors_naming_provider_and_re
     let p = provider(&fake, "prod-az");
     let msg = p.grant(&spec(&p, ALICE, &["req-1"], "2026-12-01T12:00:00Z")).await.unwrap_err().to_string();
     assert!(
-        msg.starts_with("azure-rbac prod-az: AdminAssign") && msg.contains("HTTP 403 AuthorizationFailed") && msg.contains("roleAssignmentScheduleRequests/write"),
+        msg.starts_with("azure-rbac prod-az: AdminAssign")
+            && msg.contains("HTTP 403 AuthorizationFailed")
+            && msg.contains("roleAssignmentScheduleRequests/write"),
         "{msg}"
     );
     let msg = p.grant(&spec(&p, "alice@example.com", &["req-1"], "2026-12-01T12:00:00Z")).await.unwrap_err().to_string();
@@ -513,7 +517,9 @@ policy_changes:
 }
 
 fn request(who: &str, resources: &str, start: &str, duration: &str) -> String {
-    format!("requester: {who}\nrole: az-reader\nresources: [{resources}]\nstart: {start}\nduration: {duration}\nreason: \"INC-8: check the failing deployment\"\n")
+    format!(
+        "requester: {who}\nrole: az-reader\nresources: [{resources}]\nstart: {start}\nduration: {duration}\nreason: \"INC-8: check the failing deployment\"\n"
+    )
 }
 
 fn cli_repo(fake: &AzureFake) -> Repo {
@@ -539,7 +545,10 @@ async fn plan_and_reconcile_assign_share_and_remove_through_pim() {
     let plan = run(&r, &["plan", "--at", "2026-12-01T10:05:00Z", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     let p = plan.json();
-    assert_eq!((p["actions"][0]["action"].as_str(), p["actions"][0]["principal"].as_str(), p["actions"][0]["access"].as_str()), (Some("grant"), Some(ALICE), Some(READER)));
+    assert_eq!(
+        (p["actions"][0]["action"].as_str(), p["actions"][0]["principal"].as_str(), p["actions"][0]["access"].as_str()),
+        (Some("grant"), Some(ALICE), Some(READER))
+    );
     assert_eq!(p["native_expiry"]["prod-az"], true);
     assert!(fake.lock().puts.is_empty(), "plan changes nothing");
 

@@ -148,7 +148,11 @@ impl Respond for GcpApi {
             "setIamPolicy" => {
                 st.sets += 1;
                 if st.deny_set {
-                    return google_error(403, "PERMISSION_DENIED", &format!("Policy update access denied: the caller lacks resourcemanager.projects.setIamPolicy on {resource}."));
+                    return google_error(
+                        403,
+                        "PERMISSION_DENIED",
+                        &format!("Policy update access denied: the caller lacks resourcemanager.projects.setIamPolicy on {resource}."),
+                    );
                 }
                 if st.concurrent_writes > 0 {
                     st.concurrent_writes -= 1;
@@ -229,7 +233,12 @@ fn provider(fake: &GcpFake, resource: &str, project: &str) -> GcpIamProvider {
 fn spec(p: &GcpIamProvider, member: &str, requests: &[&str], end: &str) -> GrantSpec {
     let grant = json!({"role": "roles/bigquery.dataViewer"});
     GrantSpec {
-        access: Access { provider: ProviderKind::GcpIam, resource: p.resource().to_string(), principal: member.to_string(), access: p.access_for(requests[0], &grant).unwrap() },
+        access: Access {
+            provider: ProviderKind::GcpIam,
+            resource: p.resource().to_string(),
+            principal: member.to_string(),
+            access: p.access_for(requests[0], &grant).unwrap(),
+        },
         requests: requests.iter().map(|s| s.to_string()).collect(),
         end: at(end),
         role: "analytics-viewer".into(),
@@ -308,10 +317,11 @@ async fn an_etag_conflict_is_retried_on_a_fresh_read_and_keeps_the_other_writer_
     fake.lock().concurrent_writes = 2;
     let p = provider(&fake, "analytics", "acme");
     let held = p.grant(&spec(&p, "user:alice@example.com", &["req-1"], "2026-12-01T12:00:00Z")).await.unwrap();
-    let st = fake.lock();
-    assert_eq!((st.sets, st.gets), (3, 3), "two conflicts, then a write on the third fresh read");
-    let bindings = st.bindings("projects/acme");
-    drop(st);
+    let (sets, gets, bindings) = {
+        let st = fake.lock();
+        (st.sets, st.gets, st.bindings("projects/acme"))
+    };
+    assert_eq!((sets, gets), (3, 3), "two conflicts, then a write on the third fresh read");
     let others: Vec<&Value> = bindings.iter().filter(|b| b["role"] == "roles/logging.viewer").collect();
     assert_eq!(others.len(), 2, "the concurrent writer's bindings are kept: {bindings:#?}");
     assert_eq!(p.list().await.unwrap(), vec![held]);
@@ -322,6 +332,18 @@ async fn an_etag_conflict_is_retried_on_a_fresh_read_and_keeps_the_other_writer_
     assert!(err.is_transient(), "{err}");
     let msg = err.to_string();
     assert!(msg.starts_with("gcp-iam analytics: grant: the IAM policy of projects/acme kept changing") && msg.contains("ABORTED"), "{msg}");
+}
+
+#[tokio::test]
+async fn concurrent_grants_of_one_instance_take_turns_instead_of_conflicting() {
+    let fake = GcpFake::start().await;
+    fake.lock().seed("projects/acme", vec![]);
+    let p = provider(&fake, "analytics", "acme");
+    let specs: Vec<GrantSpec> = (0..6).map(|i| spec(&p, &format!("user:u{i}@example.com"), &[&format!("req-{i}")], "2026-12-01T12:00:00Z")).collect();
+    let results = futures::future::join_all(specs.iter().map(|s| p.grant(s))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(fake.lock().sets, 6, "one write each, no etag conflict");
+    assert_eq!(p.list().await.unwrap().len(), 6);
 }
 
 #[tokio::test]
@@ -463,7 +485,13 @@ fn gitgrant_bindings(fake: &GcpFake) -> Vec<(String, String, String)> {
         .bindings("projects/acme-analytics")
         .iter()
         .filter(|b| b["condition"]["title"].as_str().is_some_and(|t| t.starts_with("gitgrant:")))
-        .map(|b| (b["members"][0].as_str().unwrap().into(), b["condition"]["description"].as_str().unwrap().into(), b["condition"]["expression"].as_str().unwrap().into()))
+        .map(|b| {
+            (
+                b["members"][0].as_str().unwrap().into(),
+                b["condition"]["description"].as_str().unwrap().into(),
+                b["condition"]["expression"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -562,7 +590,11 @@ async fn missing_credentials_are_a_provider_error_for_that_resource() {
         &[("GOOGLE_OAUTH_ACCESS_TOKEN", ""), ("GOOGLE_APPLICATION_CREDENTIALS", ""), ("CLOUDSDK_CONFIG", "/nonexistent/gitgrant-test")],
     );
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stdout.contains("error   gcp-iam analytics: ") && out.stdout.contains("no GCP credentials: set GOOGLE_APPLICATION_CREDENTIALS"), "{}", out.all());
+    assert!(
+        out.stdout.contains("error   gcp-iam analytics: ") && out.stdout.contains("no GCP credentials: set GOOGLE_APPLICATION_CREDENTIALS"),
+        "{}",
+        out.all()
+    );
     assert!(out.stdout.contains("grant   bob-1    local sandbox"), "{}", out.all());
     assert_eq!(fake.lock().gets, 0);
 }
