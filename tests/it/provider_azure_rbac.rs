@@ -51,6 +51,11 @@ pub(crate) struct AzureState {
     /// Answer the next N calls with 429 and `Retry-After: 1`.
     pub throttle: u32,
     pub deny_writes: bool,
+    /// PIM's answer to the next `AdminAssign`: `PendingProvisioning` (the
+    /// schedule appears after `pending_gets` status reads), or a state that
+    /// creates nothing (`PendingApproval`, `Failed`). `None`: `Provisioned`.
+    pub next_status: Option<&'static str>,
+    pub pending_gets: u32,
     pub puts: Vec<Value>,
     pub calls: usize,
 }
@@ -182,10 +187,26 @@ impl Respond for ArmApi {
                     st.schedules.values().filter(|s| scope.starts_with(&s["properties"]["scope"].as_str().unwrap().to_ascii_lowercase())).cloned().collect();
                 ResponseTemplate::new(200).set_body_json(json!({"value": value}))
             }
-            ("GET", ["roleassignmentschedulerequests", _]) => match st.requests.get(&lower) {
-                Some(r) => ResponseTemplate::new(200).set_body_json(r),
-                None => arm_error(404, "RoleAssignmentScheduleRequestNotFound", "The role assignment schedule request was not found."),
-            },
+            ("GET", ["roleassignmentschedulerequests", _]) => {
+                let Some(r) = st.requests.get(&lower).cloned() else {
+                    return arm_error(404, "RoleAssignmentScheduleRequestNotFound", "The role assignment schedule request was not found.");
+                };
+                if r["properties"]["status"] == "PendingProvisioning" {
+                    if st.pending_gets > 0 {
+                        st.pending_gets -= 1;
+                    } else {
+                        let p = &r["properties"];
+                        let name = format!("{:08x}-0000-4000-8000-{:012x}", st.schedules.len() + 1, st.requests.len() + 1);
+                        let (principal, role_def) = (p["principalId"].as_str().unwrap(), p["roleDefinitionId"].as_str().unwrap());
+                        let (start, end) = (p["scheduleInfo"]["startDateTime"].as_str().unwrap(), p["scheduleInfo"]["expiration"]["endDateTime"].as_str());
+                        let sched = schedule(&name, principal, role_def, r["id"].as_str().unwrap(), start, end);
+                        st.schedules.insert(name.clone(), sched);
+                        st.created.insert(name, Instant::now());
+                        st.requests.get_mut(&lower).unwrap()["properties"]["status"] = json!("Provisioned");
+                    }
+                }
+                ResponseTemplate::new(200).set_body_json(&st.requests[&lower])
+            }
             ("PUT", ["roleassignmentschedulerequests", name]) => {
                 let name = path.rsplit('/').next().unwrap_or(name).to_string();
                 if st.deny_writes {
@@ -251,6 +272,7 @@ fn put_request(st: &mut AzureState, name: &str, id: &str, scope: &str, body: &Va
     }
     let status = match (request_type.as_str(), &existing) {
         ("AdminAssign", Some(_)) => return arm_error(409, "RoleAssignmentExists", "The Role assignment already exists."),
+        ("AdminAssign", None) if st.next_status.is_some() => st.next_status.take().unwrap(),
         ("AdminAssign", None) => {
             let sname = format!("{:08x}-0000-4000-8000-{:012x}", st.schedules.len() + 1, st.requests.len() + 1);
             st.schedules.insert(sname.clone(), schedule(&sname, &principal, &role_def, id, start.as_str().unwrap_or_default(), end.as_deref()));
@@ -417,6 +439,25 @@ async fn throttling_waits_out_retry_after_and_young_assignments_are_a_transient_
     fake.lock().min_active = Duration::ZERO;
     p.revoke(&held).await.unwrap();
     assert!(p.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_request_lifecycle_pending_approval_and_failure() {
+    let fake = AzureFake::start().await;
+    let p = provider(&fake, "prod-az");
+    // Pending, then provisioned while gitgrant polls.
+    fake.lock().next_status = Some("PendingProvisioning");
+    fake.lock().pending_gets = 1;
+    let held = p.grant(&spec(&p, ALICE, &["req-1"], "2026-12-01T12:00:00Z")).await.unwrap();
+    assert_eq!(p.list().await.unwrap(), vec![held]);
+    // Approval required by the role's PIM settings: permanent, nothing assigned.
+    fake.lock().next_status = Some("PendingApproval");
+    let msg = p.grant(&spec(&p, BOB, &["req-2"], "2026-12-01T12:00:00Z")).await.unwrap_err().to_string();
+    assert!(msg.contains("status PendingApproval") && msg.contains("require approval"), "{msg}");
+    fake.lock().next_status = Some("Failed");
+    let err = p.grant(&spec(&p, BOB, &["req-2"], "2026-12-01T12:00:00Z")).await.unwrap_err();
+    assert!(!err.is_transient() && err.to_string().contains("status Failed"), "{err}");
+    assert_eq!(fake.lock().schedules.len(), 1);
 }
 
 #[tokio::test]
