@@ -650,3 +650,21 @@ async fn missing_credentials_are_a_provider_error_for_that_resource() {
     assert!(out.stdout.contains("error   azure-rbac prod-az: ") && out.stdout.contains("no Azure credentials: set AZURE_TENANT_ID"), "{}", out.all());
     assert_eq!(fake.lock().calls, 0);
 }
+
+#[test]
+fn check_refuses_an_azure_identity_that_is_not_an_object_id() {
+    let r = Repo::new();
+    r.write("policies/all.yaml", policies("https://management.azure.com").replace(BOB, "bob@example.com"));
+    r.commit("policies");
+    let out = r.run(&["check", "--all"]);
+    assert_eq!(out.code, 2, "invalid policies: {}", out.all());
+    assert!(
+        out.all().contains("GG113") && out.all().contains("`bob@example.com` is not a valid azure-rbac principal") && out.all().contains("Entra object id"),
+        "{}",
+        out.all()
+    );
+    r.write("policies/all.yaml", policies("https://management.azure.com"));
+    r.commit("fixed");
+    let out = r.run(&["check", "--all"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+}
