@@ -83,6 +83,15 @@ impl ProviderError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ProviderError::Transient { .. })
     }
+
+    /// The message without the `provider resource:` prefix, for output that
+    /// already names them (plan failures, refusals).
+    pub fn detail(&self) -> String {
+        match self {
+            ProviderError::Transient { message, .. } => format!("{message} (transient)"),
+            ProviderError::Permanent { message, .. } => message.clone(),
+        }
+    }
 }
 
 /// A place where access is granted. Implementations are in this module, one

@@ -28,7 +28,7 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
     let mut out = BTreeMap::new();
     for (name, res) in &desired.policy.resources {
         let ctx = ProviderContext { repo: repo_dir, resource: name, config: res, now: desired.at };
-        out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.to_string()));
+        out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.detail()));
     }
     out
 }
@@ -49,7 +49,7 @@ pub async fn prepare(
     let mut held = BTreeMap::new();
     for (name, p) in built {
         let listed = match &p {
-            Ok(p) => p.list().await.map_err(|e| e.to_string()),
+            Ok(p) => p.list().await.map_err(|e| e.detail()),
             Err(e) => Err(e.clone()),
         };
         held.insert(name.clone(), listed);
@@ -64,7 +64,7 @@ pub async fn prepare(
         .map(|name| {
             let p = providers.get(name).cloned();
             let f: Box<AccessFn> = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
-                Some(p) => p.access_for(req, grant).map_err(|e| e.to_string()),
+                Some(p) => p.access_for(req, grant).map_err(|e| e.detail()),
                 None => Err("provider unavailable".to_string()),
             });
             (name.clone(), f)
