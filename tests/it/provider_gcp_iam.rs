@@ -594,3 +594,19 @@ async fn missing_credentials_are_a_provider_error_for_that_resource() {
     assert!(out.stdout.contains("grant   bob-1    local sandbox"), "{}", out.all());
     assert_eq!(fake.lock().gets, 0);
 }
+
+#[tokio::test]
+async fn the_endpoint_can_come_from_the_environment() {
+    let fake = GcpFake::start().await;
+    fake.lock().seed("projects/acme-analytics", vec![]);
+    let r = Repo::new();
+    r.at("2026-11-20T10:00:00Z");
+    r.write("policies/all.yaml", POLICIES.replace(", endpoint: \"ENDPOINT\"", ""));
+    r.commit("bootstrap policies");
+    land(&r, "b1", "bob", &[("requests/bob-1.yaml", request("bob", "analytics", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    let uri = fake.uri();
+    let env = [("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN), ("GITGRANT_GCP_ENDPOINT", uri.as_str())];
+    let out = run_in_env(r.path(), &["reconcile", "--at", "2026-12-01T10:05:00Z"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(gitgrant_bindings(&fake).len(), 1);
+}
