@@ -19,6 +19,7 @@ pub mod gcp_iam;
 pub mod kubernetes;
 pub mod local;
 pub mod postgres;
+pub mod rest;
 
 use std::collections::BTreeSet;
 
@@ -81,6 +82,15 @@ pub enum ProviderError {
 impl ProviderError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ProviderError::Transient { .. })
+    }
+
+    /// The message without the `provider resource:` prefix, for output that
+    /// already names them (plan failures, refusals).
+    pub fn detail(&self) -> String {
+        match self {
+            ProviderError::Transient { message, .. } => format!("{message} (transient)"),
+            ProviderError::Permanent { message, .. } => message.clone(),
+        }
     }
 }
 

@@ -304,6 +304,8 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
             // Compared with what the provider lists: an IAM ARN without its path.
             principal: match res.provider {
                 ProviderKind::AwsIam => crate::provider::aws_iam::principal_key(&principal),
+                ProviderKind::GcpIam => crate::provider::gcp_iam::member_key(&principal),
+                ProviderKind::AzureRbac => principal.to_ascii_lowercase(),
                 _ => principal,
             },
             window,

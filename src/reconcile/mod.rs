@@ -31,7 +31,7 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
     let mut out = BTreeMap::new();
     for (name, res) in &desired.policy.resources {
         let ctx = ProviderContext { repo: repo_dir, resource: name, config: res, now: desired.at };
-        out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.to_string()));
+        out.insert(name.clone(), build(&ctx).await.map(Arc::from).map_err(|e| e.detail()));
     }
     out
 }
@@ -98,7 +98,7 @@ pub async fn prepare(
     for (name, p) in built {
         let listed = match &p {
             // A transient listing error (a dropped connection) must not fail the resource for the run.
-            Ok(p) => with_retry(&list_retry, || p.list()).await.0.map_err(|e| e.to_string()),
+            Ok(p) => with_retry(&list_retry, || p.list()).await.0.map_err(|e| e.detail()),
             Err(e) => Err(e.clone()),
         };
         let listed = match (listed, &p) {
@@ -126,7 +126,7 @@ pub async fn prepare(
         .map(|name| {
             let p = providers.get(name).cloned();
             let f: Box<AccessFn> = Box::new(move |req: &str, grant: &serde_json::Value| match &p {
-                Some(p) => p.access_for(req, grant).map_err(|e| e.to_string()),
+                Some(p) => p.access_for(req, grant).map_err(|e| e.detail()),
                 None => Err("provider unavailable".to_string()),
             });
             (name.clone(), f)

@@ -39,8 +39,8 @@ fn config_keys(p: ProviderKind) -> (&'static [&'static str], &'static [&'static 
         ProviderKind::Local => (&[], &["state", "activity"]),
         ProviderKind::AwsIam => (&[], &["account_id", "region", "path"]),
         ProviderKind::AwsSso => (&["instance_arn", "identity_store_id", "account_id"], &["region", "status_timeout"]),
-        ProviderKind::GcpIam => (&[], &["project", "folder", "organization"]),
-        ProviderKind::AzureRbac => (&["scope"], &[]),
+        ProviderKind::GcpIam => (&[], &["project", "folder", "organization", "endpoint"]),
+        ProviderKind::AzureRbac => (&["scope"], &["endpoint"]),
         ProviderKind::Kubernetes => (&[], &["context", "kubeconfig", "kubeconfig_env", "namespace", "namespaces"]),
         ProviderKind::Postgres => (&["dsn_env"], &["admin_role", "login_roles"]),
     }
@@ -568,12 +568,17 @@ fn check_principal(ctx: &mut Ctx, file: &str, kind: ProviderKind, v: &Sp<String>
     let ok = match kind {
         ProviderKind::AwsIam => v.value.starts_with("arn:aws") && (v.value.contains(":user/") || v.value.contains(":role/")),
         ProviderKind::GcpIam => ["user:", "serviceAccount:", "group:", "principal:", "principalSet:"].iter().any(|p| v.value.starts_with(p)),
+        ProviderKind::AzureRbac => {
+            let g: Vec<&str> = v.value.split('-').collect();
+            g.iter().map(|x| x.len()).eq([8, 4, 4, 4, 12]) && g.iter().all(|x| x.bytes().all(|b| b.is_ascii_hexdigit()))
+        }
         _ => !v.value.trim().is_empty(),
     };
     if !ok {
         let help = match kind {
             ProviderKind::AwsIam => "an IAM user or role ARN, e.g. `arn:aws:iam::111111111111:user/alice`",
             ProviderKind::GcpIam => "an IAM member, e.g. `user:alice@example.com`",
+            ProviderKind::AzureRbac => "the Entra object id (a GUID) of the user, group or service principal",
             _ => "a non-empty principal name",
         };
         ctx.err(Code::UnknownIdentity, file, v.pos, format!("`{}` is not a valid {} principal", v.value, kind), help);

@@ -12,6 +12,8 @@ mod history_index;
 mod monitor;
 mod provider_aws_iam;
 mod provider_aws_sso;
+mod provider_azure_rbac;
+mod provider_gcp_iam;
 mod provider_kubernetes;
 mod provider_postgres;
 mod prune;
