@@ -1,11 +1,10 @@
 //! `gitgrant monitor`: read provider activity logs for active grants; alert; revoke on a forbidden action.
 
 use chrono::{DateTime, Utc};
-use git2::Repository;
 
 use super::{Format, Global, fail};
 use crate::github::GitHubApi;
-use crate::ledger::{self, Ledger};
+use crate::ledger;
 use crate::monitor::{self, MonitorRun, notify};
 use crate::reconcile::desired_state;
 
@@ -26,12 +25,8 @@ pub struct Args {
     /// Open a GitHub issue listing new findings (needs GITHUB_TOKEN and --github-repo or $GITHUB_REPOSITORY).
     #[arg(long)]
     pub github_issue: bool,
-    /// Do not write the ledger branch (findings and revocations then go unrecorded).
-    #[arg(long)]
-    pub no_ledger: bool,
-    /// The remote to push the ledger branch to, when it exists.
-    #[arg(long, default_value = "origin")]
-    pub remote: String,
+    #[command(flatten)]
+    pub ledger: super::reconcile::LedgerArgs,
     #[command(flatten)]
     pub verify: super::plan::VerifyArgs,
 }
@@ -42,13 +37,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let repo = match Repository::open(&g.repo) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("`{}` is not a git repository: {e}", g.repo.display())),
-    };
-    let mut ledger = match Ledger::read(&repo) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
+    let (repo, mut ledger) = match super::reconcile::open_with_ledger(g) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     rt.block_on(async {
         let client = match a.verify.client().await {
@@ -64,15 +55,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let opts = monitor::Options { revoke: !a.no_revoke, report: a.report };
         let run = monitor::run(&g.repo, &desired, &ledger, &sources, &opts).await;
         let mut problems: Vec<String> = Vec::new();
-        if !run.ledger.is_empty() && !a.no_ledger {
+        if !run.ledger.is_empty() && !a.ledger.no_ledger {
             let summary = format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", at.to_rfc3339(), run.new.len(), run.revocations.len());
-            match ledger.append(&repo, &run.ledger, &summary) {
-                Ok(_) => {
-                    if let Err(e) = ledger::push(&g.repo, &a.remote, &summary) {
-                        problems.push(format!("the ledger could not be pushed: {e}"));
-                    }
-                }
-                Err(e) => problems.push(format!("the ledger could not be written: {e}")),
+            if let Err(e) = ledger.record(&repo, &run.ledger, &summary, &a.ledger.remote) {
+                problems.push(format!("the ledger: {e}"));
             }
         }
         let new: Vec<monitor::rules::Finding> = run.findings.iter().filter(|f| run.new.contains(&f.key())).cloned().collect();
@@ -96,7 +82,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 }
             }
         }
-        if let Err(code) = print(g, &run, !a.no_ledger && problems.is_empty()) {
+        if let Err(code) = print(g, &run, !a.ledger.no_ledger && problems.is_empty()) {
             return code;
         }
         for e in run.errors.iter().chain(problems.iter()) {

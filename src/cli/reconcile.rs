@@ -9,6 +9,25 @@ use crate::ledger::{self, Ledger};
 use crate::reconcile::execute::execute_observed;
 use crate::reconcile::{ActionKind, ExecOptions, ledger_entries};
 
+/// The ledger flags of the commands that change the providers.
+#[derive(Debug, clap::Args)]
+pub struct LedgerArgs {
+    /// Do not write the ledger branch (not recommended: the audit trail is the point).
+    #[arg(long)]
+    pub no_ledger: bool,
+    /// The remote to push the ledger branch to, when it exists.
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+}
+
+/// Opens the repository and reads its ledger before anything changes, so a
+/// corrupt ledger stops a run first (exit 2).
+pub(super) fn open_with_ledger(g: &Global) -> Result<(Repository, Ledger), u8> {
+    let repo = Repository::open(&g.repo).map_err(|e| fail(format!("`{}` is not a git repository: {e}", g.repo.display())))?;
+    let ledger = Ledger::read(&repo).map_err(fail)?;
+    Ok((repo, ledger))
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The time to reconcile for (default: now, or --now).
@@ -20,12 +39,8 @@ pub struct Args {
     /// Attempts per provider call on throttling and 5xx (the first included).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub attempts: u32,
-    /// Do not write the ledger branch (not recommended: the audit trail is the point).
-    #[arg(long)]
-    pub no_ledger: bool,
-    /// The remote to push the ledger branch to, when it exists.
-    #[arg(long, default_value = "origin")]
-    pub remote: String,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
     #[command(flatten)]
     pub verify: super::plan::VerifyArgs,
 }
@@ -36,14 +51,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let repo = match Repository::open(&g.repo) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("`{}` is not a git repository: {e}", g.repo.display())),
-    };
-    // Read the ledger first: a corrupt ledger stops the run before any change.
-    let mut ledger = match Ledger::read(&repo) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
+    let (repo, mut ledger) = match open_with_ledger(g) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let (_, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at)) {
         Ok(x) => x,
@@ -79,15 +89,11 @@ pub fn run(g: &Global, a: Args) -> u8 {
         failed.len()
     );
     let mut ledger_error = None;
-    if !entries.is_empty() && !a.no_ledger {
-        match ledger.append(&repo, &entries, &summary) {
-            Ok(_) => {
-                if let Err(e) = ledger::push(&g.repo, &a.remote, &summary) {
-                    ledger_error = Some(e.to_string());
-                }
-            }
-            Err(e) => ledger_error = Some(e.to_string()),
-        }
+    if !entries.is_empty()
+        && !a.ledger.no_ledger
+        && let Err(e) = ledger.record(&repo, &entries, &summary, &a.ledger.remote)
+    {
+        ledger_error = Some(e.to_string());
     }
     match g.format {
         Format::Json => {
@@ -107,7 +113,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 let status = if o.ok { "done".to_string() } else { format!("FAILED after {} attempt(s): {}", o.attempts, o.error.clone().unwrap_or_default()) };
                 println!("{:<6} {} {} {} {}: {status}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.action.access);
             }
-            if !entries.is_empty() && !a.no_ledger && ledger_error.is_none() {
+            if !entries.is_empty() && !a.ledger.no_ledger && ledger_error.is_none() {
                 println!("ledger: {} line(s) recorded on `{}`", entries.len(), ledger::BRANCH);
             }
             if g.format == Format::Github {

@@ -91,17 +91,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let detail = format!("emergency revoke (`gitgrant revoke --now`) by {actor}: {}", a.reason);
         let entries = revocation_entries(&meta, &revocations, &detail, at);
         let summary = format!("gitgrant revoke --now {id} at {}", at.to_rfc3339());
-        match ledger.append(&repo, &entries, &summary) {
-            Ok(_) => {
-                if let Err(e) = ledger::push(&g.repo, &a.remote, &summary) {
-                    eprintln!("error: the ledger could not be pushed: {e}");
-                    failed = true;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: the ledger could not be written: {e}");
-                failed = true;
-            }
+        if let Err(e) = ledger.record(&repo, &entries, &summary, &a.remote) {
+            eprintln!("error: the ledger: {e}");
+            failed = true;
         }
         for r in &revocations {
             match &r.error {

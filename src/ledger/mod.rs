@@ -172,6 +172,15 @@ impl Ledger {
 
     /// Appends `entries` in one commit on the ledger branch; the ref moves
     /// only if it still points where this ledger was read (compare-and-swap).
+    /// Appends `entries` (one commit) and pushes the branch to `remote` when
+    /// it exists: what every command that changes the providers does last.
+    pub fn record(&mut self, repo: &Repository, entries: &[Entry], summary: &str, remote: &str) -> Result<Oid, LedgerError> {
+        let oid = self.append(repo, entries, summary)?;
+        let dir = repo.workdir().unwrap_or_else(|| repo.path());
+        push(dir, remote, summary)?;
+        Ok(oid)
+    }
+
     pub fn append(&mut self, repo: &Repository, entries: &[Entry], summary: &str) -> Result<Oid, LedgerError> {
         let mut text = self.text.clone();
         for e in entries {
