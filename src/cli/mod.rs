@@ -30,12 +30,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Text for people, with source lines and carets.
+    /// Text for people, with source lines and carets (`table` is an alias, for `audit`).
+    #[value(alias = "table")]
     Human,
     /// GitHub workflow commands (annotations) plus a job summary.
     Github,
     /// A stable JSON document (see README "Machine-readable output").
     Json,
+    /// Comma-separated values with a header row (`gitgrant audit` only).
+    Csv,
 }
 
 #[derive(Debug, Parser)]
@@ -139,6 +142,9 @@ pub fn run() -> ExitCode {
     };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let g = Global { repo: cli.repo, format: cli.format, now: cli.now.unwrap_or_else(Utc::now), quiet: cli.quiet, color };
+    if g.format == Format::Csv && !matches!(cli.command, Command::Audit(_)) {
+        return ExitCode::from(fail("`--format csv` is only supported by `gitgrant audit`; use human, github or json here"));
+    }
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),

@@ -248,7 +248,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
-        Format::Human | Format::Github => print!("{}", text(&p, g.quiet)),
+        Format::Human | Format::Github | Format::Csv => print!("{}", text(&p, g.quiet)),
     }
     0
 }
