@@ -321,7 +321,7 @@ fn ledger_detail(l: &Entry) -> String {
         if let (Some(t), Some(s)) = (&l.tier, l.risk_score) {
             parts.push(format!("tier {t} (score {s})"));
         }
-        if l.break_glass {
+        if l.break_glass && !l.detail.contains("BREAK-GLASS") {
             parts.push("BREAK-GLASS".to_string());
         }
     }
