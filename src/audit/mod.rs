@@ -423,3 +423,32 @@ pub fn who(trail: &Trail, resource: &str, privilege: Option<Privilege>, from: Da
     out.sort_by(|a, b| a.from.cmp(&b.from).then(a.principal.cmp(&b.principal)).then(a.request.cmp(&b.request)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn when_is_a_date_a_time_or_a_duration_back_from_now() {
+        let now = t("2026-11-23T12:00:00Z");
+        assert_eq!(parse_when("2026-10-01", now).unwrap(), t("2026-10-01T00:00:00Z"));
+        assert_eq!(parse_when("2026-10-01T08:30:00+02:00", now).unwrap(), t("2026-10-01T06:30:00Z"));
+        assert_eq!(parse_when("30d", now).unwrap(), t("2026-10-24T12:00:00Z"));
+        assert_eq!(parse_when("1d12h", now).unwrap(), t("2026-11-22T00:00:00Z"));
+        assert!(parse_when("yesterday", now).unwrap_err().contains("is not a date"));
+        assert!(parse_when("2026-13-01", now).is_err());
+    }
+
+    #[test]
+    fn ledger_actions_read_as_events() {
+        assert_eq!(ledger_event("grant"), "granted");
+        assert_eq!(ledger_event("verify-failed"), "refused");
+        assert_eq!(ledger_event("alert"), "alert");
+    }
+}

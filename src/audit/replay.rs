@@ -214,3 +214,16 @@ fn finish(line: usize, entry: Entry, checks: Vec<ReplayCheck>) -> Replay {
 pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(10)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_name_lines_and_requests() {
+        assert_eq!(Selector::parse("12"), Selector::Line { commit: None, line: 12 });
+        assert_eq!(Selector::parse("1a2b3c:4"), Selector::Line { commit: Some("1a2b3c".into()), line: 4 });
+        assert_eq!(Selector::parse("2026-11-23-alice-db"), Selector::Request { id: "2026-11-23-alice-db".into(), action: None });
+        assert_eq!(Selector::parse("alice-db:revoke"), Selector::Request { id: "alice-db".into(), action: Some("revoke".into()) });
+    }
+}

@@ -2,7 +2,8 @@
 //! Subcommands: `who` (holders of an access in a window), `replay` (recompute
 //! a recorded decision), `verify` (the trail is complete and untampered).
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Subcommand;
@@ -129,31 +130,37 @@ fn run_timeline(g: &Global, f: &FilterArgs) -> u8 {
         Err(code) => return code,
     };
     let events = timeline(&trail, &filter);
-    let out = match g.format {
-        Format::Json => json_lines(&events),
-        Format::Csv => Ok(events_csv(&events)),
-        Format::Human | Format::Github => Ok(events_table(&events)),
-    };
-    print_or_fail(out)
+    // Tens of megabytes on a long history: streamed, not built in memory.
+    emit(|w| match g.format {
+        Format::Json => write_json_lines(w, &events),
+        Format::Csv => events_csv(w, &events),
+        Format::Human | Format::Github => w.write_all(events_table(&events).as_bytes()),
+    })
+}
+
+/// Writes to stdout through a buffer; a closed pipe (`| head`) is not an error.
+fn emit(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> u8 {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match f(&mut w).and_then(|()| std::io::Write::flush(&mut w)) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => fail(format!("writing the output: {e}")),
+    }
+}
+
+fn write_json_lines<T: serde::Serialize>(w: &mut dyn std::io::Write, items: &[T]) -> std::io::Result<()> {
+    for i in items {
+        serde_json::to_writer(&mut *w, i)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 fn print_or_fail(out: Result<String, String>) -> u8 {
     match out {
-        Ok(s) => {
-            print!("{s}");
-            0
-        }
+        Ok(s) => emit(|w| w.write_all(s.as_bytes())),
         Err(e) => fail(e),
     }
-}
-
-fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String, String> {
-    let mut s = String::new();
-    for i in items {
-        s.push_str(&serde_json::to_string(i).map_err(|e| e.to_string())?);
-        s.push('\n');
-    }
-    Ok(s)
 }
 
 /// One CSV field (RFC 4180 quoting). A leading `=`, `+`, `-` or `@` is
@@ -163,15 +170,13 @@ fn csv_field(v: &str) -> String {
     if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
-fn csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut s = header.join(",");
-    s.push('\n');
+fn csv(w: &mut dyn std::io::Write, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
+    writeln!(w, "{}", header.join(","))?;
     for r in rows {
         let fields: Vec<String> = r.iter().map(|f| csv_field(f)).collect();
-        s.push_str(&fields.join(","));
-        s.push('\n');
+        writeln!(w, "{}", fields.join(","))?;
     }
-    s
+    Ok(())
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -201,8 +206,9 @@ pub const EVENT_COLUMNS: [&str; 19] = [
     "ledger_line",
 ];
 
-fn events_csv(events: &[AuditEvent]) -> String {
+fn events_csv(w: &mut dyn std::io::Write, events: &[AuditEvent]) -> std::io::Result<()> {
     csv(
+        w,
         &EVENT_COLUMNS,
         events.iter().map(|e| {
             vec![
@@ -276,16 +282,16 @@ fn run_who(g: &Global, w: &WhoArgs) -> u8 {
         Err(code) => return code,
     };
     let held = who(&trail, &w.resource, w.privilege, from, to);
-    let out = match g.format {
-        Format::Json => json_lines(&held),
-        Format::Csv => Ok(held_csv(&held)),
-        Format::Human | Format::Github => Ok(held_table(&held, w, from, to)),
-    };
-    print_or_fail(out)
+    emit(|out| match g.format {
+        Format::Json => write_json_lines(out, &held),
+        Format::Csv => held_csv(out, &held),
+        Format::Human | Format::Github => out.write_all(held_table(&held, w, from, to).as_bytes()),
+    })
 }
 
-fn held_csv(held: &[Held]) -> String {
+fn held_csv(w: &mut dyn std::io::Write, held: &[Held]) -> std::io::Result<()> {
     csv(
+        w,
         &["principal", "requester", "role", "privilege", "provider", "resource", "access", "request", "from", "to", "still_open", "granted", "revoked", "scheduled_end", "break_glass", "ledger_line"],
         held.iter().map(|h| {
             vec![
@@ -394,10 +400,11 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
     };
     let out = match g.format {
         Format::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n").map_err(|e| e.to_string()),
-        Format::Csv => Ok(csv(
-            &["code", "name", "request", "commit", "detail"],
-            report.findings.iter().map(|f| vec![f.code.to_string(), f.name.to_string(), opt(&f.request), opt(&f.commit), f.detail.clone()]),
-        )),
+        Format::Csv => {
+            let mut buf = Vec::new();
+            let rows = report.findings.iter().map(|f| vec![f.code.to_string(), f.name.to_string(), opt(&f.request), opt(&f.commit), f.detail.clone()]);
+            csv(&mut buf, &["code", "name", "request", "commit", "detail"], rows).map_err(|e| e.to_string()).map(|()| String::from_utf8_lossy(&buf).into_owned())
+        }
         Format::Human => Ok(verify_text(&report, v)),
         Format::Github => Ok(report
             .findings
@@ -436,4 +443,18 @@ fn verify_text(r: &VerifyReport, v: &VerifyArgs) -> String {
         let _ = writeln!(s, "{} finding(s)", r.findings.len());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
+    }
 }
