@@ -71,7 +71,12 @@ pub fn select(trail: &Trail, sel: &Selector) -> Result<(usize, Entry), AuditErro
             let entries = match commit {
                 None => trail.ledger.entries.clone(),
                 Some(c) => {
-                    let oid = trail.repo.revparse_single(c).and_then(|o| o.peel_to_commit()).map(|c| c.id()).map_err(|e| nothing(format!("cannot resolve `{c}`: {e}")))?;
+                    let oid = trail
+                        .repo
+                        .revparse_single(c)
+                        .and_then(|o| o.peel_to_commit())
+                        .map(|c| c.id())
+                        .map_err(|e| nothing(format!("cannot resolve `{c}`: {e}")))?;
                     let head = trail.ledger.head.ok_or_else(|| nothing("the ledger branch does not exist".into()))?;
                     if oid != head && !trail.repo.graph_descendant_of(head, oid).unwrap_or(false) {
                         return Err(nothing(format!("`{c}` is not a commit of the ledger branch `{}`", crate::ledger::BRANCH)));
@@ -79,7 +84,8 @@ pub fn select(trail: &Trail, sel: &Selector) -> Result<(usize, Entry), AuditErro
                     crate::ledger::read_at(&trail.repo, oid)?.1
                 }
             };
-            let e = line.checked_sub(1).and_then(|i| entries.get(i)).ok_or_else(|| nothing(format!("the ledger has no line {line} (it has {})", entries.len())))?;
+            let e =
+                line.checked_sub(1).and_then(|i| entries.get(i)).ok_or_else(|| nothing(format!("the ledger has no line {line} (it has {})", entries.len())))?;
             Ok((*line, e.clone()))
         }
         Selector::Request { id, action } => {
@@ -104,10 +110,7 @@ fn check(name: &'static str, ok: bool, detail: String) -> ReplayCheck {
 /// Replays the decision behind a `grant` entry.
 pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, now: DateTime<Utc>) -> Result<Replay, AuditError> {
     if entry.action != "grant" {
-        return Err(AuditError::Usage(format!(
-            "ledger line {line} is a `{}` entry; only `grant` entries record a decision to replay",
-            entry.action
-        )));
+        return Err(AuditError::Usage(format!("ledger line {line} is a `{}` entry; only `grant` entries record a decision to replay", entry.action)));
     }
     let mut checks = Vec::new();
     let Some(landing) = entry.merge_commit.clone() else {
@@ -116,9 +119,8 @@ pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, now: Da
     };
     // 1. The recorded commit is on main and landed this request.
     let rec = trail.history.requests.get(&entry.request);
-    let landed_here = rec.is_some_and(|r| {
-        r.events.iter().any(|ev| ev.kind != EventKind::Removed && trail.history.commits.get(ev.commit).is_some_and(|c| c.id == landing))
-    });
+    let landed_here =
+        rec.is_some_and(|r| r.events.iter().any(|ev| ev.kind != EventKind::Removed && trail.history.commits.get(ev.commit).is_some_and(|c| c.id == landing)));
     checks.push(check(
         "landing",
         landed_here,
@@ -186,18 +188,17 @@ pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, now: Da
         checks.push(check(
             "approvals",
             verdict.decision.satisfied,
-            format!(
-                "{}{}",
-                verdict.decision.summary(),
-                if verdict.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" }
-            ),
+            format!("{}{}", verdict.decision.summary(), if verdict.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" }),
         ));
         let missing: Vec<&str> = entry.approvers.iter().map(|a| a.login.as_str()).filter(|l| !filled.iter().any(|f| f.eq_ignore_ascii_case(l))).collect();
         checks.push(check(
             "trailers",
             missing.is_empty(),
             if missing.is_empty() {
-                format!("recorded approvers match the landing's valid Approved-by trailers ({})", if filled.is_empty() { "none needed".into() } else { filled.join(", ") })
+                format!(
+                    "recorded approvers match the landing's valid Approved-by trailers ({})",
+                    if filled.is_empty() { "none needed".into() } else { filled.join(", ") }
+                )
             } else {
                 format!("recorded approver(s) {} did not validly approve {}", missing.join(", "), short(&landing))
             },

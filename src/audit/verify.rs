@@ -111,7 +111,10 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
                 let how = if v.direct_push {
                     "pushed directly to main (no merge, no Approved-by trailers)".to_string()
                 } else {
-                    format!("merged without the approvals its base policies required (Approved-by: {})", if v.approved_by.is_empty() { "none".to_string() } else { v.approved_by.join(", ") })
+                    format!(
+                        "merged without the approvals its base policies required (Approved-by: {})",
+                        if v.approved_by.is_empty() { "none".to_string() } else { v.approved_by.join(", ") }
+                    )
                 };
                 let ids: Vec<&str> = v.report.requests.iter().filter(|o| o.change.needs_approval()).map(|o| o.id.as_str()).collect();
                 let detail = format!("{} {how}: {}", short(&c.id), v.decision.summary());
@@ -130,9 +133,12 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     let landed: BTreeMap<(&str, &str), ()> = h
         .requests
         .values()
-        .flat_map(|r| r.events.iter().filter(|e| e.kind != EventKind::Removed).filter_map(move |e| h.commits.get(e.commit).map(|c| ((r.id.as_str(), c.id.as_str()), ()))))
+        .flat_map(|r| {
+            r.events.iter().filter(|e| e.kind != EventKind::Removed).filter_map(move |e| h.commits.get(e.commit).map(|c| ((r.id.as_str(), c.id.as_str()), ())))
+        })
         .collect();
-    let grants: Vec<&crate::ledger::Entry> = trail.ledger.entries.iter().filter(|e| e.action == "grant" && matches!(e.result.as_str(), "ok" | "observed")).collect();
+    let grants: Vec<&crate::ledger::Entry> =
+        trail.ledger.entries.iter().filter(|e| e.action == "grant" && matches!(e.result.as_str(), "ok" | "observed")).collect();
     let mut seen_grant: BTreeSet<(String, Option<String>)> = BTreeSet::new();
     for e in &grants {
         checked.grants += 1;
@@ -155,7 +161,9 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
         }
         match judged(&mut verdicts, repo_dir, m, opts.now) {
             Ok(v) if v.decision.satisfied => {}
-            Ok(v) => findings.push(bad(format!("granted at {}, but its landing {} lacks approvals: {}", super::fmt_time(e.time), short(m), v.decision.summary()))),
+            Ok(v) => {
+                findings.push(bad(format!("granted at {}, but its landing {} lacks approvals: {}", super::fmt_time(e.time), short(m), v.decision.summary())))
+            }
             Err(err) => findings.push(bad(format!("cannot judge its landing {}: {err}", short(m)))),
         }
     }
@@ -249,7 +257,9 @@ fn break_glass(trail: &Trail, main_policy: Option<&Policy>, now: DateTime<Utc>, 
             let reviewers_policy = r.parent.as_deref().and_then(|p| trail.policy_at(p));
             let p = reviewers_policy.as_ref().or(main_policy);
             let ok_reviewer = |l: &String| {
-                !l.eq_ignore_ascii_case(&grant.requester) && !r.author.iter().any(|a| a.eq_ignore_ascii_case(l)) && p.is_some_and(|p| p.in_any(l, &bg.reviewers))
+                !l.eq_ignore_ascii_case(&grant.requester)
+                    && !r.author.iter().any(|a| a.eq_ignore_ascii_case(l))
+                    && p.is_some_and(|p| p.in_any(l, &bg.reviewers))
             };
             let ok = r.time <= deadline && r.approved_by.iter().any(ok_reviewer);
             if !ok {
@@ -317,17 +327,27 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
         let expected = parent.as_ref().map_or("none".to_string(), |p| p.id().to_string());
         let id = c.id().to_string();
         match named.last() {
-            None => findings.push(rewritten(Some(id.clone()), format!("ledger commit {} has no `Previous-ledger:` trailer (not written by gitgrant)", short(&id)))),
+            None => {
+                findings.push(rewritten(Some(id.clone()), format!("ledger commit {} has no `Previous-ledger:` trailer (not written by gitgrant)", short(&id))))
+            }
             Some(n) if *n != expected => findings.push(rewritten(
                 Some(id.clone()),
-                format!("ledger commit {} names {} as the previous head, but its parent is {}: history was rewritten below it", short(&id), short(n), short(&expected)),
+                format!(
+                    "ledger commit {} names {} as the previous head, but its parent is {}: history was rewritten below it",
+                    short(&id),
+                    short(n),
+                    short(&expected)
+                ),
             )),
             Some(_) => {}
         }
         let Some(p) = parent else { break };
         let parent_text = crate::ledger::read_at(repo, p.id()).map(|(t, _)| t).unwrap_or_default();
         if !text.starts_with(&parent_text) {
-            findings.push(rewritten(Some(id.clone()), format!("ledger commit {} changes or removes entries of its parent (the ledger is append-only)", short(&id))));
+            findings.push(rewritten(
+                Some(id.clone()),
+                format!("ledger commit {} changes or removes entries of its parent (the ledger is append-only)", short(&id)),
+            ));
         }
         text = parent_text;
         c = p;
@@ -380,12 +400,23 @@ async fn drift(repo_dir: &Path, trail: &Trail, policy: &Policy, now: DateTime<Ut
         for h in held {
             checked.provider_grants += 1;
             let a = &h.access;
-            let key = |request: &str| GrantKey { request: request.to_string(), resource: a.resource.clone(), principal: a.principal.clone(), access: a.access.clone() };
+            let key = |request: &str| GrantKey {
+                request: request.to_string(),
+                resource: a.resource.clone(),
+                principal: a.principal.clone(),
+                access: a.access.clone(),
+            };
             let unexplained: Vec<&String> = h.requests.iter().filter(|r| !open.contains(&key(r))).collect();
             let any_open = open.iter().any(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access);
             let what = format!("{} {}: {} {}", a.provider, a.resource, a.principal, a.access);
             if h.requests.is_empty() && !any_open {
-                findings.push(finding("AV004", "drift", None, Some(&h.handle), format!("{what} is held at the provider, marked managed, but the ledger records no open grant for it")));
+                findings.push(finding(
+                    "AV004",
+                    "drift",
+                    None,
+                    Some(&h.handle),
+                    format!("{what} is held at the provider, marked managed, but the ledger records no open grant for it"),
+                ));
             }
             for r in unexplained {
                 findings.push(finding(

@@ -292,7 +292,24 @@ fn run_who(g: &Global, w: &WhoArgs) -> u8 {
 fn held_csv(w: &mut dyn std::io::Write, held: &[Held]) -> std::io::Result<()> {
     csv(
         w,
-        &["principal", "requester", "role", "privilege", "provider", "resource", "access", "request", "from", "to", "still_open", "granted", "revoked", "scheduled_end", "break_glass", "ledger_line"],
+        &[
+            "principal",
+            "requester",
+            "role",
+            "privilege",
+            "provider",
+            "resource",
+            "access",
+            "request",
+            "from",
+            "to",
+            "still_open",
+            "granted",
+            "revoked",
+            "scheduled_end",
+            "break_glass",
+            "ledger_line",
+        ],
         held.iter().map(|h| {
             vec![
                 h.principal.clone(),
@@ -324,11 +341,7 @@ fn held_table(held: &[Held], w: &WhoArgs, from: DateTime<Utc>, to: DateTime<Utc>
         return s;
     }
     for h in held {
-        let end = if h.still_open {
-            format!("still open (scheduled end {})", h.scheduled_end.map_or("unknown".to_string(), fmt_time))
-        } else {
-            fmt_time(h.to)
-        };
+        let end = if h.still_open { format!("still open (scheduled end {})", h.scheduled_end.map_or("unknown".to_string(), fmt_time)) } else { fmt_time(h.to) };
         let clipped = if h.granted < from { " (granted earlier)" } else { "" };
         let _ = writeln!(
             s,
@@ -403,7 +416,9 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
         Format::Csv => {
             let mut buf = Vec::new();
             let rows = report.findings.iter().map(|f| vec![f.code.to_string(), f.name.to_string(), opt(&f.request), opt(&f.commit), f.detail.clone()]);
-            csv(&mut buf, &["code", "name", "request", "commit", "detail"], rows).map_err(|e| e.to_string()).map(|()| String::from_utf8_lossy(&buf).into_owned())
+            csv(&mut buf, &["code", "name", "request", "commit", "detail"], rows)
+                .map_err(|e| e.to_string())
+                .map(|()| String::from_utf8_lossy(&buf).into_owned())
         }
         Format::Human => Ok(verify_text(&report, v)),
         Format::Github => Ok(report

@@ -56,7 +56,9 @@ break_glass:
 "#;
 
 fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str, extra: &str) -> String {
-    format!("requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-9: investigate the incident\"\n{extra}")
+    format!(
+        "requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-9: investigate the incident\"\n{extra}"
+    )
 }
 
 fn repo() -> Repo {
@@ -150,7 +152,11 @@ fn timeline_joins_history_and_ledger_in_every_format() {
         a.extend_from_slice(args);
         let out = r.run(&a);
         assert_eq!(out.code, 0, "{}", out.all());
-        out.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).map(|l| (l["request"].as_str().unwrap().into(), l["event"].as_str().unwrap().into())).collect()
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|l| (l["request"].as_str().unwrap().into(), l["event"].as_str().unwrap().into()))
+            .collect()
     };
     let by_role = ids(&["--role", "writer"]);
     assert_eq!(by_role, vec![("ivan-tools".into(), "landed".into()), ("ivan-tools".into(), "granted".into()), ("ivan-tools".into(), "revoked".into())]);
@@ -181,8 +187,10 @@ fn who_had_access_clips_to_the_window_and_shows_open_grants() {
         out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
     let write = who(&["--resource", "tools", "--privilege", "write", "--between", "2026-12-01", "2026-12-02"]);
-    let got: Vec<(&str, &str, &str, &str)> =
-        write.iter().map(|h| (h["principal"].as_str().unwrap(), h["privilege"].as_str().unwrap(), h["from"].as_str().unwrap(), h["to"].as_str().unwrap())).collect();
+    let got: Vec<(&str, &str, &str, &str)> = write
+        .iter()
+        .map(|h| (h["principal"].as_str().unwrap(), h["privilege"].as_str().unwrap(), h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         got,
         vec![("alice", "admin", "2026-12-01T10:05:00Z", "2026-12-01T12:30:00Z"), ("ivan", "write", "2026-12-01T10:05:00Z", "2026-12-01T12:01:00Z")]
@@ -302,7 +310,9 @@ fn verify_finds_exactly_the_broken_cases() {
         out.stdout
     );
     let j = out.json();
-    let by = |code: &str| j["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).map(|f| f["detail"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let by = |code: &str| {
+        j["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).map(|f| f["detail"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     assert!(by("AV002").iter().any(|d| d.contains("pushed directly to main")), "{:?}", by("AV002"));
     assert!(by("AV002").iter().any(|d| d.contains("merged without the approvals") && d.contains("Approved-by: ivan")), "{:?}", by("AV002"));
     assert!(j["findings"].as_array().unwrap().iter().any(|f| f["code"] == "AV002" && f["commit"] == direct.as_str()));
@@ -429,7 +439,9 @@ policy_changes:
         &r,
         "alice-aws",
         "alice",
-        format!("requester: alice\nrole: ops-read\nresources: [{resource}]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-9: investigate the incident\"\n"),
+        format!(
+            "requester: alice\nrole: ops-read\nresources: [{resource}]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-9: investigate the incident\"\n"
+        ),
         &["frank"],
         21,
     );
