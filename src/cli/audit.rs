@@ -3,7 +3,6 @@
 //! a recorded decision), `verify` (the trail is complete and untampered).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Subcommand;
