@@ -161,12 +161,21 @@ fn login_from(name: &str, email: &str) -> String {
 struct Proposers<'r> {
     repo: &'r Repository,
     cache: HashMap<usize, String>,
+    /// e-mail -> (name, login): a few hundred people author 100,000 commits.
+    logins: HashMap<String, (String, String)>,
 }
 
 impl Proposers<'_> {
     fn of(&mut self, idx: usize, c: &CommitInfo) -> String {
         if c.parents < 2 {
-            return login_from(&c.author, &c.author_email);
+            if let Some((name, login)) = self.logins.get(c.author_email.as_str())
+                && *name == c.author
+            {
+                return login.clone();
+            }
+            let login = login_from(&c.author, &c.author_email);
+            self.logins.insert(c.author_email.clone(), (c.author.clone(), login.clone()));
+            return login;
         }
         let repo = self.repo;
         self.cache
@@ -210,7 +219,7 @@ fn ledger_event(action: &str) -> String {
 /// in time order (git first at equal times: a landing precedes its grant).
 pub fn timeline(trail: &Trail, filter: &Filter) -> Vec<AuditEvent> {
     let h = &trail.history;
-    let mut proposers = Proposers { repo: &trail.repo, cache: HashMap::new() };
+    let mut proposers = Proposers { repo: &trail.repo, cache: HashMap::new(), logins: HashMap::new() };
     let mut out: Vec<AuditEvent> = Vec::new();
     for rec in h.requests.values() {
         if filter.request.as_deref().is_some_and(|r| r != rec.id) {
