@@ -32,8 +32,6 @@ struct Demo {
     dir: PathBuf,
     exe: PathBuf,
     repo: Repository,
-    /// Steps tolerated as not implemented yet (printed at the end).
-    pending: Vec<String>,
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -62,11 +60,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
     println!("repository: {}", dir.display());
     println!("clock: {} (each step runs at a time relative to it, passed with --now)", stamp(t0));
     let code = match story(&dir, exe, t0) {
-        Ok(pending) => {
+        Ok(()) => {
             println!("\n== done: requested, judged, approved, granted, revoked and audited");
-            for p in &pending {
-                println!("   note: `{p}` is not implemented in this build yet; its step was shown but not checked");
-            }
             0
         }
         Err(Broken(msg)) => {
@@ -114,13 +109,13 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 /// Builds the demo repository and walks the lifecycle; returns the tolerated steps.
-fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step<Vec<String>> {
+fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step {
     let m = |min: i64| t0 + Duration::minutes(min);
     heading("1. Scaffold an access repository");
     let out = run_gitgrant(dir, &exe, m(0), &["init", "."])?;
     expect(&out, 0, "gitgrant init")?;
     let repo = Repository::open(dir).map_err(|e| Broken(format!("init left no git repository in {}: {e}", dir.display())))?;
-    let mut d = Demo { dir: dir.to_path_buf(), exe, repo, pending: Vec::new() };
+    let d = Demo { dir: dir.to_path_buf(), exe, repo };
     d.commit_all("admin", "Bootstrap the access policies", m(0))?;
     println!(
         "\nThe policies are the rules: who may ask for which role (groups.yaml, roles.yaml), what each resource is\n(resources.yaml: here two resources on the local provider), and how risk maps to approvals (risk.yaml)."
@@ -247,11 +242,11 @@ fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step<Vec<String>> {
 
     heading("10. The audit trail: git history joined with the ledger");
     let out = d.gitgrant(m(190), &["audit"])?;
-    d.expect_or_pending(&out, "gitgrant audit")?;
+    expect(&out, 0, "gitgrant audit")?;
     let out = d.gitgrant(m(190), &["audit", "verify"])?;
-    d.expect_or_pending(&out, "gitgrant audit verify")?;
+    expect(&out, 0, "gitgrant audit verify")?;
     println!("\nRequests in this story: {alice_id} (approved), {bob_id} (break-glass); heidi's never merged.");
-    Ok(d.pending)
+    Ok(())
 }
 
 fn heading(title: &str) {
@@ -327,17 +322,6 @@ impl Demo {
 
     fn git_err(e: git2::Error) -> Broken {
         Broken(format!("git: {e}"))
-    }
-
-    /// `audit` is built in parallel; until it lands, its "not implemented" is shown and tolerated.
-    fn expect_or_pending(&mut self, out: &Out, what: &str) -> Step {
-        let stub = out.stderr.contains("not implemented") || out.stderr.contains("unexpected argument 'verify'");
-        if out.code == 2 && stub {
-            println!("(not implemented in this build yet: the step above is shown but not checked)");
-            self.pending.push(what.to_string());
-            return Ok(());
-        }
-        expect(out, 0, what)
     }
 
     fn sig(&self, login: &str, t: DateTime<Utc>) -> Step<Signature<'static>> {

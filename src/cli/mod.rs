@@ -30,12 +30,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Text for people, with source lines and carets.
+    /// Text for people, with source lines and carets (`table` is an alias, for `audit`).
+    #[value(alias = "table")]
     Human,
     /// GitHub workflow commands (annotations) plus a job summary.
     Github,
     /// A stable JSON document (see README "Machine-readable output").
     Json,
+    /// Comma-separated values with a header row (`gitgrant audit` only).
+    Csv,
 }
 
 #[derive(Debug, Parser)]
@@ -176,6 +179,9 @@ pub fn run() -> ExitCode {
         None => (Utc::now(), false),
     };
     let g = Global { repo: cli.repo, format: cli.format, now, quiet: cli.quiet, verbose: cli.verbose, color: color(), now_bare };
+    if g.format == Format::Csv && !matches!(cli.command, Command::Audit(_)) {
+        return ExitCode::from(fail("`--format csv` is only supported by `gitgrant audit`; use human, github or json here"));
+    }
     let code = match cli.command {
         Command::Check(a) => check::run(&g, a),
         Command::Explain(a) => explain::run(&g, a),

@@ -18,7 +18,7 @@ pub fn print_diagnostics(g: &Global, diags: &[Diagnostic], sources: &dyn Fn(&str
         match g.format {
             Format::Human => eprint!("{}", render::human(d, sources, g.color)),
             Format::Github => println!("{}", render::github(d)),
-            Format::Json => {}
+            Format::Json | Format::Csv => {}
         }
     }
 }

@@ -248,8 +248,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
-        Format::Human | Format::Github if !g.quiet => print!("{}", text(&p, g.quiet)),
-        Format::Human | Format::Github => {}
+        Format::Human | Format::Github | Format::Csv if !g.quiet => print!("{}", text(&p, g.quiet)),
+        Format::Human | Format::Github | Format::Csv => {}
     }
     0
 }

@@ -65,6 +65,9 @@ pub struct Entry {
     pub break_glass: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<DateTime<Utc>>,
+    /// The risk factors behind `risk_score` (evidence for `gitgrant audit replay`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_factors: Vec<RiskFactor>,
     /// `ok`, `failed`, or `observed` (found at the provider, not done by this run).
     pub result: String,
     #[serde(default)]
@@ -80,6 +83,21 @@ impl Entry {
     /// The (request, resource, principal, access) this entry is about, for grant bookkeeping.
     pub fn key(&self) -> Option<GrantKey> {
         Some(GrantKey { request: self.request.clone(), resource: self.resource.clone()?, principal: self.principal.clone()?, access: self.access.clone()? })
+    }
+}
+
+/// One risk factor as recorded with a grant: its points and its input in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskFactor {
+    pub name: String,
+    pub points: i64,
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl From<&crate::risk::Factor> for RiskFactor {
+    fn from(f: &crate::risk::Factor) -> Self {
+        RiskFactor { name: f.name.to_string(), points: f.points, detail: f.detail.clone() }
     }
 }
 
@@ -276,6 +294,13 @@ pub fn push(repo_dir: &Path, remote: &str, summary: &str) -> Result<(), LedgerEr
         ledger.append(&repo, &ours, summary)?;
     }
     Err(LedgerError::Push("the remote ledger kept moving; rerun reconcile".into()))
+}
+
+/// The ledger text and its entries as of `commit` on the ledger branch (for audit).
+pub fn read_at(repo: &Repository, commit: Oid) -> Result<(String, Vec<Entry>), LedgerError> {
+    let text = text_at(repo, commit)?;
+    let entries = parse(&text)?;
+    Ok((text, entries))
 }
 
 fn text_at(repo: &Repository, commit: Oid) -> Result<String, LedgerError> {

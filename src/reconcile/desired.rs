@@ -40,6 +40,8 @@ pub struct Evidence {
     pub pr: Option<u64>,
     pub risk_score: Option<i64>,
     pub tier: Option<String>,
+    /// The factors behind the score, so an auditor can replay the decision.
+    pub risk_factors: Vec<crate::ledger::RiskFactor>,
 }
 
 /// One (request, resource) pair that should be granted now.
@@ -229,6 +231,7 @@ async fn verify_landing(
             pr: commit.pr,
             risk_score: outcome.risk.as_ref().map(|r| r.score),
             tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
+            risk_factors: risk_factors(outcome),
         });
     }
     Err(("no landing commit on main approves its current version".into(), None))
@@ -277,7 +280,12 @@ async fn verify_on_github(
         pr: Some(number),
         risk_score: outcome.risk.as_ref().map(|r| r.score),
         tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
+        risk_factors: risk_factors(outcome),
     })
+}
+
+fn risk_factors(outcome: &crate::check::RequestOutcome) -> Vec<crate::ledger::RiskFactor> {
+    outcome.risk.iter().flat_map(|r| r.factors.iter().map(crate::ledger::RiskFactor::from)).collect()
 }
 
 /// The request resolved to one entitlement per resource.

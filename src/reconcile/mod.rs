@@ -298,6 +298,7 @@ fn entry_for(e: &desired::Entitlement, a: &Action, action: &str, result: &str, d
         tier: e.evidence.tier.clone(),
         break_glass: e.break_glass,
         end: Some(e.window.end),
+        risk_factors: e.evidence.risk_factors.clone(),
         result: result.into(),
         detail,
         sticky: false,

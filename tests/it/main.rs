@@ -4,6 +4,7 @@
 
 mod support;
 
+mod audit;
 mod check_git;
 mod check_inputs;
 mod cli;
