@@ -1,7 +1,7 @@
 //! Break-glass ratification: a break-glass grant must be reviewed after the
 //! fact by a later commit on main carrying `Break-glass-review: <id>` that
 //! landed with the approval of a `break_glass.reviewers` member, within
-//! `review_within` of the grant's landing. [`ratification`] is the pure
+//! `review_within` of when access began (the later of its landing and its start). [`ratification`] is the pure
 //! decision; [`review_commits`] gathers its input from git.
 //!
 //! Who approved a review commit: its `Approved-by:` trailers (plain git), or,
@@ -51,7 +51,7 @@ pub enum Ratification {
 }
 
 /// Decides whether break-glass request `id` (requested by `requester`,
-/// landed at `landed`) is ratified at `at`. A review counts when it names
+/// whose access began at `landed`: the later of landing and start) is ratified at `at`. A review counts when it names
 /// the id, landed by the due time, and was approved by a reviewer-group
 /// member who is neither the requester nor the review commit's author.
 pub fn ratification(

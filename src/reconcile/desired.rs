@@ -172,9 +172,11 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             continue;
         }
         if req.break_glass && out.policy.break_glass.is_some() {
+            // The review is after the fact: its window opens when access began.
+            let began = window.start.max(landed_at);
             let reviews = crate::monitor::breakglass::review_commits(&repo, main, landed_at, github).await?;
             if let crate::monitor::breakglass::Ratification::Overdue { due } =
-                crate::monitor::breakglass::ratification(&req.id, &req.requester, true, landed_at, &out.policy, &reviews, at)
+                crate::monitor::breakglass::ratification(&req.id, &req.requester, true, began, &out.policy, &reviews, at)
             {
                 out.refused.push(refuse(crate::monitor::breakglass::overdue_reason(&req.id, due, &out.policy), None));
                 continue;
