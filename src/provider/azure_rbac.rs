@@ -61,7 +61,7 @@ pub struct AzureRbacProvider {
 }
 
 fn permanent(resource: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Permanent { provider: KIND, resource: resource.to_string(), message: message.into() }
+    ProviderError::permanent(KIND, resource, message)
 }
 
 pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {

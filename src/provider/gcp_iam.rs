@@ -58,7 +58,7 @@ pub struct GcpIamProvider {
 }
 
 fn permanent(resource: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Permanent { provider: KIND, resource: resource.to_string(), message: message.into() }
+    ProviderError::permanent(KIND, resource, message)
 }
 
 pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {
@@ -122,11 +122,7 @@ impl TokenSource for GoogleToken {
 }
 
 fn cfg_str<'a>(config: &'a BTreeMap<String, Value>, key: &str, resource: &str) -> Result<Option<&'a str>, ProviderError> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim())),
-        Some(_) => Err(permanent(resource, format!("config `{key}` must be a string; quote it in policies/"))),
-    }
+    super::config_str(KIND, config, key, resource)
 }
 
 impl GcpIamProvider {

@@ -102,19 +102,15 @@ pub struct KubernetesProvider {
 }
 
 fn permanent(resource: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Permanent { provider: KIND, resource: resource.to_string(), message: message.into() }
+    ProviderError::permanent(KIND, resource, message)
 }
 
 fn transient(resource: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Transient { provider: KIND, resource: resource.to_string(), message: message.into() }
+    ProviderError::transient(KIND, resource, message)
 }
 
 fn cfg_str<'a>(config: &'a BTreeMap<String, Value>, key: &str, resource: &str) -> Result<Option<&'a str>, ProviderError> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(permanent(resource, format!("config `{key}` must be a string; quote it in policies/"))),
-    }
+    super::config_str(KIND, config, key, resource)
 }
 
 /// What a grant binds, parsed from the role's grant or from an access string.

@@ -80,6 +80,12 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    pub fn permanent(provider: ProviderKind, resource: &str, message: impl Into<String>) -> Self {
+        ProviderError::Permanent { provider, resource: resource.to_string(), message: message.into() }
+    }
+    pub fn transient(provider: ProviderKind, resource: &str, message: impl Into<String>) -> Self {
+        ProviderError::Transient { provider, resource: resource.to_string(), message: message.into() }
+    }
     pub fn is_transient(&self) -> bool {
         matches!(self, ProviderError::Transient { .. })
     }
@@ -121,6 +127,21 @@ pub trait Provider: Send + Sync {
     async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError>;
     /// Removes the grant; succeeds if it is already gone (idempotent).
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
+}
+
+/// A string key of a resource config (`None` when absent), trimmed; any
+/// other type is a config error naming the key.
+pub fn config_str<'a>(
+    provider: ProviderKind,
+    config: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    key: &str,
+    resource: &str,
+) -> Result<Option<&'a str>, ProviderError> {
+    match config.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.trim())),
+        Some(_) => Err(ProviderError::permanent(provider, resource, format!("config `{key}` must be a string; quote it in policies/"))),
+    }
 }
 
 /// Everything a provider instance needs to be built for one resource.
