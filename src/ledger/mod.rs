@@ -9,7 +9,7 @@
 //! leaves a grant the ledger does not know; the next run sees it at the
 //! provider and records it then, marked `observed`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -122,6 +122,7 @@ pub enum LedgerError {
 }
 
 /// The ledger as of its branch head (empty when the branch does not exist).
+#[derive(Debug, Default)]
 pub struct Ledger {
     pub head: Option<Oid>,
     pub entries: Vec<Entry>,
@@ -132,7 +133,7 @@ impl Ledger {
     /// An empty ledger with no branch, for unit tests of code that queries one.
     #[cfg(test)]
     pub(crate) fn empty() -> Ledger {
-        Ledger { head: None, entries: Vec::new(), text: String::new() }
+        Ledger::default()
     }
 
     pub fn read(repo: &Repository) -> Result<Ledger, LedgerError> {
@@ -151,17 +152,23 @@ impl Ledger {
 
     /// Grants the ledger says are in place: granted (or observed) and not revoked since.
     pub fn open_grants(&self) -> BTreeSet<GrantKey> {
-        let mut open = BTreeSet::new();
+        self.open_until(&["revoke"]).into_keys().collect()
+    }
+
+    /// Grants done (or observed) and not closed since by one of `closers`
+    /// (`revoke`, and for a per-request view `release`), with the end the
+    /// latest grant line recorded.
+    pub fn open_until(&self, closers: &[&str]) -> BTreeMap<GrantKey, Option<DateTime<Utc>>> {
+        let mut open = BTreeMap::new();
         for e in &self.entries {
             let Some(k) = e.key() else { continue };
-            match (e.action.as_str(), e.result.as_str()) {
-                ("grant", "ok" | "observed") => {
-                    open.insert(k);
-                }
-                ("revoke", "ok" | "observed") => {
-                    open.remove(&k);
-                }
-                _ => {}
+            if !matches!(e.result.as_str(), "ok" | "observed") {
+                continue;
+            }
+            if e.action == "grant" {
+                open.insert(k, e.end);
+            } else if closers.contains(&e.action.as_str()) {
+                open.remove(&k);
             }
         }
         open

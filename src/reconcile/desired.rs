@@ -85,6 +85,9 @@ pub struct Desired {
     pub refused: Vec<Refusal>,
     /// Approved-or-not-yet-judged requests whose window starts later.
     pub upcoming: Vec<(String, Window)>,
+    /// The ledger as read once for this run (empty when absent or corrupt:
+    /// reconcile itself refuses a corrupt ledger before changing anything).
+    pub ledger: crate::ledger::Ledger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +118,11 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     let (history, _) = read_history_cached(&repo, main, &crate::history::index_path(&repo))?;
     let known_ids: BTreeSet<String> = history.requests.keys().cloned().collect();
 
-    let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new() };
+    let ledger = crate::ledger::Ledger::read(&repo).unwrap_or_default();
+    // Revocations that hold (revoke --now, monitor, unratified break-glass).
+    let holds = ledger.sticky_revocations();
+    let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new(), ledger };
     let mut verdicts: BTreeMap<String, Result<LandingVerdict, String>> = BTreeMap::new();
-    // Revocations that hold (revoke --now, monitor, unratified break-glass). A
-    // corrupt ledger stops reconcile before this point; plan treats it as empty.
-    let holds = crate::ledger::Ledger::read(&repo).map(|l| l.sticky_revocations()).unwrap_or_default();
     for entry in tree.list(REQUEST_DIR)? {
         let Some(id) = request_id(&entry.path) else { continue };
         let mut sink = Diagnostics::default();

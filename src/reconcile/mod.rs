@@ -44,7 +44,7 @@ pub async fn providers_for(repo_dir: &Path, desired: &Desired) -> BTreeMap<Strin
 fn retired_resources(repo_dir: &Path, desired: &Desired) -> BTreeMap<String, (ProviderKind, Result<Resource, String>)> {
     let mut out = BTreeMap::new();
     let Ok(repo) = git2::Repository::open(repo_dir) else { return out };
-    let Ok(ledger) = Ledger::read(&repo) else { return out };
+    let ledger = &desired.ledger;
     let names: BTreeSet<String> = ledger.open_grants().into_iter().map(|k| k.resource).filter(|r| !desired.policy.resources.contains_key(r)).collect();
     for name in names {
         let mentions = ledger.entries.iter().rev().filter(|e| e.resource.as_deref() == Some(name.as_str()));
@@ -103,7 +103,7 @@ pub async fn prepare(
         };
         let listed = match (listed, &p) {
             (Ok(mut list), Ok(p)) if !p.stores_marker() => {
-                let marker = ledger_marker.get_or_insert_with(|| marker_from_ledger(repo_dir));
+                let marker = ledger_marker.get_or_insert_with(|| marker_from_ledger(&desired.ledger));
                 for h in &mut list {
                     if let Some((requests, end)) = marker.get(&(h.access.resource.clone(), h.access.principal.clone(), h.access.access.clone())) {
                         h.requests.clone_from(requests);
@@ -157,23 +157,8 @@ type LedgerMarker = BTreeMap<(String, String, String), (BTreeSet<String>, Option
 /// the ledger stands in for it: per (resource, principal, access), the
 /// requests granted and not yet revoked or released, and the latest end
 /// recorded for them. Empty when there is no ledger yet.
-fn marker_from_ledger(repo_dir: &Path) -> LedgerMarker {
-    let Ok(ledger) = git2::Repository::open(repo_dir).map_err(|_| ()).and_then(|r| Ledger::read(&r).map_err(|_| ())) else {
-        return BTreeMap::new();
-    };
-    let mut open: BTreeMap<GrantKey, Option<DateTime<Utc>>> = BTreeMap::new();
-    for e in &ledger.entries {
-        let Some(k) = e.key() else { continue };
-        match (e.action.as_str(), e.result.as_str()) {
-            ("grant", "ok" | "observed") => {
-                open.insert(k, e.end);
-            }
-            ("revoke" | "release", "ok" | "observed") => {
-                open.remove(&k);
-            }
-            _ => {}
-        }
-    }
+fn marker_from_ledger(ledger: &Ledger) -> LedgerMarker {
+    let open = ledger.open_until(&["revoke", "release"]);
     let mut out = LedgerMarker::new();
     for (k, end) in open {
         let slot = out.entry((k.resource, k.principal, k.access)).or_default();
