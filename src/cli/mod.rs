@@ -41,8 +41,11 @@ pub enum Format {
     Csv,
 }
 
+/// `gitgrant --version`: the release and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("GITGRANT_COMMIT_SHORT"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "gitgrant", version, about = "Temporary production access as code: requests in Git, risk-based approvals, expiry enforced by the cloud.", long_about = None)]
+#[command(name = "gitgrant", version = VERSION, about = "Temporary production access as code: requests in Git, risk-based approvals, expiry enforced by the cloud.", long_about = None)]
 #[command(
     after_help = "Examples:\n  gitgrant check                       judge your working tree against HEAD\n  gitgrant check --base main --head pr  judge a PR branch (CI)\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant schema request > request.schema.json"
 )]

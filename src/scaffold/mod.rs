@@ -5,6 +5,13 @@
 //! are (one copy, tested by the crate's own checks). Only resources and roles
 //! differ: the scaffold's run on the `local` provider, so a fresh repository
 //! goes through the whole lifecycle before any cloud is connected.
+//!
+//! The workflows are the scaffold's own (`files/workflows/`), not this
+//! repository's (which build the judge from source): they install the released
+//! binary with the gitgrant action, pinned to the commit this binary was built
+//! from (a release binary is built from its tag's commit, so the pin names that
+//! release). `@@GITGRANT_ACTION@@` and `@@GITGRANT_VERSION@@` are filled in by
+//! [`File::contents`].
 
 pub mod draft;
 pub mod overlay;
@@ -18,6 +25,31 @@ pub struct File {
     pub text: &'static str,
 }
 
+impl File {
+    /// The text `init` writes: the workflows get the action pin and version.
+    pub fn contents(&self) -> std::borrow::Cow<'static, str> {
+        if self.text.contains("@@GITGRANT_") {
+            std::borrow::Cow::Owned(self.text.replace("@@GITGRANT_ACTION@@", &action_ref()).replace("@@GITGRANT_VERSION@@", env!("CARGO_PKG_VERSION")))
+        } else {
+            std::borrow::Cow::Borrowed(self.text)
+        }
+    }
+}
+
+/// The gitgrant action as the scaffold's workflows use it: the releases'
+/// repository (`GITGRANT_RELEASE_REPOSITORY` at build time, else
+/// `gitgrant/gitgrant`) at the full commit this binary was built from, the tag in
+/// a comment. A build that knows no commit (a source tarball without git or
+/// `.cargo_vcs_info.json`) falls back to the tag and says to pin it.
+pub fn action_ref() -> String {
+    let repo = option_env!("GITGRANT_RELEASE_REPOSITORY").filter(|r| !r.is_empty()).unwrap_or("gitgrant/gitgrant");
+    let version = env!("CARGO_PKG_VERSION");
+    match env!("GITGRANT_COMMIT") {
+        "unknown" => format!("{repo}@v{version} # pin this to the full commit SHA of release v{version}"),
+        commit => format!("{repo}@{commit} # v{version}"),
+    }
+}
+
 /// Every file `gitgrant init` writes, in the order it lists them.
 pub const FILES: &[File] = &[
     File { path: "policies/groups.yaml", text: include_str!("../../policies/groups.yaml") },
@@ -29,8 +61,8 @@ pub const FILES: &[File] = &[
     File { path: "templates/pr-comment.md.j2", text: include_str!("../../templates/pr-comment.md.j2") },
     File { path: "templates/job-summary.md.j2", text: include_str!("../../templates/job-summary.md.j2") },
     File { path: "templates/aws/readonly.json.j2", text: include_str!("../../templates/aws/readonly.json.j2") },
-    File { path: ".github/workflows/gitgrant-check.yml", text: include_str!("../../.github/workflows/gitgrant-check.yml") },
-    File { path: ".github/workflows/gitgrant-reconcile.yml", text: include_str!("../../.github/workflows/gitgrant-reconcile.yml") },
+    File { path: ".github/workflows/gitgrant-check.yml", text: include_str!("files/workflows/gitgrant-check.yml") },
+    File { path: ".github/workflows/gitgrant-reconcile.yml", text: include_str!("files/workflows/gitgrant-reconcile.yml") },
     File { path: ".github/CODEOWNERS", text: include_str!("files/CODEOWNERS") },
     File { path: "docs/schema/request.json", text: include_str!("../../docs/schema/request.json") },
     File { path: "docs/schema/policy.json", text: include_str!("../../docs/schema/policy.json") },
@@ -79,7 +111,7 @@ pub fn init(dir: &Path, force: bool) -> Result<InitReport, InitError> {
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
             std::fs::remove_file(&path).map_err(|e| InitError::Io(path.clone(), e))?;
         }
-        std::fs::write(&path, f.text).map_err(|e| InitError::Io(path.clone(), e))?;
+        std::fs::write(&path, f.contents().as_bytes()).map_err(|e| InitError::Io(path.clone(), e))?;
     }
     let git_initialised = match git2::Repository::discover(dir) {
         Ok(_) => false,
