@@ -345,3 +345,41 @@ async fn request_open_pr_pushes_and_opens_the_pull_request() {
     assert!(body.contains("\\*urgent\\*") && body.contains("&lt;b\\>") && body.contains("@\u{200d}security"), "user text must be escaped: {body}");
     assert!(!body.contains("<b>") && !body.contains("@security"), "{body}");
 }
+
+/// `--version` names the commit the binary was built from, and `init` pins the
+/// gitgrant action in the workflows it writes to that same commit (a release
+/// binary is built from its tag, so the pin names the release).
+#[test]
+fn version_names_the_build_commit_and_init_pins_the_action_to_it() {
+    let out = bare_run(&["--version"], &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let commit = out.stdout.trim().strip_prefix("gitgrant 0.1.0 (commit ").and_then(|s| s.strip_suffix(')')).unwrap_or_else(|| panic!("{}", out.stdout)).to_string();
+    assert!(commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())), "{commit}");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\(commit [0-9a-f]{12}\)", "(commit [COMMIT])");
+    settings.add_filter(r"\(commit unknown\)", "(commit [COMMIT])");
+    settings.bind(|| insta::assert_snapshot!("version", out.all()));
+
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(bare_run(&["init", dir.path().to_str().unwrap()], &[]).code, 0);
+    for wf in ["gitgrant-check.yml", "gitgrant-reconcile.yml"] {
+        let text = std::fs::read_to_string(dir.path().join(".github/workflows").join(wf)).unwrap();
+        assert!(!text.contains("@@"), "{wf}: a placeholder was left:\n{text}");
+        assert!(text.contains("GITGRANT_VERSION: \"0.1.0\""), "{wf}");
+        let pins: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("uses: gitgrant/gitgrant@")).collect();
+        assert!(!pins.is_empty(), "{wf} does not use the gitgrant action");
+        for pin in pins {
+            let (sha, tag) = pin.split_once(" # ").unwrap_or((pin, ""));
+            if commit == "unknown" {
+                assert_eq!(sha, "v0.1.0", "{wf}");
+            } else {
+                assert!(sha.len() == 40 && sha.starts_with(&commit), "{wf}: the action is pinned to `{sha}`, not the build commit {commit}");
+                assert_eq!(tag, "v0.1.0", "{wf}");
+            }
+        }
+    }
+    // The rule files, including CODEOWNERS itself wherever GitHub looks for it.
+    let owners = std::fs::read_to_string(dir.path().join(".github/CODEOWNERS")).unwrap();
+    let owned: Vec<&str> = owners.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(owned, ["/policies/", "/templates/", "/.github/", "/.github/CODEOWNERS", "/CODEOWNERS", "/docs/CODEOWNERS"]);
+}
