@@ -35,6 +35,12 @@ case $version in
   *[!0-9A-Za-z.+-]*) die "GITGRANT_VERSION \`$version\` is not a version (digits, letters, '.', '-', '+')" ;;
 esac
 
+repository=${GITGRANT_REPOSITORY:-gitgrant/gitgrant}
+case $repository in
+  */*) ;;
+  *) die "GITGRANT_REPOSITORY \`$repository\` is not OWNER/NAME" ;;
+esac
+
 target=${GITGRANT_TARGET:-}
 if [ -z "$target" ]; then
   os=$(uname -s)
@@ -42,12 +48,12 @@ if [ -z "$target" ]; then
   case $arch in
     x86_64 | amd64) arch=x86_64 ;;
     aarch64 | arm64) arch=aarch64 ;;
-    *) die "no gitgrant release for the CPU \`$arch\`: build it with cargo install --locked gitgrant" ;;
+    *) die "no gitgrant release for the CPU \`$arch\`: build it from source: cargo install --locked --git https://github.com/$repository gitgrant" ;;
   esac
   case $os in
     Linux) target=$arch-unknown-linux-musl ;;
     Darwin) target=$arch-apple-darwin ;;
-    *) die "no gitgrant release for the OS \`$os\`: build it with cargo install --locked gitgrant" ;;
+    *) die "no gitgrant release for the OS \`$os\`: build it from source: cargo install --locked --git https://github.com/$repository gitgrant" ;;
   esac
 fi
 case $target in
@@ -62,7 +68,6 @@ if [ -n "$expected_pin" ]; then
   [ ${#expected_pin} -eq 64 ] || die "GITGRANT_SHA256 is not a SHA-256 in hex (64 digits)"
 fi
 
-repository=${GITGRANT_REPOSITORY:-gitgrant/gitgrant}
 base=${GITGRANT_RELEASE_URL:-https://github.com/$repository/releases/download/v$version}
 base=${base%/}
 archive=gitgrant-$version-$target.tar.gz

@@ -161,7 +161,9 @@ async fn a_pin_that_disagrees_with_sha256sums_is_refused() {
     let out = env.install(&server, VERSION, &[("GITGRANT_TARGET", TARGET), ("GITGRANT_SHA256", &pin)]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
-        out.stderr.contains(&format!("refusing gitgrant 1.2.3: SHA256SUMS says {listed} for gitgrant-1.2.3-x86_64-unknown-linux-musl.tar.gz, but the pinned sha256 is {pin}")),
+        out.stderr.contains(&format!(
+            "refusing gitgrant 1.2.3: SHA256SUMS says {listed} for gitgrant-1.2.3-x86_64-unknown-linux-musl.tar.gz, but the pinned sha256 is {pin}"
+        )),
         "{}",
         out.all()
     );

@@ -353,7 +353,8 @@ async fn request_open_pr_pushes_and_opens_the_pull_request() {
 fn version_names_the_build_commit_and_init_pins_the_action_to_it() {
     let out = bare_run(&["--version"], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
-    let commit = out.stdout.trim().strip_prefix("gitgrant 0.1.0 (commit ").and_then(|s| s.strip_suffix(')')).unwrap_or_else(|| panic!("{}", out.stdout)).to_string();
+    let commit =
+        out.stdout.trim().strip_prefix("gitgrant 0.1.0 (commit ").and_then(|s| s.strip_suffix(')')).unwrap_or_else(|| panic!("{}", out.stdout)).to_string();
     assert!(commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())), "{commit}");
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\(commit [0-9a-f]{12}\)", "(commit [COMMIT])");

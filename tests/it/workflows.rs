@@ -161,7 +161,11 @@ fn no_job_with_a_write_token_runs_anything_from_a_pull_request() {
                 let Some(run) = step["run"].as_str() else { continue };
                 for line in run.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("set -")) {
                     for tool in tools {
-                        assert!(!line.starts_with(tool) && !line.contains(&format!("&& {tool}")) && !line.contains(&format!("; {tool}")), "{}: `{job_name}` holds a write token and runs `{line}`", wf.name);
+                        assert!(
+                            !line.starts_with(tool) && !line.contains(&format!("&& {tool}")) && !line.contains(&format!("; {tool}")),
+                            "{}: `{job_name}` holds a write token and runs `{line}`",
+                            wf.name
+                        );
                     }
                 }
             }
@@ -170,10 +174,16 @@ fn no_job_with_a_write_token_runs_anything_from_a_pull_request() {
             for step in &steps[at + 1..] {
                 assert_eq!(step.get("uses"), None, "{}: `{job_name}` runs an action after the PR checkout", wf.name);
                 let run = step["run"].as_str().unwrap_or_default().trim();
-                assert!(run.starts_with("gitgrant ") && !run.contains('\n') && !run.contains(';') && !run.contains('&') && !run.contains('|'), "{}: `{job_name}` runs `{run}` after the PR checkout", wf.name);
+                assert!(
+                    run.starts_with("gitgrant ") && !run.contains('\n') && !run.contains(';') && !run.contains('&') && !run.contains('|'),
+                    "{}: `{job_name}` runs `{run}` after the PR checkout",
+                    wf.name
+                );
             }
             // ...and gitgrant was on PATH, verified, before the PR was there.
-            let installed = steps[..at].iter().any(|s| uses(s).starts_with("gitgrant/gitgrant@") || s["run"].as_str().is_some_and(|r| r.contains("sha256sum --check --strict")));
+            let installed = steps[..at]
+                .iter()
+                .any(|s| uses(s).starts_with("gitgrant/gitgrant@") || s["run"].as_str().is_some_and(|r| r.contains("sha256sum --check --strict")));
             assert!(installed, "{}: `{job_name}` must install and verify gitgrant before checking out the PR", wf.name);
         }
     }
