@@ -8,7 +8,7 @@
 # certificates, running as an unprivileged user.
 
 FROM rust:1.95-alpine AS build
-RUN apk add --no-cache musl-dev git perl make cmake clang
+RUN apk add --no-cache musl-dev gcc g++ perl make cmake
 WORKDIR /src
 COPY . .
 # The commit `gitgrant --version` reports (.git is not copied into the image).

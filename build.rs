@@ -1,7 +1,7 @@
 //! Records the commit gitgrant is built from, for `gitgrant --version` and for
 //! the action pin `gitgrant init` writes into an access repository's workflows.
 //!
-//! Sources, first that answers: `$GITGRANT_BUILD_COMMIT` (release and container
+//! Sources, first that answers: `$GITGRANT_BUILD_COMMIT` (40 hex digits; release and container
 //! builds that have no `.git`), `git rev-parse HEAD` when this crate's directory
 //! is the top of a git checkout (never a parent repository that merely contains
 //! an unpacked crate), the `.cargo_vcs_info.json` that `cargo package` writes
@@ -28,8 +28,9 @@ fn hex(s: &str) -> Option<String> {
     ((7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
 }
 
+/// Only a full 40-digit id: `init` pins the gitgrant action to it.
 fn from_env() -> Option<String> {
-    std::env::var("GITGRANT_BUILD_COMMIT").ok().and_then(|v| hex(&v))
+    std::env::var("GITGRANT_BUILD_COMMIT").ok().and_then(|v| hex(&v)).filter(|c| c.len() == 40)
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {

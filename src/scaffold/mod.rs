@@ -44,9 +44,11 @@ impl File {
 pub fn action_ref() -> String {
     let repo = option_env!("GITGRANT_RELEASE_REPOSITORY").filter(|r| !r.is_empty()).unwrap_or("gitgrant/gitgrant");
     let version = env!("CARGO_PKG_VERSION");
-    match env!("GITGRANT_COMMIT") {
-        "unknown" => format!("{repo}@v{version} # pin this to the full commit SHA of release v{version}"),
-        commit => format!("{repo}@{commit} # v{version}"),
+    let commit = env!("GITGRANT_COMMIT");
+    if commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("{repo}@{commit} # v{version}")
+    } else {
+        format!("{repo}@v{version} # pin this to the full commit SHA of release v{version}")
     }
 }
 
