@@ -16,6 +16,7 @@ pub struct Args {
 
 /// How landings are re-verified: GitHub reviews or `Approved-by:` trailers.
 #[derive(Debug, clap::Args)]
+#[group(id = "landing_verification")]
 pub struct VerifyArgs {
     /// The repository on GitHub whose PR reviews approve requests (default: $GITHUB_REPOSITORY).
     /// GitHub mode is used when a token (GITHUB_TOKEN or GITHUB_APP_ID) is set.
