@@ -120,9 +120,13 @@ fn verdict(report: &CheckReport) -> String {
 }
 
 /// The chain of trust at the base the change was judged by (GG310): the
-/// policies of an unapproved rule change judge nothing. Only for a git base.
+/// policies of an unapproved rule change judge nothing. Only for a change
+/// between two commits (a PR); a working-tree check is a local preview.
 fn chain_of_trust(g: &Global, verify: &super::plan::VerifyArgs, report: &mut CheckReport) -> Result<(), u8> {
     let Some(base) = report.base.as_deref().and_then(|b| git2::Oid::from_str(b).ok()) else { return Ok(()) };
+    if git2::Oid::from_str(&report.head).is_err() {
+        return Ok(());
+    }
     let repo = git2::Repository::open(&g.repo).map_err(fail)?;
     let rt = super::runtime()?;
     let trust = rt.block_on(async {

@@ -431,3 +431,44 @@ async fn github_mode_direct_push_is_unapproved_and_pinning_clears() {
     let p = plan(r.path(), &["--github-repo", "acme/access", "--trust-root", &bad], &env);
     assert_eq!(p.code, 0, "{}", p.all());
 }
+
+/// The walk over a long history stays cheap: 100,000 first-parent commits,
+/// each changing requests/, and a rule change every 10,000 (approved by
+/// trailers). Run with `cargo test --release --test it trust::long_history -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: builds a 100,000-commit repository"]
+fn long_history_walk_is_cheap() {
+    use std::io::Write;
+    let r = repo();
+    let n = 100_000;
+    let mut stream = String::new();
+    stream.push_str("reset refs/heads/main\nfrom refs/heads/main^0\n");
+    for i in 0..n {
+        let (path, body, msg) = if i % 10_000 == 5_000 {
+            let p = POLICIES.replace("max_duration: 8h", &format!("max_duration: {}h", 1 + i / 10_000));
+            ("policies/all.yaml".to_string(), p, "tighten\n\nApproved-by: dave\nApproved-by: erin\n".to_string())
+        } else {
+            (format!("requests/r{}.yaml", i % 500), format!("# {i}\n{}", req("alice")), format!("c{i}\n"))
+        };
+        let t = 1_790_000_000 + i;
+        stream.push_str(&format!(
+            "commit refs/heads/main\ncommitter tester <tester@example.com> {t} +0000\ndata {}\n{msg}M 100644 inline {path}\ndata {}\n{body}\n",
+            msg.len(),
+            body.len()
+        ));
+    }
+    let mut child = std::process::Command::new("git").args(["fast-import", "--quiet"]).current_dir(r.path()).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let repo = git2::Repository::open(r.path()).unwrap();
+    let main = repo.refname_to_id("refs/heads/main").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let started = std::time::Instant::now();
+    let t = rt.block_on(gitgrant::engine::trust::evaluate(&repo, main, None, None)).unwrap();
+    let took = started.elapsed();
+    println!("trust walk: {} commits, {} rule changes, {} ms", t.commits, t.landings.len(), took.as_millis());
+    assert_eq!(t.commits, n as usize + 1);
+    assert_eq!(t.landings.len(), 10);
+    assert!(!t.in_force(), "{:?}", t.in_force);
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}
