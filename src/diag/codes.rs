@@ -92,10 +92,8 @@ codes! {
 /// The `audit verify` finding codes of the chain of trust: (code, name, title).
 /// AV001-AV006 live in `audit::verify`; these are documented in
 /// `docs/diagnostics.md` under "Audit findings" (a test checks it).
-pub const AUDIT_TRUST: &[(&str, &str, &str)] = &[
-    ("AV010", "rule-change-unapproved", "unapproved rule change in force"),
-    ("AV011", "grant-untrusted-rules", "grant judged by untrusted rules"),
-];
+pub const AUDIT_TRUST: &[(&str, &str, &str)] =
+    &[("AV010", "rule-change-unapproved", "unapproved rule change in force"), ("AV011", "grant-untrusted-rules", "grant judged by untrusted rules")];
 
 impl Serialize for Code {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -132,7 +132,8 @@ pub fn decide(landings: &[RuleLanding]) -> Decision {
             (Judgement::Approved { .. }, None) => true,
             (Judgement::Approved { .. }, Some(u)) => {
                 let by = landings.get(u).map_or("", |x| short(&x.commit));
-                missing.insert(i, format!("it landed while the unapproved rule change {by} was in force, so its approvals were judged by rules nobody approved"));
+                missing
+                    .insert(i, format!("it landed while the unapproved rule change {by} was in force, so its approvals were judged by rules nobody approved"));
                 false
             }
             (Judgement::Unapproved { missing: m }, _) => {
@@ -177,9 +178,7 @@ pub enum TrustError {
     Git(#[from] git2::Error),
     #[error("--trust-root `{0}` is not a commit of this repository: {1}")]
     BadRoot(String, git2::Error),
-    #[error(
-        "--trust-root `{root}` ({commit}) is not on main's first-parent history (from {tip}); pin a commit of main itself (`git log --first-parent main`)"
-    )]
+    #[error("--trust-root `{root}` ({commit}) is not on main's first-parent history (from {tip}); pin a commit of main itself (`git log --first-parent main`)")]
     NotOnMain { root: String, commit: String, tip: String },
 }
 
@@ -263,7 +262,13 @@ impl TrustReport {
         let mut out: Vec<Finding> = self
             .in_force
             .iter()
-            .map(|f| Finding { code: av010, name: n010, request: None, commit: Some(f.commit.clone()), detail: format!("{}; {}", Self::describe(f), Self::fix(f)) })
+            .map(|f| Finding {
+                code: av010,
+                name: n010,
+                request: None,
+                commit: Some(f.commit.clone()),
+                detail: format!("{}; {}", Self::describe(f), Self::fix(f)),
+            })
             .collect();
         let mut seen = BTreeSet::new();
         for e in ledger.entries.iter().filter(|e| e.action == "grant" && matches!(e.result.as_str(), "ok" | "observed")) {
@@ -384,9 +389,13 @@ fn rule_paths() -> impl Iterator<Item = &'static str> {
     RULE_DIRS.iter().chain(RULE_FILES).copied()
 }
 
+/// The ids of the rule paths, in [`rule_paths`] order, and of the directories
+/// holding nested ones.
+type Fingerprint = (Vec<Option<Oid>>, BTreeMap<&'static str, Option<Oid>>);
+
 /// The ids of every rule path in `tree` (None: absent). Nested paths
 /// (`docs/CODEOWNERS`) are looked up only when their directory changed.
-fn fingerprint(tree: &git2::Tree, prev: Option<&(Vec<Option<Oid>>, BTreeMap<&'static str, Option<Oid>>)>) -> (Vec<Option<Oid>>, BTreeMap<&'static str, Option<Oid>>) {
+fn fingerprint(tree: &git2::Tree, prev: Option<&Fingerprint>) -> Fingerprint {
     let mut ids = Vec::new();
     let mut dirs = BTreeMap::new();
     for (k, p) in rule_paths().enumerate() {
@@ -464,7 +473,10 @@ async fn judge(repo: &Repository, commit: &git2::Commit<'_>, github: Option<&dyn
     }
     let load = load_policy(&GitTree::new(repo, parent.id())?);
     if load.empty || load.diagnostics.has_errors() {
-        return Ok((unapproved(format!("the policies before it ({}) are missing or invalid, so nothing could approve it", short(&parent.id().to_string()))), pr));
+        return Ok((
+            unapproved(format!("the policies before it ({}) are missing or invalid, so nothing could approve it", short(&parent.id().to_string()))),
+            pr,
+        ));
     }
     let policy = load.policy;
     let requirements: Vec<Requirement> =
@@ -505,7 +517,8 @@ async fn judge(repo: &Repository, commit: &git2::Commit<'_>, github: Option<&dyn
         }
     };
     let excluded: Vec<String> = excluded.into_iter().collect();
-    let decision = approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &head, excluded: &excluded });
+    let decision =
+        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &head, excluded: &excluded });
     if decision.satisfied {
         let approvers = decision.slots.iter().filter_map(|s| s.filled_by.clone()).collect();
         return Ok((Judgement::Approved { approvers }, pr));
@@ -542,7 +555,7 @@ pub async fn evaluate(repo: &Repository, tip: Oid, pinned: Option<&str>, github:
         positions: HashMap::new(),
         untrusted_spans: Vec::new(),
     };
-    let mut prev: Option<(Vec<Option<Oid>>, BTreeMap<&'static str, Option<Oid>>)> = None;
+    let mut prev: Option<Fingerprint> = None;
     let mut root = pinned_pos;
     let mut changed: Vec<usize> = Vec::new();
     for (i, oid) in history.iter().enumerate() {
@@ -619,7 +632,11 @@ mod tests {
             position: pos,
             pr: None,
             files: changes.iter().map(|(p, a, b)| FileChange { path: (*p).to_string(), before: oid(*a), after: oid(*b) }).collect(),
-            judgement: if approved { Judgement::Approved { approvers: vec!["dave".into()] } } else { Judgement::Unapproved { missing: "pushed directly".into() } },
+            judgement: if approved {
+                Judgement::Approved { approvers: vec!["dave".into()] }
+            } else {
+                Judgement::Unapproved { missing: "pushed directly".into() }
+            },
         }
     }
 
@@ -636,7 +653,12 @@ mod tests {
             ("approved change", vec![landing(1, &[(P, 1, 2)], true)], vec![], vec![false]),
             ("direct push in force", vec![landing(1, &[(P, 1, 2)], false)], vec![(1, vec![P])], vec![true]),
             ("reverted by an approved PR", vec![landing(1, &[(P, 1, 2)], false), landing(2, &[(P, 2, 1)], true)], vec![], vec![true, false]),
-            ("reverted by a direct push (approved content is harmless)", vec![landing(1, &[(P, 1, 2)], false), landing(2, &[(P, 2, 1)], false)], vec![], vec![true, false]),
+            (
+                "reverted by a direct push (approved content is harmless)",
+                vec![landing(1, &[(P, 1, 2)], false), landing(2, &[(P, 2, 1)], false)],
+                vec![],
+                vec![true, false],
+            ),
             (
                 "a later approved change does not launder it",
                 vec![landing(1, &[(P, 1, 2)], false), landing(2, &[(P, 2, 3)], true)],

@@ -40,7 +40,9 @@ const AT: &str = "2026-12-01T10:05:00Z";
 const NOW: &str = "2026-11-23T09:00:00Z";
 
 fn req(requester: &str) -> String {
-    format!("requester: {requester}\nrole: user\nresources: [sandbox]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-1: investigate the incident\"\n")
+    format!(
+        "requester: {requester}\nrole: user\nresources: [sandbox]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nreason: \"INC-1: investigate the incident\"\n"
+    )
 }
 
 fn repo() -> Repo {
@@ -272,7 +274,8 @@ fn pinning_the_trust_root_at_or_after_the_change_clears_it() {
     r.branch("side");
     let side = r.commit("side commit");
     r.checkout("main");
-    for args in [vec!["plan", "--at", AT, "--trust-root", side.as_str()], vec!["--now", AT, "audit", "verify", "--no-providers", "--trust-root", side.as_str()]] {
+    for args in [vec!["plan", "--at", AT, "--trust-root", side.as_str()], vec!["--now", AT, "audit", "verify", "--no-providers", "--trust-root", side.as_str()]]
+    {
         let out = run_in(r.path(), &args);
         assert_eq!(out.code, 2, "{}", out.all());
         assert!(out.stderr.contains("is not on main's first-parent history"), "{}", out.all());
@@ -292,8 +295,12 @@ fn reconcile_keeps_held_grants_refuses_new_ones_and_still_revokes() {
     let out = run_in(r.path(), &["--format", "json", "reconcile", "--at", AT, "--no-ledger"]);
     assert_eq!(out.code, 1, "{}", out.all());
     let doc = out.json();
-    let done: Vec<(String, String)> =
-        doc["outcomes"].as_array().unwrap().iter().map(|o| (o["action"]["action"].as_str().unwrap().to_string(), o["action"]["request"].as_str().unwrap().to_string())).collect();
+    let done: Vec<(String, String)> = doc["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["action"]["action"].as_str().unwrap().to_string(), o["action"]["request"].as_str().unwrap().to_string()))
+        .collect();
     assert!(done.iter().all(|(a, _)| a != "grant"), "nothing new granted: {doc:#}");
     let refused: Vec<&str> = doc["refused"].as_array().unwrap().iter().map(|r| r["request"].as_str().unwrap()).collect();
     assert_eq!(refused, vec!["bob-sandbox"], "{doc:#}");
@@ -358,7 +365,11 @@ fn review(id: u64, login: &str, state: &str, commit: &str) -> Value {
 /// Serves PR `number` (merged as `merge`, head `head`) with `reviews`.
 async fn serve_pr(gh: &MockServer, number: u64, author: &str, head: &str, merge: &str, reviews: Vec<Value>) {
     let base = format!("/repos/acme/access/pulls/{number}");
-    Mock::given(method("GET")).and(path(base.clone())).respond_with(ResponseTemplate::new(200).set_body_json(pr_json(number, author, head, merge))).mount(gh).await;
+    Mock::given(method("GET"))
+        .and(path(base.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pr_json(number, author, head, merge)))
+        .mount(gh)
+        .await;
     Mock::given(method("GET")).and(path(format!("{base}/reviews"))).respond_with(ResponseTemplate::new(200).set_body_json(reviews)).mount(gh).await;
     let commits = json!([{ "sha": head, "author": { "login": author }, "committer": { "login": "web-flow" } }]);
     Mock::given(method("GET")).and(path(format!("{base}/commits"))).respond_with(ResponseTemplate::new(200).set_body_json(commits)).mount(gh).await;
@@ -457,7 +468,8 @@ fn long_history_walk_is_cheap() {
             body.len()
         ));
     }
-    let mut child = std::process::Command::new("git").args(["fast-import", "--quiet"]).current_dir(r.path()).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child =
+        std::process::Command::new("git").args(["fast-import", "--quiet"]).current_dir(r.path()).stdin(std::process::Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
     let repo = git2::Repository::open(r.path()).unwrap();
@@ -471,4 +483,24 @@ fn long_history_walk_is_cheap() {
     assert_eq!(t.landings.len(), 10);
     assert!(!t.in_force(), "{:?}", t.in_force);
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}
+
+#[test]
+fn audit_verify_reports_a_grant_whose_landing_was_judged_by_untrusted_rules() {
+    let r = repo();
+    let bad = push(&r, &[("policies/all.yaml", &weakened())]);
+    let alice = land_alice(&r);
+    // An operator pinned the root at the landing (wrongly): the grant happens.
+    let rec = run_in(r.path(), &["reconcile", "--at", AT, "--trust-root", &alice]);
+    assert_eq!(rec.code, 0, "{}", rec.all());
+    r.git(&["revert", "--no-edit", &bad]);
+    // Walked from the real root, the landing's base lies inside the untrusted span.
+    let v = verify(r.path(), &[], &[]);
+    assert_eq!(v.code, 1, "{}", v.all());
+    let doc = v.json();
+    let f = doc["findings"].as_array().unwrap().iter().find(|f| f["code"] == "AV011").cloned().unwrap_or_else(|| panic!("no AV011: {doc:#}"));
+    assert_eq!(f["request"], "alice-sandbox");
+    assert_eq!(f["commit"], alice);
+    assert!(f["detail"].as_str().unwrap().contains(&bad[..10]), "{f}");
+    assert!(doc["findings"].as_array().unwrap().iter().all(|f| f["code"] != "AV010"), "the revert cleared the change itself: {doc:#}");
 }
