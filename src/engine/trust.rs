@@ -314,7 +314,14 @@ impl TrustReport {
     /// fail closed, but destroy nothing.
     pub fn restrict_plan(&self, plan: &mut crate::reconcile::Plan) {
         use crate::reconcile::ActionKind;
-        let frozen = self.in_force.first().map(|f| format!("{} {}; {}", Code::RuleChangeInForce.as_str(), Self::describe(f), Self::fix(f)));
+        let frozen = self.in_force.first().map(|f| {
+            format!(
+                "{}: not granted while the unapproved rule change {} ({}) is in force; revert it, or land it through an approved PR and pin --trust-root",
+                Code::RuleChangeInForce.as_str(),
+                short(&f.commit),
+                f.files.iter().map(|p| shown(p)).collect::<Vec<_>>().join(", ")
+            )
+        });
         let mut kept = Vec::with_capacity(plan.actions.len());
         for mut a in std::mem::take(&mut plan.actions) {
             if a.action != ActionKind::Grant {
@@ -324,9 +331,9 @@ impl TrustReport {
             let mut refuse = Vec::new();
             a.entitlements.retain(|e| {
                 let why = match (&frozen, e.evidence.base_commit.as_deref().and_then(|b| self.tainted_base(b))) {
-                    (Some(why), _) => Some(format!("not granted: {why}")),
+                    (Some(why), _) => Some(why.clone()),
                     (None, Some(u)) => Some(format!(
-                        "not granted: {} its landing {} was judged by rules changed without approval in {} (since reverted); land the request again through an approved PR",
+                        "{}: not granted: its landing {} was judged by rules changed without approval in {} (since reverted); land the request again through an approved PR",
                         Code::RuleChangeInForce.as_str(),
                         short(&e.evidence.landing_commit),
                         short(&u.commit)

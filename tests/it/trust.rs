@@ -504,3 +504,56 @@ fn audit_verify_reports_a_grant_whose_landing_was_judged_by_untrusted_rules() {
     assert!(f["detail"].as_str().unwrap().contains(&bad[..10]), "{f}");
     assert!(doc["findings"].as_array().unwrap().iter().all(|f| f["code"] != "AV010"), "the revert cleared the change itself: {doc:#}");
 }
+
+/// What people read: plan, check and audit verify while a change is in force.
+#[test]
+fn in_force_outputs_snapshot() {
+    let r = repo();
+    land_alice(&r);
+    push(&r, &[("policies/all.yaml", &weakened())]);
+    r.branch("pr-check");
+    r.write("requests/bob-sandbox.yaml", req("bob"));
+    r.commit_as("bob", "bob asks");
+    r.checkout("main");
+    let plan = run_in(r.path(), &["plan", "--at", AT]);
+    let check = run_in(r.path(), &["--now", NOW, "check", "--base", "main", "--head", "pr-check"]);
+    let verify = run_in(r.path(), &["--now", AT, "audit", "verify", "--no-providers"]);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\b[0-9a-f]{10,40}\b", "[SHA]");
+    settings.bind(|| {
+        insta::assert_snapshot!("trust_plan", plan.all());
+        insta::assert_snapshot!("trust_check", check.all());
+        insta::assert_snapshot!("trust_verify", verify.all());
+    });
+}
+
+/// A rule file whose name carries a newline and a workflow command never
+/// starts an output line, in any format.
+#[test]
+fn hostile_rule_file_names_stay_on_one_line() {
+    let r = repo();
+    land_alice(&r);
+    push(&r, &[("templates/evil\n::error::X.j2", "x\n")]);
+    let outs = [
+        run_in(r.path(), &["plan", "--at", AT]),
+        run_in(r.path(), &["--format", "github", "plan", "--at", AT]),
+        run_in(r.path(), &["--format", "json", "plan", "--at", AT]),
+        run_in(r.path(), &["--now", AT, "audit", "verify", "--no-providers"]),
+        run_in(r.path(), &["--now", AT, "--format", "github", "audit", "verify", "--no-providers"]),
+        check_pr(&r, &[], &[]),
+        {
+            r.branch("pr2");
+            r.write("requests/bob-sandbox.yaml", req("bob"));
+            r.commit_as("bob", "bob asks");
+            r.checkout("main");
+            run_in(r.path(), &["--now", NOW, "--format", "github", "check", "--base", "main", "--head", "pr2"])
+        },
+    ];
+    for out in &outs {
+        assert_ne!(out.code, 0, "in force: {}", out.all());
+        for line in out.stdout.lines().chain(out.stderr.lines()) {
+            assert!(!line.starts_with("::error::X"), "injected line: {}", out.all());
+        }
+        assert!(out.all().contains("evil"), "the file is named: {}", out.all());
+    }
+}
