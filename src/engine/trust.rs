@@ -180,6 +180,10 @@ pub enum TrustError {
     BadRoot(String, git2::Error),
     #[error("--trust-root `{root}` ({commit}) is not on main's first-parent history (from {tip}); pin a commit of main itself (`git log --first-parent main`)")]
     NotOnMain { root: String, commit: String, tip: String },
+    #[error(
+        "the change is judged by {tip}, which is older than the trust root `{root}`; update the branch with main (merge or rebase) so that it is judged by rules after the root"
+    )]
+    BeforeRoot { root: String, tip: String },
 }
 
 /// The chain of trust of one first-parent history.
@@ -547,7 +551,16 @@ pub async fn evaluate(repo: &Repository, tip: Oid, pinned: Option<&str>, github:
     let pinned_pos = match pinned.map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => {
             let oid = repo.revparse_single(p).and_then(|o| o.peel_to_commit()).map(|c| c.id()).map_err(|e| TrustError::BadRoot(p.to_string(), e))?;
-            Some(*positions.get(&oid).ok_or_else(|| TrustError::NotOnMain { root: p.to_string(), commit: oid.to_string(), tip: tip.to_string() })?)
+            match positions.get(&oid) {
+                Some(pos) => Some(*pos),
+                // On main, after the commit this change is judged by (a PR based before the pin).
+                None if crate::check::main_commit(repo).is_some_and(|m| first_parent(repo, m).is_ok_and(|h| h.contains(&oid)))
+                    && repo.graph_descendant_of(oid, tip).unwrap_or(false) =>
+                {
+                    return Err(TrustError::BeforeRoot { root: p.to_string(), tip: tip.to_string() });
+                }
+                None => return Err(TrustError::NotOnMain { root: p.to_string(), commit: oid.to_string(), tip: tip.to_string() }),
+            }
         }
         None => None,
     };

@@ -174,9 +174,25 @@ fn direct_push_weakening_policies_freezes_grants_until_reverted() {
     assert!(human.stdout.contains("GG310 unapproved rule change"), "{}", human.all());
     assert!(human.stdout.contains("it was pushed directly to main"), "{}", human.all());
 
+    // The PR that reverts it is only warned about, so it can be reviewed and merged.
+    r.branch("revert");
+    r.write("policies/all.yaml", POLICIES);
+    r.commit_as("bob", "revert the weakening");
+    r.checkout("main");
+    let c = run_in(r.path(), &["--now", NOW, "--format", "json", "check", "--base", "main", "--head", "revert"]);
+    assert_eq!(c.code, 0, "{}", c.all());
+    let d = c.json()["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "GG310").cloned().unwrap();
+    assert_eq!(d["severity"], "warning", "{d}");
+
     // A revert restores the approved content: the change no longer is in force.
     r.git(&["revert", "--no-edit", "HEAD"]);
     assert_trusted(&r, &[], &[]);
+
+    // A PR based before a pinned root is told to update, not judged by older rules.
+    let main = r.git(&["rev-parse", "main"]);
+    let out = run_in(r.path(), &["--now", NOW, "check", "--base", &bad, "--head", "revert", "--trust-root", &main]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("older than the trust root"), "{}", out.all());
 }
 
 #[test]
@@ -400,6 +416,9 @@ async fn github_mode_admin_merge_is_unapproved_and_reviewed_pr_passes() {
     assert_eq!(grants_and_frozen(&p), (vec![], vec!["alice-sandbox".to_string()]), "{}", p.all());
     let v = verify(r.path(), &gh_args, &env);
     assert!(codes(&v, "findings").contains(&"AV010".to_string()), "{}", v.all());
+    let c = check_pr(&r, &gh_args, &env);
+    assert_eq!(c.code, 1, "{}", c.all());
+    assert!(codes(&c, "diagnostics").contains(&"GG310".to_string()), "{}", c.all());
 
     // The same repository where PR #91 had two security approvals of its head: trusted.
     let gh2 = MockServer::start().await;
