@@ -75,7 +75,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         _ if g.quiet => print_errors(&plan),
         _ => print!("{}", render_plan(&plan)),
     }
-    u8::from(!plan.failures.is_empty() || !plan.rule_changes_in_force.is_empty())
+    // A rule change in force is reported, not a failure: the reconcile
+    // workflow runs `plan` before `reconcile`, which must still revoke.
+    u8::from(!plan.failures.is_empty())
 }
 
 /// `--quiet`: of the plan, only what went wrong (on stderr).

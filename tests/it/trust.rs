@@ -123,7 +123,7 @@ fn verify(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Out {
 /// fails bob's PR with GG310, audit verify reports AV010 naming the commit.
 fn assert_in_force(r: &Repo, bad: &str, files: &[&str], extra: &[&str], env: &[(&str, &str)]) {
     let p = plan(r.path(), extra, env);
-    assert_eq!(p.code, 1, "an unapproved rule change in force fails the plan: {}", p.all());
+    assert_eq!(p.code, 0, "plan reports, reconcile (which still revokes) fails: {}", p.all());
     assert_eq!(grants_and_frozen(&p), (vec![], vec!["alice-sandbox".to_string()]), "{}", p.all());
     let doc = p.json();
     let in_force = &doc["rule_changes_in_force"][0];
@@ -228,7 +228,6 @@ fn a_landing_mixing_rule_files_and_requests_is_unapproved() {
     let r = repo();
     let bad = land(&r, 91, "bob", &[("policies/all.yaml", &weakened()), ("requests/alice-sandbox.yaml", &req("alice"))], &["dave", "erin"]);
     let p = plan(r.path(), &[], &[]);
-    assert_eq!(p.code, 1, "{}", p.all());
     let doc = p.json();
     assert_eq!(doc["rule_changes_in_force"][0]["commit"], bad, "{doc:#}");
     assert!(doc["rule_changes_in_force"][0]["missing"].as_str().unwrap().contains("GG301"), "{doc:#}");
@@ -354,7 +353,7 @@ fn a_fresh_clone_of_a_bare_remote_gives_the_same_answers() {
     let c = std::process::Command::new("git").args(["clone", "-q", bare.path().to_str().unwrap(), clone.path().to_str().unwrap()]).output().unwrap();
     assert!(c.status.success());
     let p = plan(clone.path(), &[], &[]);
-    assert_eq!(p.code, 1, "{}", p.all());
+    assert_eq!(p.code, 0, "{}", p.all());
     assert_eq!(p.json()["rule_changes_in_force"][0]["commit"], bad);
     let v = verify(clone.path(), &[], &[]);
     assert!(codes(&v, "findings").contains(&"AV010".to_string()), "{}", v.all());
@@ -409,7 +408,6 @@ async fn github_mode_admin_merge_is_unapproved_and_reviewed_pr_passes() {
     let env = [("GITHUB_TOKEN", "t0ken"), ("GITHUB_API_URL", uri.as_str()), ("GITGRANT_GITHUB_MAX_WAIT", "1")];
     let gh_args = ["--github-repo", "acme/access"];
     let p = plan(r.path(), &gh_args, &env);
-    assert_eq!(p.code, 1, "{}", p.all());
     let doc = p.json();
     assert_eq!(doc["rule_changes_in_force"][0]["commit"], bad, "{doc:#}");
     assert!(doc["rule_changes_in_force"][0]["missing"].as_str().unwrap().contains("PR #91 was merged without"), "{doc:#}");
@@ -438,7 +436,6 @@ async fn github_mode_admin_merge_is_unapproved_and_reviewed_pr_passes() {
     let uri3 = gh3.uri();
     let env3 = [("GITHUB_TOKEN", "t0ken"), ("GITHUB_API_URL", uri3.as_str()), ("GITGRANT_GITHUB_MAX_WAIT", "1")];
     let p = plan(r.path(), &gh_args, &env3);
-    assert_eq!(p.code, 1, "{}", p.all());
     assert!(p.json()["rule_changes_in_force"][0]["missing"].as_str().unwrap().contains("1 of 2"), "{}", p.all());
 }
 
@@ -554,9 +551,9 @@ fn hostile_rule_file_names_stay_on_one_line() {
     land_alice(&r);
     push(&r, &[("templates/evil\n::error::X.j2", "x\n")]);
     let outs = [
-        run_in(r.path(), &["plan", "--at", AT]),
-        run_in(r.path(), &["--format", "github", "plan", "--at", AT]),
-        run_in(r.path(), &["--format", "json", "plan", "--at", AT]),
+        run_in(r.path(), &["reconcile", "--at", AT, "--no-ledger"]),
+        run_in(r.path(), &["--format", "github", "reconcile", "--at", AT, "--no-ledger"]),
+        run_in(r.path(), &["--format", "json", "reconcile", "--at", AT, "--no-ledger"]),
         run_in(r.path(), &["--now", AT, "audit", "verify", "--no-providers"]),
         run_in(r.path(), &["--now", AT, "--format", "github", "audit", "verify", "--no-providers"]),
         check_pr(&r, &[], &[]),
