@@ -248,7 +248,9 @@ impl TrustReport {
         self.in_force
             .iter()
             .map(|f| {
-                let mut d = Diagnostic::new(Code::RuleChangeInForce, f.files.first().map_or("policies", String::as_str), Pos::FILE, Self::describe(f))
+                // The name as shown (escaped): it may come from an attacker's push.
+                let file = f.files.first().map_or_else(|| "policies".to_string(), |p| shown(p));
+                let mut d = Diagnostic::new(Code::RuleChangeInForce, file, Pos::FILE, Self::describe(f))
                     .help(format!("nothing new is granted until then: {}", Self::fix(f)));
                 if rule_change_only {
                     d.severity = crate::diag::Severity::Warning;

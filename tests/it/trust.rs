@@ -558,6 +558,13 @@ fn hostile_rule_file_names_stay_on_one_line() {
         run_in(r.path(), &["--now", AT, "--format", "github", "audit", "verify", "--no-providers"]),
         check_pr(&r, &[], &[]),
         {
+            r.branch("pr1");
+            r.write("requests/bob-sandbox.yaml", req("bob"));
+            r.commit_as("bob", "bob asks");
+            r.checkout("main");
+            run_in(r.path(), &["--now", NOW, "check", "--base", "main", "--head", "pr1"])
+        },
+        {
             r.branch("pr2");
             r.write("requests/bob-sandbox.yaml", req("bob"));
             r.commit_as("bob", "bob asks");
