@@ -9,6 +9,7 @@ pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod github;
 pub mod history;
 pub mod ledger;

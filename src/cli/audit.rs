@@ -93,6 +93,9 @@ struct VerifyArgs {
     /// The remote whose ledger branch is compared with the local one.
     #[arg(long, default_value = "origin")]
     remote: String,
+    /// How rule changes are judged (GitHub reviews or trailers), and the trust root.
+    #[command(flatten)]
+    trust: super::plan::VerifyArgs,
 }
 
 fn parse_privilege(s: &str) -> Result<Privilege, String> {
@@ -406,12 +409,31 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
         Err(code) => return code,
     };
     let opts = VerifyOptions { now: g.now, expect_head: v.expect_head.clone(), providers: !v.no_providers, remote: v.remote.clone() };
-    let report = match rt.block_on(verify(&g.repo, &opts)) {
+    let mut report = match rt.block_on(verify(&g.repo, &opts)) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let trust = match rt.block_on(chain_of_trust(g, &v.trust)) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    if let Some((t, ledger)) = &trust {
+        report.findings.extend(t.findings(ledger));
+        report.findings.sort();
+        report.clean = report.findings.is_empty();
+    }
+    let trust = trust.map(|(t, _)| t);
     let out = match g.format {
-        Format::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Format::Json => serde_json::to_value(&report)
+            .map(|mut v| {
+                if let (Some(o), Some(t)) = (v.as_object_mut(), &trust) {
+                    o.insert("trust".into(), serde_json::to_value(t).unwrap_or_default());
+                }
+                v
+            })
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
         Format::Csv => {
             let mut buf = Vec::new();
             let rows = report.findings.iter().map(|f| vec![f.code.to_string(), f.name.to_string(), opt(&f.request), opt(&f.commit), f.detail.clone()]);
@@ -419,12 +441,12 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
                 .map_err(|e| e.to_string())
                 .map(|()| String::from_utf8_lossy(&buf).into_owned())
         }
-        Format::Human => Ok(verify_text(&report, v)),
+        Format::Human => Ok(verify_text(&report, v, trust.as_ref())),
         Format::Github => Ok(report
             .findings
             .iter()
             .map(|f| format!("::error title=gitgrant audit verify {} {}::{}\n", f.code, f.name, f.detail.replace('\n', " ")))
-            .chain(std::iter::once(verify_text(&report, v)))
+            .chain(std::iter::once(verify_text(&report, v, trust.as_ref())))
             .collect()),
     };
     match print_or_fail(out) {
@@ -433,7 +455,17 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
     }
 }
 
-fn verify_text(r: &VerifyReport, v: &VerifyArgs) -> String {
+/// The chain of trust on main, and the ledger it checks grants against.
+async fn chain_of_trust(g: &Global, v: &super::plan::VerifyArgs) -> Result<Option<(crate::engine::trust::TrustReport, crate::ledger::Ledger)>, String> {
+    let repo = git2::Repository::open(&g.repo).map_err(|e| format!("`{}` is not a git repository: {e}", g.repo.display()))?;
+    let client = v.client().await?;
+    let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
+    let Some(t) = crate::engine::trust::evaluate_main(&repo, v.trust_root.as_deref(), api).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let ledger = crate::ledger::Ledger::read(&repo).unwrap_or_default();
+    Ok(Some((t, ledger)))
+}
+
+fn verify_text(r: &VerifyReport, v: &VerifyArgs, trust: Option<&crate::engine::trust::TrustReport>) -> String {
     let mut s = String::new();
     for f in &r.findings {
         let _ = writeln!(s, "{} {:<24} {:<28} {}", f.code, f.name, f.request.as_deref().unwrap_or("-"), f.detail);
@@ -450,6 +482,9 @@ fn verify_text(r: &VerifyReport, v: &VerifyArgs) -> String {
     }
     if let Some(h) = &r.ledger_head {
         let _ = writeln!(s, "ledger head: {h} (pin it: --expect-head {h})");
+    }
+    if let Some(t) = trust {
+        let _ = writeln!(s, "{}", t.root_line());
     }
     if r.clean {
         s.push_str("clean\n");

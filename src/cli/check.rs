@@ -17,6 +17,9 @@ pub struct Args {
     /// Validate every request in the tree, not only the changed ones.
     #[arg(long)]
     pub all: bool,
+    /// How rule changes on the base's history are judged (GitHub reviews or trailers), and the trust root.
+    #[command(flatten)]
+    pub verify: super::plan::VerifyArgs,
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -30,10 +33,13 @@ pub fn run(g: &Global, a: Args) -> u8 {
         refs => refs,
     };
     let opts = CheckOptions { base, head, all: a.all, only: None, now: g.now };
-    let report = match run_check(&g.repo, &opts) {
+    let mut report = match run_check(&g.repo, &opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if let Err(code) = chain_of_trust(g, &a.verify, &mut report) {
+        return code;
+    }
     if g.verbose
         && let Some(h) = &report.history_status
     {
@@ -111,4 +117,30 @@ fn verdict(report: &CheckReport) -> String {
         }
         Status::Error => format!("check could not judge the change: {errors} error(s) in the policies or repository (exit 2)"),
     }
+}
+
+/// The chain of trust at the base the change was judged by (GG310): the
+/// policies of an unapproved rule change judge nothing. Only for a change
+/// between two commits (a PR); a working-tree check is a local preview.
+fn chain_of_trust(g: &Global, verify: &super::plan::VerifyArgs, report: &mut CheckReport) -> Result<(), u8> {
+    let Some(base) = report.base.as_deref().and_then(|b| git2::Oid::from_str(b).ok()) else { return Ok(()) };
+    if git2::Oid::from_str(&report.head).is_err() {
+        return Ok(());
+    }
+    let repo = git2::Repository::open(&g.repo).map_err(fail)?;
+    let rt = super::runtime()?;
+    let trust = rt.block_on(async {
+        let client = verify.client().await?;
+        let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
+        crate::engine::trust::evaluate(&repo, base, verify.trust_root.as_deref(), api).await.map_err(|e| e.to_string())
+    });
+    let trust = trust.map_err(fail)?;
+    let diags = trust.diagnostics(report.requests.is_empty());
+    if diags.iter().any(crate::diag::Diagnostic::is_error) && report.status == Status::Ok {
+        report.status = Status::Failed;
+        report.ok = false;
+    }
+    report.diagnostics.extend(diags);
+    report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code)));
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub struct Args {
 
 /// How landings are re-verified: GitHub reviews or `Approved-by:` trailers.
 #[derive(Debug, clap::Args)]
+#[group(id = "landing_verification")]
 pub struct VerifyArgs {
     /// The repository on GitHub whose PR reviews approve requests (default: $GITHUB_REPOSITORY).
     /// GitHub mode is used when a token (GITHUB_TOKEN or GITHUB_APP_ID) is set.
@@ -24,6 +25,10 @@ pub struct VerifyArgs {
     /// Judge landings by their `Approved-by:` trailers even when a GitHub token is set.
     #[arg(long)]
     pub plain_git: bool,
+    /// Start the chain of trust for rule files at this commit of main's first-parent
+    /// history (default: the first commit that added policies/). See docs/src/chain-of-trust.md.
+    #[arg(long, value_name = "SHA", env = crate::engine::trust::ENV_TRUST_ROOT)]
+    pub trust_root: Option<String>,
 }
 
 impl VerifyArgs {
@@ -47,7 +52,9 @@ pub(super) async fn prepare_with(
 ) -> Result<(crate::reconcile::Desired, std::collections::BTreeMap<String, std::sync::Arc<dyn crate::provider::Provider>>, Plan), u8> {
     let client = verify.client().await.map_err(fail)?;
     let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
-    prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))
+    let (desired, providers, mut plan) = prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))?;
+    crate::reconcile::enforce_trust(&g.repo, &mut plan, verify.trust_root.as_deref(), api).await.map_err(fail)?;
+    Ok((desired, providers, plan))
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -68,11 +75,16 @@ pub fn run(g: &Global, a: Args) -> u8 {
         _ if g.quiet => print_errors(&plan),
         _ => print!("{}", render_plan(&plan)),
     }
+    // A rule change in force is reported, not a failure: the reconcile
+    // workflow runs `plan` before `reconcile`, which must still revoke.
     u8::from(!plan.failures.is_empty())
 }
 
 /// `--quiet`: of the plan, only what went wrong (on stderr).
 pub(super) fn print_errors(plan: &Plan) {
+    for f in &plan.rule_changes_in_force {
+        eprintln!("error: {}", in_force_line(f));
+    }
     for r in &plan.refused {
         eprintln!("error: refused {}: {}", r.request, r.reason);
     }
@@ -122,6 +134,9 @@ pub fn render_plan(plan: &Plan) -> String {
             out.push_str(&format!("      {}\n", a.reason));
         }
     }
+    for f in &plan.rule_changes_in_force {
+        out.push_str(&format!("{}\n", in_force_line(f)));
+    }
     for r in &plan.refused {
         out.push_str(&format!("refused {}: {}\n", r.request, r.reason));
     }
@@ -149,4 +164,10 @@ pub fn render_plan(plan: &Plan) -> String {
         plan.failures.len()
     ));
     out
+}
+
+/// One unapproved rule change in force, with its fix (GG310).
+fn in_force_line(f: &crate::engine::trust::InForce) -> String {
+    use crate::engine::trust::TrustReport;
+    format!("{} {}: nothing new is granted; {}", crate::diag::Code::RuleChangeInForce.as_str(), TrustReport::describe(f), TrustReport::fix(f))
 }

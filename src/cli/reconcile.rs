@@ -99,7 +99,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Format::Json => {
             let doc = serde_json::json!({
                 "at": at, "main": plan.main, "outcomes": outcomes, "refused": plan.refused,
-                "failures": plan.failures, "ledger": entries, "ledger_error": ledger_error,
+                "failures": plan.failures, "rule_changes_in_force": plan.rule_changes_in_force, "ledger": entries, "ledger_error": ledger_error,
             });
             match serde_json::to_string_pretty(&doc) {
                 Ok(s) => println!("{s}"),
@@ -139,5 +139,5 @@ pub fn run(g: &Global, a: Args) -> u8 {
     for o in &failed {
         eprintln!("error: {} failed: {}", o.action.action.as_str(), o.error.clone().unwrap_or_default());
     }
-    u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || ledger_error.is_some())
+    u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || !plan.rule_changes_in_force.is_empty() || ledger_error.is_some())
 }

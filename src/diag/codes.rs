@@ -85,7 +85,15 @@ codes! {
     ModifiedRequest = "GG302", Note, "merged request modified";
     PolicyChange = "GG303", Note, "policy change";
     NoPolicies = "GG304", Error, "no policies to judge by";
+    // The chain of trust for rule files.
+    RuleChangeInForce = "GG310", Error, "unapproved rule change in force";
 }
+
+/// The `audit verify` finding codes of the chain of trust: (code, name, title).
+/// AV001-AV006 live in `audit::verify`; these are documented in
+/// `docs/diagnostics.md` under "Audit findings" (a test checks it).
+pub const AUDIT_TRUST: &[(&str, &str, &str)] =
+    &[("AV010", "rule-change-unapproved", "unapproved rule change in force"), ("AV011", "grant-untrusted-rules", "grant judged by untrusted rules")];
 
 impl Serialize for Code {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -110,6 +118,10 @@ mod tests {
         for c in Code::ALL {
             assert!(seen.insert(c.as_str()), "{} is used twice", c.as_str());
             let heading = format!("## {}: {}", c.as_str(), c.title());
+            assert!(docs.contains(&heading), "docs/diagnostics.md lacks `{heading}`");
+        }
+        for (code, _, title) in super::AUDIT_TRUST {
+            let heading = format!("## {code}: {title}");
             assert!(docs.contains(&heading), "docs/diagnostics.md lacks `{heading}`");
         }
         let documented = docs.lines().filter(|l| l.starts_with("## GG")).count();

@@ -8,7 +8,7 @@
 mod codes;
 pub mod render;
 
-pub use codes::Code;
+pub use codes::{AUDIT_TRUST, Code};
 
 use serde::Serialize;
 

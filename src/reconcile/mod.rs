@@ -68,6 +68,23 @@ fn retired_resources(repo_dir: &Path, desired: &Desired) -> BTreeMap<String, (Pr
     out
 }
 
+/// The chain of trust applied to a plan: walks main's rule changes (judged by
+/// GitHub reviews with `github`, else by trailers) and, while an unapproved
+/// one is in force, turns new grants into refusals (see
+/// [`crate::engine::trust::TrustReport::restrict_plan`]).
+pub async fn enforce_trust(
+    repo_dir: &Path,
+    plan: &mut Plan,
+    trust_root: Option<&str>,
+    github: Option<&dyn crate::github::GitHubApi>,
+) -> Result<Option<crate::engine::trust::TrustReport>, crate::engine::trust::TrustError> {
+    let repo = git2::Repository::open(repo_dir)?;
+    let main = git2::Oid::from_str(&plan.main)?;
+    let report = crate::engine::trust::evaluate(&repo, main, trust_root, github).await?;
+    report.restrict_plan(plan);
+    Ok(Some(report))
+}
+
 /// A provider's `access_for`, detached from the provider for the pure planner.
 pub type AccessFn = dyn Fn(&str, &serde_json::Value) -> Result<String, String>;
 

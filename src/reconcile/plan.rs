@@ -78,6 +78,9 @@ pub struct Plan {
     pub failures: Vec<ProviderFailure>,
     /// Per resource: does the provider end access by itself at the end time?
     pub native_expiry: BTreeMap<String, bool>,
+    /// Unapproved rule changes in force (GG310): nothing new is granted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_changes_in_force: Vec<crate::engine::trust::InForce>,
 }
 
 impl Action {
@@ -215,7 +218,7 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
     }
     actions.sort_by(|a, b| (a.action, &a.resource, &a.principal, &a.access).cmp(&(b.action, &b.resource, &b.principal, &b.access)));
     refused.sort_by(|a, b| a.request.cmp(&b.request));
-    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry }
+    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry, rule_changes_in_force: Vec::new() }
 }
 
 fn grant_reason(ents: &[&Entitlement]) -> String {

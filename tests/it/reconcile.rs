@@ -430,14 +430,18 @@ fn grants_on_a_resource_removed_from_policies_are_still_revoked() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(grants(&r).len(), 1);
 
-    // Policy change: the sandbox resource and its request go (approved).
+    // The request goes, then the sandbox resource (a policy change lands alone, approved).
     let retired = POLICIES.replace("  sandbox: { provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }\n", "");
+    r.branch("drop");
+    r.git(&["rm", "-q", "requests/heidi-sandbox.yaml"]);
+    r.commit_as("alice", "drop the request");
+    r.checkout("main");
+    r.merge("drop", "Merge pull request #2 from drop\n");
     r.branch("retire");
     r.write("policies/all.yaml", &retired);
-    r.git(&["rm", "-q", "requests/heidi-sandbox.yaml"]);
     r.commit_as("alice", "retire sandbox");
     r.checkout("main");
-    r.merge("retire", "Merge pull request #2 from retire\n\nApproved-by: frank\n");
+    r.merge("retire", "Merge pull request #3 from retire\n\nApproved-by: frank\n");
 
     let plan = r.run(&["plan", "--at", "2026-12-01T11:00:00Z", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
