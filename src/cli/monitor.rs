@@ -56,7 +56,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let run = monitor::run(&g.repo, &desired, &ledger, &sources, &opts).await;
         let mut problems: Vec<String> = Vec::new();
         if !run.ledger.is_empty() && !a.ledger.no_ledger {
-            let summary = format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", crate::model::stamp(&at), run.new.len(), run.revocations.len());
+            let summary =
+                format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", crate::model::stamp(&at), run.new.len(), run.revocations.len());
             if let Err(e) = ledger.record(&repo, &run.ledger, &summary, &a.ledger.remote) {
                 problems.push(format!("the ledger: {e}"));
             }

@@ -224,7 +224,13 @@ fn grant_reason(ents: &[&Entitlement]) -> String {
             let who: Vec<&str> = e.evidence.approvers.iter().map(|a| a.login.as_str()).collect();
             let by = if who.is_empty() { "no approvals required".to_string() } else { format!("approved by {}", who.join(", ")) };
             let bg = if e.break_glass { " [BREAK-GLASS]" } else { "" };
-            format!("{}{bg}: {by} in {}; window {} to {}", e.request, short(&e.evidence.landing_commit), crate::model::stamp(&e.window.start), crate::model::stamp(&e.window.end))
+            format!(
+                "{}{bg}: {by} in {}; window {} to {}",
+                e.request,
+                short(&e.evidence.landing_commit),
+                crate::model::stamp(&e.window.start),
+                crate::model::stamp(&e.window.end)
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -152,7 +152,9 @@ fn into_closed_pipe(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, Strin
 #[test]
 fn output_into_a_closed_pipe_exits_quietly() {
     let r = example_repo();
-    for args in [&["schema", "policy"][..], &["check", "--all", "--format", "json", "--now", NOW], &["completions", "bash"], &["explain", "2026-12-01-carol-orders-db"]] {
+    for args in
+        [&["schema", "policy"][..], &["check", "--all", "--format", "json", "--now", NOW], &["completions", "bash"], &["explain", "2026-12-01-carol-orders-db"]]
+    {
         let (code, stderr) = into_closed_pipe(r.path(), args);
         assert_eq!(code, Some(141), "gitgrant {args:?} into a closed pipe: {stderr}");
         assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "gitgrant {args:?}: {stderr}");

@@ -99,7 +99,11 @@ fn the_readme_quickstart_works_pasted_verbatim() {
     // The grant is real (the local provider's file) and the ledger reached the remote.
     let grants = std::fs::read_to_string(dir.path().join("work/access/.gitgrant/local-grants.json")).unwrap();
     assert!(grants.contains("carol"), "{grants}");
-    let ledger = Command::new("git").args(["--git-dir", "work/access-remote.git", "rev-parse", "--verify", "-q", "gitgrant-ledger"]).current_dir(dir.path()).output().unwrap();
+    let ledger = Command::new("git")
+        .args(["--git-dir", "work/access-remote.git", "rev-parse", "--verify", "-q", "gitgrant-ledger"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(ledger.status.success(), "the ledger branch was not pushed to the quickstart's remote:\n{all}");
 }
 
@@ -303,7 +307,8 @@ fn every_chapter_is_in_the_summary() {
 
 #[test]
 fn the_link_checker_finds_broken_links_and_anchors() {
-    let text = "# Set up in your `GitHub` org\n## Set up in your GitHub org\n```\n# not a heading\n```\n[a](x.md) `[b](y.md)` [c](#set-up-in-your-github-org-1)\n";
+    let text =
+        "# Set up in your `GitHub` org\n## Set up in your GitHub org\n```\n# not a heading\n```\n[a](x.md) `[b](y.md)` [c](#set-up-in-your-github-org-1)\n";
     assert_eq!(anchors(text), ["set-up-in-your-github-org", "set-up-in-your-github-org-1"]);
     assert_eq!(links(text), [(6, "x.md".to_string()), (6, "#set-up-in-your-github-org-1".to_string())]);
     assert_eq!(anchors("## Emergency revoke: `gitgrant revoke --immediately`\n"), ["emergency-revoke-gitgrant-revoke---immediately"]);
