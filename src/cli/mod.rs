@@ -295,6 +295,11 @@ pub(crate) fn without_git2_codes(msg: &str) -> String {
     out
 }
 
+/// The async runtime for provider calls (exit 2 if it cannot start).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(format!("cannot start the async runtime: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -336,9 +341,4 @@ mod tests {
         let cli = Cli::try_parse_from(["gitgrant", "revoke", "x", "--immediately", "--now", "2026-11-23T14:00:00Z"]).unwrap();
         assert_eq!(cli.now.map(|t| t.to_rfc3339()), Some("2026-11-23T14:00:00+00:00".to_string()));
     }
-}
-
-/// The async runtime for provider calls (exit 2 if it cannot start).
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }

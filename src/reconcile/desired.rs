@@ -167,7 +167,7 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             out.refused.push(refuse(
                 format!(
                     "revoked at {} with a hold (`gitgrant revoke --immediately` or a monitor rule; see the ledger); not granted again while this version is on main. Merge the removal of `{}`",
-                    crate::model::stamp(&t),
+                    crate::model::stamp(t),
                     req.file
                 ),
                 None,
