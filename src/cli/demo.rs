@@ -70,11 +70,16 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
     };
     match &a.keep {
-        Some(d) => println!(
-            "\nThe repository is kept in {}. Explore it:\n  cd {}\n  git log --graph --oneline --all\n  gitgrant check --all\n  gitgrant explain <request id>",
-            d.display(),
-            d.display()
-        ),
+        Some(d) => {
+            // The story's commits and windows are on the demo's clock, up to
+            // LAST_MINUTE past it: explore with that clock, or everything
+            // looks like it has not happened yet.
+            let at = stamp(t0 + Duration::minutes(LAST_MINUTE));
+            println!(
+                "\nThe repository is kept in {dir}. Explore it on the demo's clock, with --now {at}:\n  cd {dir}\n  git log --graph --oneline --all\n  gitgrant check --all --now {at}\n  gitgrant plan --now {at}\n  gitgrant audit --now {at}",
+                dir = d.display()
+            );
+        }
         None => println!("(the temporary repository is removed; `gitgrant demo --keep DIR` keeps it)"),
     }
     code
@@ -107,6 +112,10 @@ impl Drop for TempDir {
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
+
+/// The minute after the demo's clock at which its last step runs: the `--now`
+/// to explore a kept repository with (its history is ahead of the real clock).
+const LAST_MINUTE: i64 = 190;
 
 /// Builds the demo repository and walks the lifecycle; returns the tolerated steps.
 fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step {
@@ -241,9 +250,9 @@ fn story(dir: &Path, exe: PathBuf, t0: DateTime<Utc>) -> Step {
     println!("\nThe local provider holds nothing: both grants ended on time.");
 
     heading("10. The audit trail: git history joined with the ledger");
-    let out = d.gitgrant(m(190), &["audit"])?;
+    let out = d.gitgrant(m(LAST_MINUTE), &["audit"])?;
     expect(&out, 0, "gitgrant audit")?;
-    let out = d.gitgrant(m(190), &["audit", "verify"])?;
+    let out = d.gitgrant(m(LAST_MINUTE), &["audit", "verify"])?;
     expect(&out, 0, "gitgrant audit verify")?;
     println!("\nRequests in this story: {alice_id} (approved), {bob_id} (break-glass); heidi's never merged.");
     Ok(())

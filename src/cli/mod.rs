@@ -50,16 +50,17 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("
     after_help = "Examples:\n  gitgrant check                       judge your working tree against HEAD\n  gitgrant check --base main --head pr  judge a PR branch (CI)\n  gitgrant explain 2026-11-23-alice-orders-db\n  gitgrant schema request > request.schema.json"
 )]
 pub struct Cli {
-    /// The access repository (default: the current directory).
+    /// The access repository (default: the first of the current directory and
+    /// its parents that holds `policies/`, as git finds `.git`).
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,
-    /// Fix the clock (RFC 3339), for tests and simulation. Without a value
-    /// (`gitgrant revoke REQUEST --now`): act immediately.
-    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now, num_args = 0..=1, default_missing_value = "")]
-    pub now: Option<Now>,
+    /// Fix the clock (RFC 3339), for tests, simulation and reproducible output.
+    /// It always takes a time and means nothing else (`revoke --immediately` acts now).
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
     /// Print only errors (documents asked for, like JSON or a schema, still print).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -120,8 +121,8 @@ pub enum Command {
     /// A new request that continues an existing one.
     #[command(after_help = "Example:\n  gitgrant extend 2026-11-23-alice-orders-db --by 2h")]
     Extend(extend::Args),
-    /// Early revocation; `--now` revokes at the providers immediately.
-    #[command(after_help = "Examples:\n  gitgrant revoke 2026-11-23-alice-orders-db\n  gitgrant revoke 2026-11-23-alice-orders-db --now")]
+    /// Early revocation; `--immediately` also revokes at the providers at once.
+    #[command(after_help = "Examples:\n  gitgrant revoke 2026-11-23-alice-orders-db\n  gitgrant revoke 2026-11-23-alice-orders-db --immediately")]
     Revoke(revoke::Args),
     /// Who had what, when and why: git history joined with the ledger.
     #[command(after_help = "Example:\n  gitgrant audit who --resource orders-db --privilege write --between 2026-10-01 2026-11-01")]
@@ -141,15 +142,11 @@ pub enum Command {
     Completions(completions::Args),
 }
 
-/// `--now` with a time fixes the clock; bare `--now` asks for immediate action (revoke).
-#[derive(Debug, Clone, Copy)]
-pub enum Now {
-    At(DateTime<Utc>),
-    Immediately,
-}
+/// The hint for a `--now` without a time: it used to mean "act now" in `revoke`.
+const NOW_HINT: &str = "`--now` fixes the clock and needs a time, e.g. `--now 2026-11-23T14:00:00Z`; to revoke at the providers at once, use `gitgrant revoke REQUEST --immediately`";
 
-fn parse_now(s: &str) -> Result<Now, String> {
-    if s.is_empty() { Ok(Now::Immediately) } else { parse_time(s).map(Now::At) }
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s).map_err(|e| format!("{e}\n\n  tip: {NOW_HINT}"))
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -164,24 +161,32 @@ pub struct Global {
     pub quiet: bool,
     pub verbose: bool,
     pub color: bool,
-    /// A bare `--now` was given (`revoke --now`).
-    pub now_bare: bool,
 }
 
 pub fn run() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::InvalidValue && e.to_string().contains("--now <RFC3339>") && !e.to_string().contains("tip:") {
+                eprintln!("\n  tip: {NOW_HINT}");
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let (now, now_bare) = match cli.now {
-        Some(Now::At(t)) => (t, false),
-        Some(Now::Immediately) => (Utc::now(), true),
-        None => (Utc::now(), false),
+    let now = cli.now.unwrap_or_else(Utc::now);
+    // Commands that read an access repository find its root, like git.
+    let needs_repo = !matches!(cli.command, Command::Schema(_) | Command::Demo(_) | Command::Init(_) | Command::Completions(_));
+    let repo = if needs_repo {
+        match find_access_repo(&cli.repo) {
+            Ok(r) => r,
+            Err(msg) => return ExitCode::from(fail(msg)),
+        }
+    } else {
+        cli.repo
     };
-    let g = Global { repo: cli.repo, format: cli.format, now, quiet: cli.quiet, verbose: cli.verbose, color: color(), now_bare };
+    let g = Global { repo, format: cli.format, now, quiet: cli.quiet, verbose: cli.verbose, color: color() };
     if g.format == Format::Csv && !matches!(cli.command, Command::Audit(_)) {
         return ExitCode::from(fail("`--format csv` is only supported by `gitgrant audit`; use human, github or json here"));
     }
@@ -207,21 +212,136 @@ pub fn run() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Colour for human output on stderr (where diagnostics go): on a terminal,
-/// or with `CLICOLOR_FORCE` set; never when `NO_COLOR` is set (no-color.org).
+/// Colour for human output on stderr (where diagnostics go).
 pub(crate) fn color() -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let force = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
-    !no_color && (force || std::io::stderr().is_terminal())
+    let var = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+    color_wanted(var("NO_COLOR").as_deref(), var("CLICOLOR_FORCE").as_deref(), var("TERM").as_deref(), std::io::stderr().is_terminal())
+}
+
+/// Colour on a terminal that can show it, or when forced with `CLICOLOR_FORCE`;
+/// never with `NO_COLOR` (no-color.org) and, unless forced, never on `TERM=dumb`.
+fn color_wanted(no_color: Option<&str>, force: Option<&str>, term: Option<&str>, terminal: bool) -> bool {
+    let no_color = no_color.is_some_and(|v| !v.is_empty());
+    let force = force.is_some_and(|v| !v.is_empty() && v != "0");
+    !no_color && (force || (terminal && term != Some("dumb")))
+}
+
+/// Output into a closed pipe (`gitgrant schema | head`) ends the process
+/// quietly with 141, what a shell reports for a command killed by SIGPIPE,
+/// instead of the panic `println!` raises. Done once, here, for every command:
+/// Rust ignores SIGPIPE, so each write would otherwise have to handle EPIPE.
+fn quiet_on_broken_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        if is_broken_pipe_panic(msg) {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        previous(info);
+    }));
+}
+
+/// The exit status after a closed pipe: 128 + SIGPIPE.
+pub(crate) const BROKEN_PIPE_EXIT: i32 = 141;
+
+fn is_broken_pipe_panic(msg: &str) -> bool {
+    msg.starts_with("failed printing to std") && (msg.contains("os error 32") || msg.contains("Broken pipe"))
+}
+
+/// Writes a whole document to stdout; a closed pipe ends the process quietly
+/// (see [`quiet_on_broken_pipe`]), any other error is a tool error.
+pub(crate) fn write_stdout(bytes: &[u8]) -> u8 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(BROKEN_PIPE_EXIT),
+        Err(e) => fail(format!("cannot write the output: {e}")),
+    }
+}
+
+/// The access repository that `start` is in: `start` or the first of its
+/// parents that holds `policies/`. The search stops at a git repository's
+/// top (a directory with `.git`), as an access repository is one.
+fn find_access_repo(start: &std::path::Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(start).map_err(|e| format!("`{}`: {e}", start.display()))?;
+    for dir in abs.ancestors() {
+        if dir.join("policies").is_dir() {
+            // Keep the caller's spelling when it is the directory itself (messages show it).
+            return Ok(if dir == abs { start.to_path_buf() } else { dir.to_path_buf() });
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    Err(format!("not an access repository (no policies/ found in {} or its parents); run `gitgrant init` to create one", abs.display()))
 }
 
 /// A tool error (exit 2): printed as `error: ...` with a hint.
 pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
+    eprintln!("error: {}", without_git2_codes(&msg.to_string()));
     2
+}
+
+/// libgit2 errors print as `MESSAGE; class=Repository (6); code=NotFound (-3)`:
+/// the tail means nothing to a user. Every tool error passes through here.
+pub(crate) fn without_git2_codes(msg: &str) -> String {
+    let mut out = msg.to_string();
+    for key in ["; class=", "; code="] {
+        while let Some(at) = out.find(key) {
+            // `KEY Name (n)`: up to and including the closing parenthesis.
+            let Some(close) = out[at..].find(')') else { break };
+            out.replace_range(at..at + close + 1, "");
+        }
+    }
+    out
 }
 
 /// The async runtime for provider calls (exit 2 if it cannot start).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(format!("cannot start the async runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn colour_follows_no_color_clicolor_force_and_term() {
+        assert!(color_wanted(None, None, Some("xterm-256color"), true));
+        assert!(!color_wanted(None, None, Some("dumb"), true), "TERM=dumb gets no colour");
+        assert!(!color_wanted(None, None, Some("xterm"), false), "not a terminal");
+        assert!(!color_wanted(Some("1"), Some("1"), Some("xterm"), true), "NO_COLOR wins");
+        assert!(color_wanted(Some(""), None, None, true), "an empty NO_COLOR is unset");
+        assert!(color_wanted(None, Some("1"), Some("dumb"), false), "forced");
+        assert!(!color_wanted(None, Some("0"), Some("dumb"), true));
+    }
+
+    #[test]
+    fn git2_codes_are_stripped_from_messages() {
+        let e = git2::Error::new(git2::ErrorCode::NotFound, git2::ErrorClass::Repository, "could not find repository at '.'");
+        let msg = format!("`.` is not a git repository: {e}; run `gitgrant init`");
+        assert!(msg.contains("class="), "{msg}");
+        assert_eq!(without_git2_codes(&msg), "`.` is not a git repository: could not find repository at '.'; run `gitgrant init`");
+        assert_eq!(without_git2_codes("no codes (here)"), "no codes (here)");
+    }
+
+    #[test]
+    fn broken_pipe_panics_are_recognised() {
+        assert!(is_broken_pipe_panic("failed printing to stdout: Broken pipe (os error 32)"));
+        assert!(!is_broken_pipe_panic("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!is_broken_pipe_panic("index out of bounds"));
+    }
+
+    #[test]
+    fn a_bare_now_is_refused_with_a_hint_naming_immediately() {
+        let e = Cli::try_parse_from(["gitgrant", "revoke", "x", "--now"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{e}");
+        let e = Cli::try_parse_from(["gitgrant", "revoke", "--now", "x"]).unwrap_err();
+        assert!(e.to_string().contains("--immediately"), "{e}");
+        let cli = Cli::try_parse_from(["gitgrant", "revoke", "x", "--immediately", "--now", "2026-11-23T14:00:00Z"]).unwrap();
+        assert_eq!(cli.now.map(|t| t.to_rfc3339()), Some("2026-11-23T14:00:00+00:00".to_string()));
+    }
 }

@@ -56,7 +56,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let run = monitor::run(&g.repo, &desired, &ledger, &sources, &opts).await;
         let mut problems: Vec<String> = Vec::new();
         if !run.ledger.is_empty() && !a.ledger.no_ledger {
-            let summary = format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", at.to_rfc3339(), run.new.len(), run.revocations.len());
+            let summary =
+                format!("gitgrant monitor at {}: {} new finding(s), {} revocation(s)", crate::model::stamp(&at), run.new.len(), run.revocations.len());
             if let Err(e) = ledger.record(&repo, &run.ledger, &summary, &a.ledger.remote) {
                 problems.push(format!("the ledger: {e}"));
             }
@@ -64,14 +65,14 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let new: Vec<monitor::rules::Finding> = run.findings.iter().filter(|f| run.new.contains(&f.key())).cloned().collect();
         if !new.is_empty() {
             let revoked: Vec<String> = run.revocations.iter().filter(|r| r.ok).map(|r| r.request.clone()).collect();
-            let text = format!("gitgrant monitor: {} new finding(s) at {}\n{}", new.len(), at.to_rfc3339(), notify::finding_lines(&new, &revoked));
+            let text = format!("gitgrant monitor: {} new finding(s) at {}\n{}", new.len(), crate::model::stamp(&at), notify::finding_lines(&new, &revoked));
             if let Some(url) = &a.webhook
                 && let Err(e) = notify::webhook(url, &text).await
             {
                 problems.push(e);
             }
             if a.github_issue {
-                let title = format!("gitgrant monitor: {} finding(s) at {}", new.len(), at.to_rfc3339());
+                let title = format!("gitgrant monitor: {} finding(s) at {}", new.len(), crate::model::stamp(&at));
                 let body = issue_body(&new, &revoked, &desired.policy);
                 match issue_client(&a).await {
                     Ok(c) => match c.create_issue(&title, &body).await {
@@ -119,7 +120,7 @@ fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
         println!("{s}");
         return Ok(());
     }
-    println!("monitor at {}: {} grant(s) watched, {} finding(s) ({} new)", run.at.to_rfc3339(), run.watched, run.findings.len(), run.new.len());
+    println!("monitor at {}: {} grant(s) watched, {} finding(s) ({} new)", crate::model::stamp(&run.at), run.watched, run.findings.len(), run.new.len());
     for f in &run.findings {
         let new = if run.new.contains(&f.key()) { "NEW " } else { "" };
         println!(

@@ -104,7 +104,7 @@ pub(super) fn desired_error(g: &Global, e: DesiredError) -> u8 {
 
 /// The plan as an aligned table for people, then refusals and expiry notes.
 pub fn render_plan(plan: &Plan) -> String {
-    let mut out = format!("plan at {} (main {})\n", plan.at.to_rfc3339(), &plan.main[..plan.main.len().min(10)]);
+    let mut out = format!("plan at {} (main {})\n", crate::model::stamp(&plan.at), &plan.main[..plan.main.len().min(10)]);
     if plan.actions.is_empty() {
         out.push_str("  nothing is granted and nothing needs granting\n");
     }

@@ -83,7 +83,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
     let summary = format!(
         "gitgrant reconcile at {}: {} granted, {} revoked, {} failed",
-        at.to_rfc3339(),
+        crate::model::stamp(&at),
         outcomes.iter().filter(|o| o.ok && o.action.action == ActionKind::Grant).count(),
         outcomes.iter().filter(|o| o.ok && o.action.action == ActionKind::Revoke).count(),
         failed.len()

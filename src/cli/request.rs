@@ -168,7 +168,7 @@ pub(super) fn submit(g: &Global, draft: &Draft, confirm: bool, pr_args: Option<&
     }
     if confirm {
         let question = format!("Write {path}?");
-        match dialoguer::Confirm::new().with_prompt(question).default(true).interact() {
+        match dialoguer::Confirm::new().with_prompt(question).default(true).wait_for_newline(true).interact() {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("nothing written");
@@ -325,6 +325,9 @@ fn prompt(policy: &Policy, who: &str, a: &Args) -> Result<Draft, String> {
             && Confirm::new()
                 .with_prompt("Break-glass (emergency: fewer approvals, short window, reviewed afterwards)?")
                 .default(false)
+                // Line-based, like every other prompt: a typed `n` + Enter must
+                // not leave the Enter to answer the next question.
+                .wait_for_newline(true)
                 .interact()
                 .map_err(err)?);
     Ok(Draft {

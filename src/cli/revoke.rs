@@ -1,10 +1,10 @@
-//! `gitgrant revoke`: early revocation; --now revokes at the providers immediately.
+//! `gitgrant revoke`: early revocation; `--immediately` also revokes at the providers.
 //!
 //! The durable revocation is always the removal of the request file from
 //! main. This command prepares it as a commit on a new branch
 //! (`gitgrant/revoke-<id>`, parent: main; the work tree is never touched)
-//! and, with a GitHub token, pushes the branch and opens the PR. `--now`
-//! also revokes at the providers at once and records a *sticky* `revoke` in
+//! and, with a GitHub token, pushes the branch and opens the PR.
+//! `--immediately` also revokes at the providers at once and records a *sticky* `revoke` in
 //! the ledger, so reconcile does not grant the request again while its file
 //! is still on main.
 
@@ -21,12 +21,12 @@ use crate::validate::request::{REQUEST_DIR, load_request, request_id};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "`--now` without a value revokes at the providers immediately (put it after REQUEST).\n`--immediately` is the same, for when `--now TIME` fixes the clock.\n\nExamples:\n  gitgrant revoke 2026-11-23-alice-orders-db --now --reason \"INC-4211 closed\"\n  gitgrant revoke 2026-11-23-alice-orders-db            # only prepare the removal PR"
+    after_help = "Without `--immediately`, access ends when the removal is merged and reconcile runs.\n\nExamples:\n  gitgrant revoke 2026-11-23-alice-orders-db --immediately --reason \"INC-4211 closed\"\n  gitgrant revoke 2026-11-23-alice-orders-db            # only prepare the removal PR"
 )]
 pub struct Args {
     /// The request id (file stem) or its path.
     pub request: String,
-    /// Revoke at the providers immediately (same as a bare `--now`).
+    /// Also revoke at the providers now, and record it (a sticky revoke in the ledger).
     #[arg(long)]
     pub immediately: bool,
     /// Why, recorded in the ledger and the follow-up PR.
@@ -47,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
-    let now_mode = g.now_bare || a.immediately;
+    let now_mode = a.immediately;
     // With `--format json`, stdout holds only the JSON document.
     let json = g.format == Format::Json;
     let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
@@ -88,9 +88,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         revocations = rt.block_on(revoke_request(&g.repo, &load.policy, &id, &req.resources, at));
         let meta = RequestMeta { request: id.clone(), requester: req.requester.clone(), role: req.role.clone(), resources: req.resources.clone() };
         let actor = repo.signature().ok().and_then(|s| s.name().ok().map(str::to_string)).unwrap_or_else(|| "unknown".into());
-        let detail = format!("emergency revoke (`gitgrant revoke --now`) by {actor}: {}", a.reason);
+        let detail = format!("emergency revoke (`gitgrant revoke --immediately`) by {actor}: {}", a.reason);
         let entries = revocation_entries(&meta, &revocations, &detail, at);
-        let summary = format!("gitgrant revoke --now {id} at {}", at.to_rfc3339());
+        let summary = format!("gitgrant revoke --immediately {id} at {}", crate::model::stamp(&at));
         if let Err(e) = ledger.record(&repo, &entries, &summary, &a.remote) {
             eprintln!("error: the ledger: {e}");
             failed = true;
@@ -115,7 +115,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         "Revoke {id} early\n\nRemoves {} ({}).{}\n",
         entry.path,
         a.reason,
-        if now_mode { " Access was already revoked at the providers with `gitgrant revoke --now`." } else { "" }
+        if now_mode { " Access was already revoked at the providers with `gitgrant revoke --immediately`." } else { "" }
     );
     if let Err(e) = removal_commit(&repo, main, &entry.path, &branch, &message) {
         eprintln!("error: preparing the removal branch `{branch}`: {e}");

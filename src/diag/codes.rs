@@ -42,6 +42,7 @@ codes! {
     InvalidRequestId = "GG011", Error, "invalid request id";
     DuplicateRequestId = "GG012", Error, "duplicate request id";
     UnexpectedFile = "GG013", Warning, "file ignored";
+    RequestNotYaml = "GG014", Error, "request saved as .yml";
     // Policy files.
     DuplicateName = "GG101", Error, "name defined twice";
     UnknownGroup = "GG102", Error, "unknown group";

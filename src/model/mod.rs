@@ -17,6 +17,12 @@ use crate::source::span_pos;
 
 pub use duration::Duration;
 
+/// A time as people read it everywhere gitgrant prints one: RFC 3339, UTC,
+/// to the second, with `Z` (`2026-12-01T10:00:00Z`), never nanoseconds.
+pub fn stamp<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+    t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// A value with the position it was written at. Compares by value only, so
 /// it can key a map while keeping where each key came from.
 #[derive(Debug, Clone)]

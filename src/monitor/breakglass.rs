@@ -98,7 +98,7 @@ pub fn overdue_reason(id: &str, due: DateTime<Utc>, policy: &Policy) -> String {
     let groups = policy.break_glass.as_ref().map(|b| b.reviewers.join(", ")).unwrap_or_default();
     format!(
         "{UNRATIFIED}: no commit with `Break-glass-review: {id}` approved by a member of {groups} landed on main by {}; revoked. Reported to {}",
-        due.to_rfc3339(),
+        crate::model::stamp(&due),
         owners(policy)
     )
 }

@@ -332,7 +332,7 @@ fn request_meta(desired: &Desired, id: &str, f: &Finding) -> RequestMeta {
 
 /// A window for display: `START to END`.
 pub fn window_text(w: &Window) -> String {
-    format!("{} to {}", w.start.to_rfc3339(), w.end.to_rfc3339())
+    format!("{} to {}", crate::model::stamp(&w.start), crate::model::stamp(&w.end))
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl Finding {
 
     /// The evidence in one line: `id at time: action`, at most 20 events.
     pub fn evidence(&self) -> String {
-        let mut parts: Vec<String> = self.events.iter().take(20).map(|e| format!("{} at {}: {}", e.id, e.time.to_rfc3339(), e.action)).collect();
+        let mut parts: Vec<String> = self.events.iter().take(20).map(|e| format!("{} at {}: {}", e.id, crate::model::stamp(&e.time), e.action)).collect();
         if self.events.len() > 20 {
             parts.push(format!("and {} more", self.events.len() - 20));
         }
@@ -156,7 +156,7 @@ pub fn evaluate(w: &Watched, events: &[ActivityEvent], monitor: &Monitor) -> Vec
                         "{} made {} calls in the hour from {} (at most {max} expected) under {}",
                         w.principal,
                         hits.len(),
-                        hour.to_rfc3339(),
+                        crate::model::stamp(&hour),
                         w.request
                     );
                     out.push(finding(FindingKind::Volume, msg, hits));
@@ -169,8 +169,8 @@ pub fn evaluate(w: &Watched, events: &[ActivityEvent], monitor: &Monitor) -> Vec
                         "{} was active {} time(s) outside the window {} to {} of {} (access still held?)",
                         w.principal,
                         hits.len(),
-                        w.window.start.to_rfc3339(),
-                        w.window.end.to_rfc3339(),
+                        crate::model::stamp(&w.window.start),
+                        crate::model::stamp(&w.window.end),
                         w.request
                     );
                     out.push(finding(FindingKind::OutsideWindow, msg, hits));

@@ -166,8 +166,8 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
         if let Some(t) = holds.get(&req.id).filter(|t| **t >= landed_at) {
             out.refused.push(refuse(
                 format!(
-                    "revoked at {} with a hold (`gitgrant revoke --now` or a monitor rule; see the ledger); not granted again while this version is on main. Merge the removal of `{}`",
-                    t.to_rfc3339(),
+                    "revoked at {} with a hold (`gitgrant revoke --immediately` or a monitor rule; see the ledger); not granted again while this version is on main. Merge the removal of `{}`",
+                    crate::model::stamp(t),
                     req.file
                 ),
                 None,

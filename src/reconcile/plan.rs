@@ -184,15 +184,15 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         let (kind, update, reason) = match held_by_access.remove(access) {
             None => (ActionKind::Grant, false, grant_reason(ents)),
             Some(h) if h.requests == requests && h.end == Some(end) => {
-                (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339()))
+                (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), crate::model::stamp(&end)))
             }
             Some(h) => {
                 let gone: Vec<&String> = h.requests.difference(&requests).collect();
                 let reason = if gone.is_empty() {
-                    format!("needed by {} until {}; marker updated", ids.join(", "), end.to_rfc3339())
+                    format!("needed by {} until {}; marker updated", ids.join(", "), crate::model::stamp(&end))
                 } else {
                     let why: Vec<String> = gone.iter().map(|r| format!("{r} {}", ended_reason(desired, r))).collect();
-                    format!("{}; still needed by {} until {}, so not revoked", why.join("; "), ids.join(", "), end.to_rfc3339())
+                    format!("{}; still needed by {} until {}, so not revoked", why.join("; "), ids.join(", "), crate::model::stamp(&end))
                 };
                 (ActionKind::Keep, true, reason)
             }
@@ -227,7 +227,13 @@ fn grant_reason(ents: &[&Entitlement]) -> String {
             let who: Vec<&str> = e.evidence.approvers.iter().map(|a| a.login.as_str()).collect();
             let by = if who.is_empty() { "no approvals required".to_string() } else { format!("approved by {}", who.join(", ")) };
             let bg = if e.break_glass { " [BREAK-GLASS]" } else { "" };
-            format!("{}{bg}: {by} in {}; window {} to {}", e.request, short(&e.evidence.landing_commit), e.window.start.to_rfc3339(), e.window.end.to_rfc3339())
+            format!(
+                "{}{bg}: {by} in {}; window {} to {}",
+                e.request,
+                short(&e.evidence.landing_commit),
+                crate::model::stamp(&e.window.start),
+                crate::model::stamp(&e.window.end)
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -242,17 +248,17 @@ fn ended_reason(desired: &Desired, id: &str) -> String {
         return "is not on main".to_string();
     };
     if let Some(t) = rec.removed_at {
-        return format!("was removed from main at {}", t.to_rfc3339());
+        return format!("was removed from main at {}", crate::model::stamp(&t));
     }
     match rec.window_at(desired.at) {
         Some(w) if w.end <= desired.at => {
             if rec.ended_early_at.iter().any(|t| *t <= desired.at) {
-                format!("was shortened; it ended at {}", w.end.to_rfc3339())
+                format!("was shortened; it ended at {}", crate::model::stamp(&w.end))
             } else {
-                format!("ended at {}", w.end.to_rfc3339())
+                format!("ended at {}", crate::model::stamp(&w.end))
             }
         }
-        Some(w) if w.start > desired.at => format!("starts later ({})", w.start.to_rfc3339()),
+        Some(w) if w.start > desired.at => format!("starts later ({})", crate::model::stamp(&w.start)),
         Some(_) => "no longer includes this resource".to_string(),
         None => "has no valid window".to_string(),
     }

@@ -46,7 +46,14 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
         return None;
     }
     let Some(id) = request_id(path) else {
-        if !is_ignorable(path) {
+        if let Some(stem) = path.strip_suffix(".yml") {
+            // A request the author meant, under a name that grants nothing: an
+            // error, so the PR cannot pass green while nothing is granted.
+            d.push(
+                Diagnostic::new(Code::RequestNotYaml, path, Pos::FILE, format!("`{path}` is a request file named `.yml`; requests must end in `.yaml`"))
+                    .help(format!("rename it: `git mv {path} {stem}.yaml`")),
+            );
+        } else if !is_ignorable(path) {
             d.push(
                 Diagnostic::new(Code::UnexpectedFile, path, Pos::FILE, format!("`{path}` is not a `.yaml` file and is ignored"))
                     .help("a request is `requests/<id>.yaml`; this file grants nothing"),

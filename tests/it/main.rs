@@ -20,6 +20,7 @@ mod provider_gcp_iam;
 mod provider_kubernetes;
 mod provider_postgres;
 mod prune;
+mod readme;
 mod reconcile;
 mod reconcile_e2e;
 mod risk;

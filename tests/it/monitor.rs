@@ -134,7 +134,7 @@ async fn forbidden_action_revokes_records_alerts_and_stays_revoked() {
     let lines = ledger(&r);
     let finding = lines.iter().find(|l| l["action"] == "finding").expect("finding recorded");
     assert_eq!(finding["requester"], "heidi");
-    assert!(finding["detail"].as_str().unwrap().contains("ev-2 at 2026-12-01T10:20:00+00:00: iam:CreateUser"), "{finding}");
+    assert!(finding["detail"].as_str().unwrap().contains("ev-2 at 2026-12-01T10:20:00Z: iam:CreateUser"), "{finding}");
     let revoke = lines.iter().find(|l| l["action"] == "revoke" && l["request"] == "heidi_sandbox").expect("revoke recorded");
     assert_eq!(revoke["sticky"], true);
     assert_eq!(revoke["resource"], "sandbox");
@@ -219,7 +219,7 @@ fn break_glass_review_missing_is_revoked_present_is_kept() {
     }
 }
 
-/// `revoke --now`: revoked at the provider, recorded, not re-granted, and the
+/// `revoke --immediately`: revoked at the provider, recorded, not re-granted, and the
 /// removal prepared as a branch with the follow-up printed.
 #[test]
 fn revoke_now_revokes_records_and_prints_the_follow_up() {
@@ -227,7 +227,7 @@ fn revoke_now_revokes_records_and_prints_the_follow_up() {
     land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "2026-12-01T10:00:00Z", "2h", ""))], &[]);
     assert_eq!(run(&r, &["reconcile", "--at", "2026-12-01T10:05:00Z"], &[]).code, 0);
     assert_eq!(granted(&r).len(), 1);
-    let out = run(&r, &["revoke", "heidi-sandbox", "--now", "--reason", "INC-9 closed"], &[]);
+    let out = run(&r, &["revoke", "heidi-sandbox", "--immediately", "--reason", "INC-9 closed"], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(granted(&r).is_empty(), "revoked at the provider: {}", out.all());
     assert!(out.stdout.contains("revoked local sandbox heidi user (heidi-sandbox)"), "{}", out.stdout);

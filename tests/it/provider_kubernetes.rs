@@ -506,7 +506,7 @@ policy_changes:
     // 12:30: alice-1 and bob-1 ended. alice keeps the binding for alice-2 (marker rewritten); bob's is deleted.
     let run = repo.run(&["reconcile", "--at", "2026-12-01T12:30:00Z"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("alice-1 ended at 2026-12-01T12:00:00+00:00; still needed by alice-2"), "{}", run.all());
+    assert!(run.stdout.contains("alice-1 ended at 2026-12-01T12:00:00Z; still needed by alice-2"), "{}", run.all());
     let crb = c.api.get("clusterrolebindings", "", &alice).unwrap();
     assert_eq!(crb["metadata"]["annotations"]["gitgrant.io/requests"], "alice-2");
     assert!(c.api.get("rolebindings", "payments", &bob).is_none());
