@@ -7,8 +7,10 @@
 pub mod approval;
 pub mod audit;
 pub mod check;
+pub mod engine;
 pub mod cli;
 pub mod diag;
+pub mod git;
 pub mod github;
 pub mod history;
 pub mod ledger;

@@ -85,6 +85,7 @@ codes! {
     ModifiedRequest = "GG302", Note, "merged request modified";
     PolicyChange = "GG303", Note, "policy change";
     NoPolicies = "GG304", Error, "no policies to judge by";
+    ContentUnchanged = "GG305", Note, "request text edited, content unchanged";
 }
 
 impl Serialize for Code {

@@ -209,7 +209,12 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
         Ok(logins) => excluded.extend(logins),
         Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits (their authors cannot approve): {e}"), notes),
     }
-    let excluded: Vec<String> = excluded.into_iter().collect();
+    // GitHub lists at most 250 commits of a PR: the local clone lists them all.
+    match local_authors(&opts.repo_dir, &pr.base_sha, &pr.head_sha) {
+        Ok(logins) => excluded.extend(logins),
+        Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits in the local clone (their authors cannot approve): {e}"), notes),
+    }
+    let excluded: Vec<String> = excluded.into_iter().map(|l| l.to_ascii_lowercase()).collect::<BTreeSet<_>>().into_iter().collect();
     let decision =
         approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
     if report.status == Status::Error {
@@ -218,9 +223,17 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
     Verdict { report: Some(report), decision, error: None, notes }
 }
 
-/// Paths whose changes the judgment depends on.
+/// Paths whose changes the judgment depends on: requests and rule files.
 fn is_judged_path(path: &str) -> bool {
-    ["requests/", "policies/", "templates/"].iter().any(|d| path.starts_with(d))
+    crate::engine::classify::is_judged(path)
+}
+
+/// Authors and committers of the PR's commits, from the local clone.
+fn local_authors(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<BTreeSet<String>, check::CheckError> {
+    let repo = crate::git::open(repo_dir)?;
+    let head = check::resolve(&repo, head)?;
+    let base = crate::git::merge_base(&repo, check::resolve(&repo, base)?, head, ("base", "head"))?;
+    Ok(crate::git::authors_between(&repo, base, head)?)
 }
 
 /// The request, policy and template paths changed between the merge-base
@@ -313,7 +326,9 @@ async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<
             c.body.contains(COMMENT_MARKER)
                 && match &viewer {
                     Some(me) => c.author.eq_ignore_ascii_case(me),
-                    None => c.author_type == "Bot",
+                    // Who is "me" is unknown: another bot's comment with the
+                    // marker is not ours to overwrite. Post a new one.
+                    None => false,
                 }
         })
     };
