@@ -7,9 +7,9 @@
 pub mod approval;
 pub mod audit;
 pub mod check;
-pub mod engine;
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod git;
 pub mod github;
 pub mod history;

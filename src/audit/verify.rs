@@ -42,7 +42,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
@@ -320,27 +320,12 @@ fn break_glass(trail: &Trail, main_policy: Option<&Policy>, now: DateTime<Utc>, 
         return Ok(());
     }
     // Review commits need not touch requests/, so the history index does not
-    // hold them all: walk main's first parents reading messages only.
-    let mut reviews = Vec::new();
-    let mut c = trail.repo.find_commit(trail.main)?;
-    loop {
-        let msg = c.message().unwrap_or("");
-        let requests = crate::history::trailers(msg, "Break-glass-review");
-        if !requests.is_empty() {
-            reviews.push(Review {
-                id: c.id().to_string(),
-                time: Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default(),
-                requests,
-                approved_by: crate::approval::parse_trailers(msg),
-                author: crate::check::landing::login_of(&c.author()),
-                parent: c.parent_id(0).ok().map(|p| p.to_string()),
-            });
-        }
-        match c.parent(0) {
-            Ok(p) => c = p,
-            Err(_) => break,
-        }
-    }
+    // hold them all: the engine walks main's first parents (and what each
+    // merge brought in: a review branch's trailer counts).
+    let reviews: Vec<Review> = crate::engine::breakglass::review_landings(&trail.repo, trail.main, None)?
+        .into_iter()
+        .map(|r| Review { id: r.commit, time: r.time, requests: r.requests, approved_by: r.approved_by, author: r.authors, parent: r.parent })
+        .collect();
     for (id, grant) in first {
         let policy_then = grant.base_commit.as_deref().and_then(|b| trail.policy_at(b));
         let Some(bg) = policy_then.as_ref().or(main_policy).and_then(|p| p.break_glass.clone()) else {

@@ -65,7 +65,10 @@ impl LandingVerdict {
     pub fn approval_failure(&self) -> Option<String> {
         let short = crate::git::short(&self.commit);
         if self.direct_push && self.needs_approval() {
-            return Some(format!("was pushed directly to main without review (commit {short}; no merge, no Approved-by trailers): a direct push is never granted"));
+            let also = if self.decision.satisfied { String::new() } else { format!("; {}", self.decision.summary()) };
+            return Some(format!(
+                "was pushed directly to main without review (commit {short}; no merge, no Approved-by trailers): a direct push is never granted{also}"
+            ));
         }
         if !self.decision.satisfied {
             return Some(format!("landed without the approvals its policy required (commit {short}): {}", self.decision.summary()));

@@ -10,6 +10,7 @@
 //!   PR's GitHub reviews) and whether it was a direct push.
 //! - [`files`]: the request files on main, each traced to the landing
 //!   that last changed *its path* (never another file with the same id).
+//! - [`breakglass`]: which landings review a break-glass request.
 //! - [`facts`]: the requester facts the risk factors read (history and ledger).
 //! - [`policy_diff`]: the effective-access diff of a policy change.
 //!
@@ -17,6 +18,7 @@
 //! and `simulate` call it. The engine sits below all of them and imports
 //! none of them.
 
+pub mod breakglass;
 pub mod classify;
 pub mod facts;
 pub mod files;

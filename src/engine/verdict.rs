@@ -328,9 +328,13 @@ fn judge(
         policy_change = Some(PolicyChange { files: policy_files.clone(), approvals: Approvals { required: policy.policy_changes.clone(), satisfied: None } });
         if let Some(first) = request_changes.first() {
             d.push(
-                Diagnostic::new(Code::MixedChange, &first.path, Pos::FILE, "this change edits rule files (policies/, templates/, .github/, CODEOWNERS) and requests/ together").help(
-                    "split it: land the policy change in its own PR first, then the request (a request is always judged by the policies already on main)",
-                ),
+                Diagnostic::new(
+                    Code::MixedChange,
+                    &first.path,
+                    Pos::FILE,
+                    "this change edits rule files (policies/, templates/, .github/, CODEOWNERS) and requests/ together",
+                )
+                .help("split it: land the policy change in its own PR first, then the request (a request is always judged by the policies already on main)"),
             );
         }
     }

@@ -29,6 +29,10 @@ use crate::render::escape_markdown;
 use crate::risk::Risk;
 use crate::source::GitTree;
 
+/// The login of the Actions `GITHUB_TOKEN`: whose sticky comment to edit
+/// when the token cannot read its own login.
+const ACTIONS_BOT: &str = "github-actions[bot]";
+
 /// GitHub's limit on comment bodies and check-run summaries is 65536.
 const MAX_BODY: usize = 60_000;
 
@@ -326,9 +330,12 @@ async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<
             c.body.contains(COMMENT_MARKER)
                 && match &viewer {
                     Some(me) => c.author.eq_ignore_ascii_case(me),
-                    // Who is "me" is unknown: another bot's comment with the
-                    // marker is not ours to overwrite. Post a new one.
-                    None => false,
+                    // The token cannot tell its own login: that is the
+                    // Actions token (GitHub answers 403 to `/user`), whose
+                    // comments are `github-actions[bot]`'s. Another bot's
+                    // comment carrying the marker is not ours (it may be a
+                    // forged verdict): never edit or trust it; post our own.
+                    None => c.author_type == "Bot" && c.author.eq_ignore_ascii_case(ACTIONS_BOT),
                 }
         })
     };

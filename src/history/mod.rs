@@ -221,8 +221,8 @@ impl History {
     }
 }
 
-pub use crate::git::{pr_number, trailers};
 use crate::git::commit_time;
+pub use crate::git::{pr_number, trailers};
 
 /// The id of `requests/` in `commit`'s tree, if it is a directory.
 fn requests_tree_id(repo: &Repository, commit: &git2::Commit) -> Result<Option<Oid>, git2::Error> {

@@ -116,7 +116,8 @@ impl Request {
             && self.break_glass == old.break_glass
             && self.extends == old.extends;
         let subset = !self.resources.is_empty() && self.resources.iter().all(|r| old.resources.contains(r));
-        let fewer = self.resources.iter().collect::<std::collections::BTreeSet<_>>().len() < old.resources.iter().collect::<std::collections::BTreeSet<_>>().len();
+        let fewer =
+            self.resources.iter().collect::<std::collections::BTreeSet<_>>().len() < old.resources.iter().collect::<std::collections::BTreeSet<_>>().len();
         let (Some(new_w), Some(old_w)) = (self.window(landed), old.window(landed)) else {
             return false;
         };

@@ -18,10 +18,10 @@ use git2::Repository;
 use serde::Serialize;
 
 use crate::approval::{self, ApprovalInput, Requirement};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::landing::{LandingVerdict, Landings};
 use crate::engine::{CheckError, RequestOutcome, files};
 use crate::git::{main_commit, short};
-use crate::diag::{Diagnostic, Diagnostics};
 use crate::github::GitHubApi;
 use crate::history::{History, read_history_cached};
 use crate::ledger::Approver;
@@ -152,8 +152,15 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             commit,
             reason,
         };
+        if !crate::validate::request::valid_id(id) {
+            out.refused.push(refuse(format!("`{}` is not a valid request id (GG011: `[a-z0-9][a-z0-9._-]{{2,79}}`); never granted", entry.path), None));
+            continue;
+        }
         if let Some(paths) = duplicates.get(id) {
-            out.refused.push(refuse(format!("request id `{id}` is used by {} files on main ({}): GG012, none of them is granted", paths.len(), paths.join(", ")), None));
+            out.refused.push(refuse(
+                format!("request id `{id}` is used by {} files on main ({}): GG012, none of them is granted", paths.len(), paths.join(", ")),
+                None,
+            ));
             continue;
         }
         let Some(record) = out.history.requests.get(id) else { continue };
@@ -237,8 +244,7 @@ async fn verify_landing(
     if let Some(why) = verdict.approval_failure() {
         return Err((why, Some(commit.id.clone())));
     }
-    let approvers =
-        verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
+    let approvers = verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
     Ok(Evidence {
         landing_commit: commit.id.clone(),
         base_commit: verdict.parent.clone(),

@@ -10,4 +10,3 @@ pub mod replay;
 pub use crate::engine::judgement::{Judgement, judge};
 pub use crate::engine::policy_diff::{self as diff, PolicyDiff, policy_diff};
 pub use replay::{SimulateError, SimulateOptions, SimulateReport, simulate};
-

@@ -14,8 +14,8 @@ use git2::{Oid, Repository};
 use serde::Serialize;
 
 use super::{Judgement, judge};
-use crate::engine::{Change, CheckError, main_commit, resolve};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::{Change, CheckError, main_commit, resolve};
 use crate::history::{Detail, EventKind, index_path, read_history_cached_with};
 use crate::model::policy::Policy;
 use crate::source::{GitTree, Tree};

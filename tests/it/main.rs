@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attacks;
 mod audit;
 mod check_git;
 mod check_inputs;
