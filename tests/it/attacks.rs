@@ -401,3 +401,129 @@ fn a_deep_alias_chain_is_refused_with_the_budget_diagnostic() {
     assert!(codes.contains(&"GG006".to_string()), "{codes:?}");
     assert!(granted(&plan(&r)).is_empty());
 }
+
+// ---- GitHub mode: the same attacks against the wiremock fake of the API ----
+
+mod github {
+    use serde_json::{Value, json};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::{AT, granted, refusal, repo, req};
+    use crate::github_gate::{PR, PrRepo, file, gate, gitgrant, mount_commits, mount_pr, mount_review_pages, pr_commit, pull, repo_path, review};
+
+    const FILE: &str = "requests/carol-box.yaml";
+
+    /// dave writes carol's request (admin on sandbox: one manager) on a branch of two commits.
+    fn pr_by_dave() -> PrRepo {
+        let r = repo();
+        let base = r.git(&["rev-parse", "HEAD"]);
+        r.branch("dave/carol-box");
+        r.write(FILE, req("carol", "admin", "sandbox", "2h").replace("investigate", "look at"));
+        let older = r.commit_as("dave", "carol's access");
+        r.write(FILE, req("carol", "admin", "sandbox", "2h"));
+        let head = r.commit_as("dave", "reason");
+        r.checkout("main");
+        PrRepo { repo: r, base, older, head }
+    }
+
+    /// The PR fake with `author` as the PR's author, dave's commits, and `reviewers` approving the head.
+    async fn server_for(pr: &PrRepo, author: &str, reviewers: &[&str]) -> MockServer {
+        server_with(pr, pull(author, &pr.base, &pr.head), reviewers).await
+    }
+
+    async fn server_with(pr: &PrRepo, the_pull: Value, reviewers: &[&str]) -> MockServer {
+        let server = MockServer::start().await;
+        mount_pr(&server, pr, vec![file(FILE, "added")], vec![]).await;
+        Mock::given(method("GET"))
+            .and(path(repo_path(&format!("/pulls/{PR}"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(the_pull))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        mount_commits(&server, vec![pr_commit(&pr.older, "dave", "web-flow"), pr_commit(&pr.head, "dave", "web-flow")], 1).await;
+        let reviews: Vec<Value> =
+            reviewers.iter().enumerate().map(|(i, who)| review(500 + i as u64, who, "APPROVED", &pr.head, "2026-11-23T08:30:00Z")).collect();
+        mount_review_pages(&server, [reviews, vec![], vec![]]).await;
+        server
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gate_refuses_the_requesters_own_approval_on_a_pr_someone_else_wrote() {
+        let pr = pr_by_dave();
+        let server = server_for(&pr, "dave", &["carol"]).await;
+        let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
+        assert_eq!(out.code, 1, "carol asked for it: {}", out.all());
+        let server = server_for(&pr, "dave", &["frank"]).await;
+        let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
+        assert_eq!(out.code, 0, "frank asked for nothing and wrote nothing: {}", out.all());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gate_refuses_the_pr_authors_approval_even_without_a_commit() {
+        // grace opened the PR (dave wrote every commit) and approves it.
+        let pr = pr_by_dave();
+        let server = server_for(&pr, "grace", &["grace"]).await;
+        let out = gate(pr.repo.path(), &server.uri(), &["--no-comment"]).await;
+        assert_eq!(out.code, 1, "{}", out.all());
+    }
+
+    /// Merges the PR as GitHub would and serves it as merged.
+    async fn merged(pr: &PrRepo, author: &str, reviewers: &[&str]) -> (MockServer, String) {
+        let merge = pr.repo.merge("dave/carol-box", &format!("Merge pull request #{PR} from dave/carol-box"));
+        let mut p = pull(author, &pr.base, &pr.head);
+        p["state"] = json!("closed");
+        p["merged"] = json!(true);
+        p["merge_commit_sha"] = json!(merge);
+        (server_with(pr, p, reviewers).await, merge)
+    }
+
+    async fn plan(pr: &PrRepo, server: &MockServer) -> Value {
+        let out = gitgrant(pr.repo.path(), &server.uri(), &["plan", "--at", AT, "--format", "json"], None).await;
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reconcile_re_verification_refuses_the_requesters_own_approval() {
+        let pr = pr_by_dave();
+        let (server, _) = merged(&pr, "dave", &["carol"]).await;
+        let p = plan(&pr, &server).await;
+        assert!(granted(&p).is_empty(), "{p:#}");
+        assert!(refusal(&p, "carol-box").unwrap().contains("merged without the approvals"), "{p:#}");
+        // frank's approval: granted.
+        let pr = pr_by_dave();
+        let (server, _) = merged(&pr, "dave", &["frank"]).await;
+        assert_eq!(granted(&plan(&pr, &server).await), vec!["carol-box"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn approval_borrowing_by_duplicate_id_is_refused_in_github_mode() {
+        let pr = pr_by_dave();
+        let (server, _) = merged(&pr, "dave", &["frank"]).await;
+        let r = &pr.repo;
+        r.write(FILE, format!("{}# a comment\n", req("carol", "admin", "sandbox", "2h")));
+        r.commit_as("dave", "comment only");
+        assert_eq!(granted(&plan(&pr, &server).await), vec!["carol-box"], "unchanged content keeps its own path's approval");
+        r.write("requests/zz/carol-box.yaml", req("carol", "admin", "vault", "2h"));
+        r.commit_as("dave", "Merge pull request #7 from dave/carol-box");
+        let p = plan(&pr, &server).await;
+        assert!(granted(&p).is_empty(), "{p:#}");
+        assert!(refusal(&p, "carol-box").unwrap().contains("GG012"), "{p:#}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_merged_pr_that_check_fails_is_refused_in_github_mode() {
+        // The request names a role that does not exist: `check` fails the PR; reviews cannot fix that.
+        let r = repo();
+        let base = r.git(&["rev-parse", "HEAD"]);
+        r.branch("dave/carol-box");
+        r.write(FILE, req("carol", "ghost", "vault", "2h"));
+        let older = r.commit_as("dave", "one");
+        let head = r.commit_as("dave", "two");
+        r.checkout("main");
+        let pr = PrRepo { repo: r, base, older, head };
+        let (server, _) = merged(&pr, "dave", &["erin", "oscar", "frank"]).await;
+        let p = plan(&pr, &server).await;
+        assert!(refusal(&p, "carol-box").unwrap().contains("GG201"), "{p:#}");
+    }
+}
