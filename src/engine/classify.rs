@@ -20,6 +20,21 @@ pub fn is_judged(path: &str) -> bool {
     super::rule_files::under(path, crate::validate::request::REQUEST_DIR) || super::rule_files::is_rule_file(path)
 }
 
+/// How a request version relates to the one before it at the same path:
+/// new (none before), unchanged content (a comment), a shrink (later
+/// start, earlier end, fewer resources, nothing else changed), or a
+/// modification (anything else: a new request). `landed` is the default
+/// start of both (when the id first landed).
+pub fn change_of(new: &crate::model::request::Request, old: Option<&crate::model::request::Request>, landed: chrono::DateTime<chrono::Utc>) -> super::verdict::Change {
+    use super::verdict::Change;
+    match old {
+        None => Change::New,
+        Some(old) if new.same_content(old) => Change::Unchanged,
+        Some(old) if new.is_shrink_of(old, landed) => Change::Shrink,
+        Some(_) => Change::Modified,
+    }
+}
+
 /// Content identity of an entry: its blob id, or a hash of the bytes on disk.
 fn identity(tree: &dyn Tree, e: &Entry) -> Option<git2::Oid> {
     if let Some(b) = e.blob {

@@ -432,18 +432,16 @@ fn judge(
         if change == Change::Modified {
             let mut sink = Diagnostics::default();
             let old = base.entry(&path).and_then(|e| load_request(base, &e, &mut sink));
-            match old {
+            if let Some(old) = &old {
+                change = diff::change_of(&req, Some(old), landed.unwrap_or(opts.now));
+            }
+            if change == Change::Unchanged {
                 // The text changed, its content did not (a comment, a key
                 // moved): nothing new is asked, nothing shrinks.
-                Some(old) if req.same_content(&old) => {
-                    change = Change::Unchanged;
-                    d.push(
-                        Diagnostic::new(Code::ContentUnchanged, &path, Pos::FILE, "the file's text changed but the request it asks for did not")
-                            .help("it keeps the approval of the landing that approved this content at this path"),
-                    );
-                }
-                Some(old) if req.is_shrink_of(&old, landed.unwrap_or(opts.now)) => change = Change::Shrink,
-                _ => {}
+                d.push(
+                    Diagnostic::new(Code::ContentUnchanged, &path, Pos::FILE, "the file's text changed but the request it asks for did not")
+                        .help("it keeps the approval of the landing that approved this content at this path"),
+                );
             }
             if change == Change::Modified {
                 d.push(
