@@ -25,8 +25,12 @@ pub fn is_judged(path: &str) -> bool {
 /// start, earlier end, fewer resources, nothing else changed), or a
 /// modification (anything else: a new request). `landed` is the default
 /// start of both (when the id first landed).
-pub fn change_of(new: &crate::model::request::Request, old: Option<&crate::model::request::Request>, landed: chrono::DateTime<chrono::Utc>) -> super::verdict::Change {
-    use super::verdict::Change;
+pub fn change_of(
+    new: &crate::model::request::Request,
+    old: Option<&crate::model::request::Request>,
+    landed: chrono::DateTime<chrono::Utc>,
+) -> super::request::Change {
+    use super::request::Change;
     match old {
         None => Change::New,
         Some(old) if new.same_content(old) => Change::Unchanged,

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::landing::{LandingVerdict, Landings};
-use super::verdict::{Change, RequestOutcome};
+use super::request::{Change, RequestOutcome};
 use crate::git::short;
 use crate::history::{EventKind, History};
 use crate::source::Entry;

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::verdict::{Change, describe_rules, evaluate};
+use super::request::{Change, describe_rules, evaluate};
 use crate::diag::Diagnostics;
 use crate::history::History;
 use crate::model::policy::{ApprovalRule, Policy};

@@ -3,7 +3,8 @@
 //!
 //! - [`classify`]: which files a change touches and how (new, modified,
 //!   shrink, unchanged content, removed; rule files; mixed changes).
-//! - [`verdict`]: the per-request verdict of a change — every diagnostic,
+//! - [`request`]: one request's verdict (change kind, risk, tier, approvals).
+//! - [`verdict`]: the verdict of a change — every diagnostic,
 //!   risk, tier, required approvals — as `check` prints it.
 //! - [`landing`]: the verdict of a commit on main, judged exactly as
 //!   `check --base L^ --head L` would, plus its approvals (trailers or the
@@ -26,6 +27,7 @@ pub mod grant;
 pub mod judgement;
 pub mod landing;
 pub mod policy_diff;
+pub mod request;
 pub mod rule_files;
 // pub mod trust;  (helper "trust")
 pub mod verdict;

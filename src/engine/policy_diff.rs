@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::judgement::{Judgement, judge};
-use super::verdict::{Change, describe_rules};
+use super::request::{Change, describe_rules};
 use crate::history::History;
 use crate::model::policy::{ApprovalRule, Policy, ProviderKind};
 use crate::model::request::Request;
