@@ -89,6 +89,35 @@ impl LandingVerdict {
     }
 }
 
+/// The approval slots a change needs: its request and policy-change rules.
+pub fn requirements(report: &CheckReport) -> Vec<Requirement> {
+    report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect()
+}
+
+/// Who never counts as an approver of a change: the requester of every
+/// request it asks for, the PR author (GitHub mode), and whoever wrote or
+/// committed any of its commits. Lowercase, sorted, unique.
+pub fn exclusions(report: &CheckReport, pr_author: Option<&str>, writers: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: BTreeSet<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.to_ascii_lowercase()).collect();
+    out.extend(pr_author.map(str::to_ascii_lowercase));
+    out.extend(writers.into_iter().map(|w| w.to_ascii_lowercase()));
+    out.into_iter().collect()
+}
+
+/// The approval decision for `report` given `reviews` of `head` (trailers or
+/// a PR's reviews), `groups` (policy members, plus GitHub teams for `gate`)
+/// and who is `excluded`. The one call every mode makes.
+pub fn decide(
+    report: &CheckReport,
+    groups: &std::collections::BTreeMap<String, BTreeSet<String>>,
+    reviews: &[approval::Review],
+    head: &str,
+    excluded: &[String],
+) -> Decision {
+    let requirements = requirements(report);
+    approval::evaluate(&ApprovalInput { requirements: &requirements, groups, reviews, head_commit: head, excluded })
+}
+
 /// Judges `commit` of `repo` (whose work tree is `repo_dir`) as it landed.
 pub fn judge_landing_in(repo: &Repository, repo_dir: &Path, oid: Oid) -> Result<LandingVerdict, CheckError> {
     let c = repo.find_commit(oid)?;
@@ -100,18 +129,8 @@ pub fn judge_landing_in(repo: &Repository, repo_dir: &Path, oid: Oid) -> Result<
     let message = c.message().unwrap_or("");
     let approved_by = approval::parse_trailers(message);
     let reviews = approval::reviews_from_trailers(&approved_by, &oid.to_string(), time);
-    let mut excluded: BTreeSet<String> = crate::git::landed_authors(repo, &c)?;
-    excluded.extend(report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.to_ascii_lowercase()));
-    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
-    let groups = report.policy.group_members();
-    let excluded: Vec<String> = excluded.into_iter().collect();
-    let decision = approval::evaluate(&ApprovalInput {
-        requirements: &requirements,
-        groups: &groups,
-        reviews: &reviews,
-        head_commit: &oid.to_string(),
-        excluded: &excluded,
-    });
+    let excluded = exclusions(&report, None, crate::git::landed_authors(repo, &c)?);
+    let decision = decide(&report, &report.policy.group_members(), &reviews, &oid.to_string(), &excluded);
     Ok(LandingVerdict {
         commit: oid.to_string(),
         parent: parent.map(|p| p.to_string()),

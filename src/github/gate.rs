@@ -22,7 +22,7 @@ use git2::Repository;
 use serde::Serialize;
 
 use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
-use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
+use crate::approval::{Decision, IgnoreReason, Requirement};
 use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
 use crate::diag::Diagnostic;
 use crate::render::escape_markdown;
@@ -205,22 +205,19 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
         Err(e) => return cannot_judge(Some(report), format!("reading the local clone: {e}"), notes),
     }
 
-    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
+    let requirements = crate::engine::landing::requirements(&report);
     let groups = resolve_groups(api, &report, &requirements, &mut notes).await;
-    let mut excluded: BTreeSet<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()).collect();
-    excluded.insert(pr.author.clone());
-    match api.commit_authors(pr.number).await {
-        Ok(logins) => excluded.extend(logins),
+    let mut writers = match api.commit_authors(pr.number).await {
+        Ok(logins) => logins,
         Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits (their authors cannot approve): {e}"), notes),
-    }
+    };
     // GitHub lists at most 250 commits of a PR: the local clone lists them all.
     match local_authors(&opts.repo_dir, &pr.base_sha, &pr.head_sha) {
-        Ok(logins) => excluded.extend(logins),
+        Ok(logins) => writers.extend(logins),
         Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits in the local clone (their authors cannot approve): {e}"), notes),
     }
-    let excluded: Vec<String> = excluded.into_iter().map(|l| l.to_ascii_lowercase()).collect::<BTreeSet<_>>().into_iter().collect();
-    let decision =
-        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    let excluded = crate::engine::landing::exclusions(&report, Some(&pr.author), writers);
+    let decision = crate::engine::landing::decide(&report, &groups, &reviews, &pr.head_sha, &excluded);
     if report.status == Status::Error {
         return Verdict { error: Some("the base policies or the repository are invalid (see diagnostics)".to_string()), report: Some(report), decision, notes };
     }

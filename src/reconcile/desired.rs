@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use git2::Repository;
 use serde::Serialize;
 
-use crate::approval::{self, ApprovalInput, Requirement};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::landing::{LandingVerdict, Landings};
 use crate::engine::{CheckError, RequestOutcome, files};
@@ -281,14 +280,11 @@ async fn verify_on_github(
         ));
     }
     let reviews = api.reviews(number).await.map_err(|e| format!("cannot read the reviews of PR #{number}: {e}"))?;
-    let requirements: Vec<Requirement> = verdict.report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
-    let groups = verdict.report.policy.group_members();
-    let mut excluded = verdict.excluded.clone();
-    excluded.push(pr.author.to_ascii_lowercase());
     let committers = api.commit_authors(number).await.map_err(|e| format!("cannot list the commits of PR #{number} (their authors cannot approve): {e}"))?;
-    excluded.extend(committers.iter().map(|l| l.to_ascii_lowercase()));
-    let decision =
-        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    // The landing's own writers (read from git, every commit) and GitHub's list.
+    let writers = verdict.excluded.iter().cloned().chain(committers);
+    let excluded = crate::engine::landing::exclusions(&verdict.report, Some(&pr.author), writers);
+    let decision = crate::engine::landing::decide(&verdict.report, &verdict.report.policy.group_members(), &reviews, &pr.head_sha, &excluded);
     if !decision.satisfied {
         return Err(format!("PR #{number} was merged without the approvals its policy required: {}", decision.summary()));
     }
