@@ -24,8 +24,34 @@ pub fn requester_facts(h: &History, req: &Request, start: DateTime<Utc>) -> Requ
 /// Adds the ledger's grants and monitor findings recorded before `as_of` to
 /// `h`, when the clone has a ledger (none: nobody held anything).
 pub fn add_ledger(h: &mut History, repo: &Repository, as_of: DateTime<Utc>) {
-    let Ok(ledger) = crate::ledger::Ledger::read(repo) else { return };
-    add_entries(h, &ledger.entries, as_of);
+    if let Some(entries) = ledger_entries(repo) {
+        add_entries(h, &entries, as_of);
+    }
+}
+
+/// Which ledger a read saw: the repository and the branch heads it can read.
+type LedgerKey = (std::path::PathBuf, Option<git2::Oid>, Option<git2::Oid>);
+
+thread_local! {
+    /// The last ledger read, by [`LedgerKey`]: `reconcile` and `audit verify`
+    /// judge many landings in one run, each of which reads the facts.
+    static LEDGER: std::cell::RefCell<Option<(LedgerKey, std::rc::Rc<Vec<crate::ledger::Entry>>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The ledger's entries, read once per process while its branch heads stay put.
+fn ledger_entries(repo: &Repository) -> Option<std::rc::Rc<Vec<crate::ledger::Entry>>> {
+    let branch = crate::ledger::BRANCH;
+    let key: LedgerKey = (
+        repo.path().to_path_buf(),
+        repo.refname_to_id(&format!("refs/heads/{branch}")).ok(),
+        repo.refname_to_id(&format!("refs/remotes/origin/{branch}")).ok(),
+    );
+    if let Some(hit) = LEDGER.with(|c| c.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, e)| e.clone())) {
+        return Some(hit);
+    }
+    let entries = std::rc::Rc::new(crate::ledger::Ledger::read(repo).ok()?.entries);
+    LEDGER.with(|c| *c.borrow_mut() = Some((key, entries.clone())));
+    Some(entries)
 }
 
 /// [`add_ledger`] over entries already read.
