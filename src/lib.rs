@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod engine;
+pub mod git;
 pub mod github;
 pub mod history;
 pub mod ledger;

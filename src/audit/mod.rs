@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
-use crate::check::main_commit;
+use crate::git::main_commit;
 use crate::history::{CommitInfo, EventKind, History, read_history_cached};
 use crate::ledger::{Entry, GrantKey, Ledger, LedgerError};
 use crate::model::policy::{Policy, Privilege};
@@ -147,11 +147,11 @@ pub fn parse_when(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
     }
 }
 
-/// A GitHub-style login from a git identity (see [`crate::check::landing::login_of`]).
+/// A GitHub-style login from a git identity (see [`crate::git::login_of`]).
 fn login_from(name: &str, email: &str) -> String {
     git2::Signature::new(name, email, &git2::Time::new(0, 0))
         .ok()
-        .and_then(|s| crate::check::landing::login_of(&s).into_iter().next())
+        .and_then(|s| crate::git::login_of(&s).into_iter().next())
         .unwrap_or_else(|| if name.is_empty() { email.to_string() } else { name.to_string() })
 }
 

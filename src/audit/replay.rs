@@ -11,7 +11,7 @@ use git2::Oid;
 use serde::Serialize;
 
 use super::{AuditError, Trail};
-use crate::check::landing::judge_landing;
+use crate::engine::landing::judge_landing;
 use crate::history::EventKind;
 use crate::ledger::Entry;
 

@@ -14,6 +14,18 @@
 //! * `AV004 drift`: a provider holds a managed grant the ledger does not explain.
 //! * `AV005 ledger-rewritten`: the ledger branch's history was rewritten.
 //! * `AV006 provider-unlisted`: a provider could not be listed, so drift was not checked there.
+//! * `AV007 landing-invalid`: a landing that `check --base L^ --head L` fails
+//!   (an invalid or duplicate id, an unknown role or resource, a tier cap, a
+//!   mixed change, ...): nothing it touched may be granted.
+//! * `AV008 grant-mismatch`: a ledger grant whose requester, role, resource or
+//!   principal is not what the landed request it names asks for (a forged
+//!   line reusing a real request's evidence).
+//! * `AV009 grant-outside-window`: a ledger grant made outside the window of
+//!   the landed request it names, or recorded with a later end (a re-grant
+//!   after the window ended).
+//!
+//! Landings are judged by the engine ([`crate::engine::landing`]), the same
+//! judge `check`, `gate` and `reconcile` use.
 //!
 //! Threat model of AV005: the ledger branch is append-only. Each ledger commit
 //! names the previous head in a `Previous-ledger:` trailer and its
@@ -30,13 +42,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
 use super::replay::short;
 use super::{AuditError, Trail};
-use crate::check::landing::{LandingVerdict, judge_landing};
+use crate::engine::landing::{LandingVerdict, Landings};
 use crate::history::EventKind;
 use crate::ledger::{BRANCH, GrantKey};
 use crate::model::policy::Policy;
@@ -94,7 +106,7 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     let trail = Trail::open(repo_dir)?;
     let mut findings = Vec::new();
     let mut checked = Checked::default();
-    let mut verdicts: BTreeMap<String, Result<LandingVerdict, String>> = BTreeMap::new();
+    let mut judge = Landings::new(&trail.repo, repo_dir);
 
     // AV002: every commit on main that added or changed a request.
     let h = &trail.history;
@@ -105,27 +117,9 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     for idx in &landings {
         let Some(c) = h.commits.get(*idx) else { continue };
         checked.landings += 1;
-        match judged(&mut verdicts, repo_dir, &c.id, opts.now) {
+        match judge.get(&c.id) {
             Err(e) => findings.push(finding("AV002", "landing-unapproved", None, Some(&c.id), format!("cannot judge {}: {e}", short(&c.id)))),
-            Ok(v) if !v.decision.satisfied => {
-                let how = if v.direct_push {
-                    "pushed directly to main (no merge, no Approved-by trailers)".to_string()
-                } else {
-                    format!(
-                        "merged without the approvals its base policies required (Approved-by: {})",
-                        if v.approved_by.is_empty() { "none".to_string() } else { v.approved_by.join(", ") }
-                    )
-                };
-                let ids: Vec<&str> = v.report.requests.iter().filter(|o| o.change.needs_approval()).map(|o| o.id.as_str()).collect();
-                let detail = format!("{} {how}: {}", short(&c.id), v.decision.summary());
-                if ids.is_empty() {
-                    findings.push(finding("AV002", "landing-unapproved", None, Some(&c.id), detail.clone()));
-                }
-                for id in ids {
-                    findings.push(finding("AV002", "landing-unapproved", Some(id), Some(&c.id), detail.clone()));
-                }
-            }
-            Ok(_) => {}
+            Ok(v) => landing_findings(v, &mut findings),
         }
     }
 
@@ -140,6 +134,7 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     let grants: Vec<&crate::ledger::Entry> =
         trail.ledger.entries.iter().filter(|e| e.action == "grant" && matches!(e.result.as_str(), "ok" | "observed")).collect();
     let mut seen_grant: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    let main_policy_for_grants = trail.policy_at(&trail.main.to_string());
     for e in &grants {
         checked.grants += 1;
         // One finding per request and landing, however many resources it spans.
@@ -155,16 +150,34 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
             findings.push(bad(format!("granted at {}, but {} did not land {} on main", super::fmt_time(e.time), short(m), e.request)));
             continue;
         }
-        let on_github = !e.approvers.is_empty() && e.approvers.iter().all(|a| a.commit != m);
-        if on_github {
-            continue; // approved by GitHub reviews: judged by reconcile against the forge, not re-judgeable from git.
-        }
-        match judged(&mut verdicts, repo_dir, m, opts.now) {
-            Ok(v) if v.decision.satisfied => {}
-            Ok(v) => {
-                findings.push(bad(format!("granted at {}, but its landing {} lacks approvals: {}", super::fmt_time(e.time), short(m), v.decision.summary())))
+        let v = match judge.get(m) {
+            Ok(v) => v,
+            Err(err) => {
+                findings.push(bad(format!("cannot judge its landing {}: {err}", short(m))));
+                continue;
             }
-            Err(err) => findings.push(bad(format!("cannot judge its landing {}: {err}", short(m)))),
+        };
+        if let Some(why) = v.check_failure() {
+            findings.push(bad(format!("granted at {}, but its landing fails `check`: {why}", super::fmt_time(e.time))));
+            continue;
+        }
+        // Approved by GitHub reviews: reconcile judged those against the
+        // forge; they cannot be re-judged from git. Everything else can.
+        let on_github = !e.approvers.is_empty() && e.approvers.iter().all(|a| a.commit != m);
+        if !on_github && let Some(why) = v.approval_failure() {
+            findings.push(bad(format!("granted at {}, but its landing {why}", super::fmt_time(e.time))));
+        }
+    }
+    // AV008 / AV009: each grant line against the landed request it names.
+    for e in &grants {
+        let Some(m) = e.merge_commit.as_deref() else { continue };
+        if !landed.contains_key(&(e.request.as_str(), m)) {
+            continue;
+        }
+        let Ok(v) = judge.get(m) else { continue };
+        let main = main_policy_for_grants.as_ref();
+        for f in compare_grant(e, v, main) {
+            findings.push(f);
         }
     }
 
@@ -186,14 +199,104 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     Ok(VerifyReport { clean: findings.is_empty(), ledger_head: trail.ledger.head.map(|h| h.to_string()), findings, checked })
 }
 
-/// Judges a landing commit once per run.
-fn judged<'a>(
-    verdicts: &'a mut BTreeMap<String, Result<LandingVerdict, String>>,
-    repo_dir: &Path,
-    commit: &str,
-    now: DateTime<Utc>,
-) -> Result<&'a LandingVerdict, &'a String> {
-    verdicts.entry(commit.to_string()).or_insert_with(|| judge_landing(repo_dir, commit, now).map_err(|e| e.to_string())).as_ref()
+/// AV007 / AV002 for one landing: `check` fails it, or (plain git) its
+/// trailers do not approve what it asked for.
+fn landing_findings(v: &LandingVerdict, findings: &mut Vec<Finding>) {
+    let c = &v.commit;
+    let ids = v.touched();
+    let mut push = |code: &'static str, name: &'static str, detail: String| {
+        if ids.is_empty() {
+            findings.push(finding(code, name, None, Some(c), detail.clone()));
+        }
+        for id in &ids {
+            findings.push(finding(code, name, Some(id), Some(c), detail.clone()));
+        }
+    };
+    if let Some(why) = v.check_failure() {
+        push("AV007", "landing-invalid", format!("{why}; nothing this landing touched may be granted"));
+        return;
+    }
+    if !v.needs_approval() {
+        return;
+    }
+    if v.direct_push || !v.decision.satisfied {
+        let how = if v.direct_push {
+            "pushed directly to main (no merge, no Approved-by trailers): a direct push is never granted".to_string()
+        } else {
+            format!(
+                "merged without the approvals its base policies required (Approved-by: {})",
+                if v.approved_by.is_empty() { "none".to_string() } else { v.approved_by.join(", ") }
+            )
+        };
+        let ids: Vec<&str> = v.report.requests.iter().filter(|o| o.change.needs_approval()).map(|o| o.id.as_str()).collect();
+        let detail = format!("{} {how}: {}", short(c), v.decision.summary());
+        if ids.is_empty() {
+            findings.push(finding("AV002", "landing-unapproved", None, Some(c), detail.clone()));
+        }
+        for id in ids {
+            findings.push(finding("AV002", "landing-unapproved", Some(id), Some(c), detail.clone()));
+        }
+    }
+}
+
+/// AV008 / AV009: does the ledger line `e` grant what the request it names
+/// asked for, when it asked for it? The principal may follow an identity
+/// changed on main since the landing, so either policy's answer matches.
+fn compare_grant(e: &crate::ledger::Entry, v: &LandingVerdict, main: Option<&Policy>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let m = e.merge_commit.as_deref();
+    let Some(outcome) = v.report.requests.iter().find(|o| o.id == e.request) else { return out };
+    let mut mismatch = Vec::new();
+    if !e.requester.is_empty() && !e.requester.eq_ignore_ascii_case(&outcome.requester) {
+        mismatch.push(format!("requester `{}`, the request asks for `{}`", e.requester, outcome.requester));
+    }
+    if !e.role.is_empty() && e.role != outcome.role {
+        mismatch.push(format!("role `{}`, the request asks for `{}`", e.role, outcome.role));
+    }
+    if let Some(r) = &e.resource {
+        if !outcome.resources.iter().any(|x| x == r) {
+            mismatch.push(format!("resource `{r}`, the request asks for {}", outcome.resources.join(", ")));
+        } else if let Some(p) = &e.principal {
+            let expected: Vec<String> = [Some(&v.report.policy), main]
+                .into_iter()
+                .flatten()
+                .filter_map(|pol| crate::engine::grant::principal_key(pol, &outcome.requester, r).ok())
+                .flat_map(|(raw, key)| [raw, key])
+                .collect();
+            if !expected.iter().any(|x| x == p) {
+                mismatch.push(format!("principal `{p}`, not {}'s principal for `{r}`", outcome.requester));
+            }
+        }
+    }
+    if !mismatch.is_empty() {
+        out.push(finding(
+            "AV008",
+            "grant-mismatch",
+            Some(&e.request),
+            m,
+            format!("the ledger grant at {} does not match the landed request: {}", super::fmt_time(e.time), mismatch.join("; ")),
+        ));
+    }
+    if e.result == "ok"
+        && let (Some(start), Some(end)) = (outcome.start, outcome.end)
+    {
+        let late_end = e.end.is_some_and(|x| x > end);
+        if e.time < start || e.time >= end || late_end {
+            let what = if late_end && e.time < end {
+                format!("records an end of {}", e.end.map(super::fmt_time).unwrap_or_default())
+            } else {
+                format!("was made at {}", super::fmt_time(e.time))
+            };
+            out.push(finding(
+                "AV009",
+                "grant-outside-window",
+                Some(&e.request),
+                m,
+                format!("the ledger grant {what}, outside the request's window {} .. {}", super::fmt_time(start), super::fmt_time(end)),
+            ));
+        }
+    }
+    out
 }
 
 /// A commit on main carrying `Break-glass-review:` trailers.
@@ -217,27 +320,12 @@ fn break_glass(trail: &Trail, main_policy: Option<&Policy>, now: DateTime<Utc>, 
         return Ok(());
     }
     // Review commits need not touch requests/, so the history index does not
-    // hold them all: walk main's first parents reading messages only.
-    let mut reviews = Vec::new();
-    let mut c = trail.repo.find_commit(trail.main)?;
-    loop {
-        let msg = c.message().unwrap_or("");
-        let requests = crate::history::trailers(msg, "Break-glass-review");
-        if !requests.is_empty() {
-            reviews.push(Review {
-                id: c.id().to_string(),
-                time: Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default(),
-                requests,
-                approved_by: crate::approval::parse_trailers(msg),
-                author: crate::check::landing::login_of(&c.author()),
-                parent: c.parent_id(0).ok().map(|p| p.to_string()),
-            });
-        }
-        match c.parent(0) {
-            Ok(p) => c = p,
-            Err(_) => break,
-        }
-    }
+    // hold them all: the engine walks main's first parents (and what each
+    // merge brought in: a review branch's trailer counts).
+    let reviews: Vec<Review> = crate::engine::breakglass::review_landings(&trail.repo, trail.main, None)?
+        .into_iter()
+        .map(|r| Review { id: r.commit, time: r.time, requests: r.requests, approved_by: r.approved_by, author: r.authors, parent: r.parent })
+        .collect();
     for (id, grant) in first {
         let policy_then = grant.base_commit.as_deref().and_then(|b| trail.policy_at(b));
         let Some(bg) = policy_then.as_ref().or(main_policy).and_then(|p| p.break_glass.clone()) else {

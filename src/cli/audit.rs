@@ -59,7 +59,7 @@ enum Sub {
     Replay(ReplayArgs),
     /// Check the trail: every grant approved, every landing approved, break-glass reviewed, no drift, ledger not rewritten.
     #[command(
-        after_help = "Exit 0 and `clean` when nothing is found; 1 with the findings (codes AV001-AV006, see README \"Audit\"); 2 when the trail cannot be read.\n\nExamples:\n  gitgrant audit verify\n  gitgrant audit verify --expect-head $(cat last-ledger-head) --format json"
+        after_help = "Exit 0 and `clean` when nothing is found; 1 with the findings (codes AV001-AV009, see README \"Audit\" and docs/diagnostics.md); 2 when the trail cannot be read.\n\nExamples:\n  gitgrant audit verify\n  gitgrant audit verify --expect-head $(cat last-ledger-head) --format json"
     )]
     Verify(VerifyArgs),
 }

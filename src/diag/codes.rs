@@ -86,6 +86,7 @@ codes! {
     ModifiedRequest = "GG302", Note, "merged request modified";
     PolicyChange = "GG303", Note, "policy change";
     NoPolicies = "GG304", Error, "no policies to judge by";
+    ContentUnchanged = "GG305", Note, "request text edited, content unchanged";
     // The chain of trust for rule files.
     RuleChangeInForce = "GG310", Error, "unapproved rule change in force";
 }

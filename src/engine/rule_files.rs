@@ -25,7 +25,9 @@ mod tests {
 
     #[test]
     fn rule_files() {
-        for p in ["policies", "policies/roles.yaml", "templates/pr-comment.md.j2", ".github/workflows/x.yml", "CODEOWNERS", "docs/CODEOWNERS", ".github/CODEOWNERS"] {
+        for p in
+            ["policies", "policies/roles.yaml", "templates/pr-comment.md.j2", ".github/workflows/x.yml", "CODEOWNERS", "docs/CODEOWNERS", ".github/CODEOWNERS"]
+        {
             assert!(is_rule_file(p), "{p}");
         }
         for p in ["requests/a.yaml", "policiesx/a.yaml", "README.md", "docs/x.md", "src/CODEOWNERS"] {

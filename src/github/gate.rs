@@ -22,12 +22,16 @@ use git2::Repository;
 use serde::Serialize;
 
 use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
-use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
+use crate::approval::{Decision, IgnoreReason, Requirement};
 use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
 use crate::diag::Diagnostic;
 use crate::render::escape_markdown;
 use crate::risk::Risk;
 use crate::source::GitTree;
+
+/// The login of the Actions `GITHUB_TOKEN`: whose sticky comment to edit
+/// when the token cannot read its own login.
+const ACTIONS_BOT: &str = "github-actions[bot]";
 
 /// GitHub's limit on comment bodies and check-run summaries is 65536.
 const MAX_BODY: usize = 60_000;
@@ -201,26 +205,36 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
         Err(e) => return cannot_judge(Some(report), format!("reading the local clone: {e}"), notes),
     }
 
-    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
+    let requirements = crate::engine::landing::requirements(&report);
     let groups = resolve_groups(api, &report, &requirements, &mut notes).await;
-    let mut excluded: BTreeSet<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()).collect();
-    excluded.insert(pr.author.clone());
-    match api.commit_authors(pr.number).await {
-        Ok(logins) => excluded.extend(logins),
+    let mut writers = match api.commit_authors(pr.number).await {
+        Ok(logins) => logins,
         Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits (their authors cannot approve): {e}"), notes),
+    };
+    // GitHub lists at most 250 commits of a PR: the local clone lists them all.
+    match local_authors(&opts.repo_dir, &pr.base_sha, &pr.head_sha) {
+        Ok(logins) => writers.extend(logins),
+        Err(e) => return cannot_judge(Some(report), format!("listing the PR's commits in the local clone (their authors cannot approve): {e}"), notes),
     }
-    let excluded: Vec<String> = excluded.into_iter().collect();
-    let decision =
-        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    let excluded = crate::engine::landing::exclusions(&report, Some(&pr.author), writers);
+    let decision = crate::engine::landing::decide(&report, &groups, &reviews, &pr.head_sha, &excluded);
     if report.status == Status::Error {
         return Verdict { error: Some("the base policies or the repository are invalid (see diagnostics)".to_string()), report: Some(report), decision, notes };
     }
     Verdict { report: Some(report), decision, error: None, notes }
 }
 
-/// Paths whose changes the judgment depends on.
+/// Paths whose changes the judgment depends on: requests and rule files.
 fn is_judged_path(path: &str) -> bool {
-    ["requests/", "policies/", "templates/"].iter().any(|d| path.starts_with(d))
+    crate::engine::classify::is_judged(path)
+}
+
+/// Authors and committers of the PR's commits, from the local clone.
+fn local_authors(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<BTreeSet<String>, check::CheckError> {
+    let repo = crate::git::open(repo_dir)?;
+    let head = check::resolve(&repo, head)?;
+    let base = crate::git::merge_base(&repo, check::resolve(&repo, base)?, head, ("base", "head"))?;
+    Ok(crate::git::authors_between(&repo, base, head)?)
 }
 
 /// The request, policy and template paths changed between the merge-base
@@ -313,7 +327,12 @@ async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<
             c.body.contains(COMMENT_MARKER)
                 && match &viewer {
                     Some(me) => c.author.eq_ignore_ascii_case(me),
-                    None => c.author_type == "Bot",
+                    // The token cannot tell its own login: that is the
+                    // Actions token (GitHub answers 403 to `/user`), whose
+                    // comments are `github-actions[bot]`'s. Another bot's
+                    // comment carrying the marker is not ours (it may be a
+                    // forged verdict): never edit or trust it; post our own.
+                    None => c.author_type == "Bot" && c.author.eq_ignore_ascii_case(ACTIONS_BOT),
                 }
         })
     };

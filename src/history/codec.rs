@@ -457,6 +457,7 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
         walked: header.walked,
         skipped: Some(Skipped { commits, header, partial }),
         findings: HashMap::new(),
+        grants: HashMap::new(),
     })
 }
 
@@ -576,6 +577,7 @@ mod tests {
             walked: 9,
             skipped: None,
             findings: HashMap::new(),
+            grants: HashMap::new(),
         }
     }
 

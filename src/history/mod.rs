@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use git2::{ObjectType, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
@@ -151,17 +151,21 @@ pub struct History {
     /// recorded against them (filled from the ledger branch, not git history).
     #[serde(skip)]
     pub findings: HashMap<String, Vec<DateTime<Utc>>>,
+    /// Per requester (lowercase): (role, time) of every grant the ledger
+    /// recorded (filled by [`crate::engine::facts::add_ledger`]). "Held the
+    /// role before" counts these only: a request that reached main but was
+    /// refused (a direct push, a landing `check` fails) never held anything.
+    #[serde(skip)]
+    pub grants: HashMap<String, Vec<(String, DateTime<Utc>)>>,
 }
 
-/// How many past early revocations the risk factor counts at most.
-pub const MAX_EARLY_REVOCATIONS: u32 = 3;
+pub use crate::risk::MAX_EARLY_REVOCATIONS;
 
 impl History {
     /// Did `requester` hold `role` (a window that started) before `t`?
-    pub fn held_before(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> bool {
-        self.of(requester).any(|r| {
-            r.id != except && r.latest.as_ref().is_some_and(|l| l.role == role) && r.landed < t && r.windows.iter().any(|(_, w)| w.is_some_and(|w| w.start < t))
-        })
+    /// Only grants the ledger recorded count (see [`History::grants`]).
+    pub fn held_before(&self, requester: &str, role: &str, t: DateTime<Utc>, _except: &str) -> bool {
+        self.grants.get(&requester.to_ascii_lowercase()).is_some_and(|g| g.iter().any(|(r, at)| r == role && *at < t))
     }
 
     /// How many of `requester`'s grants ended early before `t` (capped).
@@ -179,13 +183,13 @@ impl History {
     /// in one pass over the requester's records (three passes were a third
     /// of `check --all` on 10,000 requests).
     pub fn facts(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> (bool, u32, Vec<String>) {
-        let (mut held, mut early, mut active) = (false, 0usize, Vec::new());
+        let held = self.held_before(requester, role, t, except);
+        let (mut early, mut active) = (0usize, Vec::new());
         for r in self.of(requester) {
             early += r.ended_early_at.iter().filter(|e| **e < t).count();
             if r.id == except {
                 continue;
             }
-            held = held || (r.latest.as_ref().is_some_and(|l| l.role == role) && r.landed < t && r.windows.iter().any(|(_, w)| w.is_some_and(|w| w.start < t)));
             if r.removed_at.is_none() && r.window_at(t).is_some_and(|w| w.contains(t)) {
                 active.push(r.id.clone());
             }
@@ -206,16 +210,6 @@ impl History {
         self.findings.get(&requester.to_ascii_lowercase()).map_or(0, |v| v.iter().filter(|f| **f < t).count() as u32)
     }
 
-    /// Loads the monitor findings recorded before `as_of` from the ledger
-    /// branch, when the clone has it (judging as of a landing must not count
-    /// findings recorded after it).
-    pub fn add_ledger_findings(&mut self, repo: &Repository, as_of: DateTime<Utc>) {
-        let Ok(ledger) = crate::ledger::Ledger::read(repo) else { return };
-        for e in ledger.entries.iter().filter(|e| e.action == "finding" && e.time < as_of) {
-            self.findings.entry(e.requester.to_ascii_lowercase()).or_default().push(e.time);
-        }
-    }
-
     /// How many commits the history holds, decoded or not.
     pub fn commit_count(&self) -> usize {
         self.skipped.as_ref().map_or(0, |s| s.commits) + self.commits.len()
@@ -227,31 +221,8 @@ impl History {
     }
 }
 
-/// Parses `Approved-by:`-style trailers (key case-insensitive) from the last
-/// paragraph of a commit message.
-pub fn trailers(message: &str, key: &str) -> Vec<String> {
-    let last = message.trim_end().rsplit("\n\n").next().unwrap_or("");
-    last.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().to_string())
-        })
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-/// The PR number a landing commit names, if any.
-pub fn pr_number(summary: &str) -> Option<u64> {
-    if let Some(rest) = summary.strip_prefix("Merge pull request #") {
-        return rest.split_whitespace().next()?.parse().ok();
-    }
-    let open = summary.trim_end().strip_suffix(')')?.rfind("(#")?;
-    summary.trim_end().strip_suffix(')')?[open + 2..].parse().ok()
-}
-
-fn commit_time(c: &git2::Commit) -> DateTime<Utc> {
-    Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default()
-}
+use crate::git::commit_time;
+pub use crate::git::{pr_number, trailers};
 
 /// The id of `requests/` in `commit`'s tree, if it is a directory.
 fn requests_tree_id(repo: &Repository, commit: &git2::Commit) -> Result<Option<Oid>, git2::Error> {
@@ -545,7 +516,7 @@ mod tests {
     fn parsing_blobs_on_two_threads_gives_what_one_thread_does() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
-        let t = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+        let t = chrono::TimeZone::timestamp_opt(&Utc, 1_790_000_000, 0).single().unwrap();
         let mut pending = Vec::new();
         for i in 0..2500 {
             let text = match i % 5 {

@@ -87,11 +87,27 @@ impl Request {
         Some(Window { start, end })
     }
 
-    /// True when this request only narrows `old` (same everything, a later or
-    /// equal start, an earlier or equal end, a subset of resources): an early
-    /// revocation, which needs no approval. An edit that changes nothing that
-    /// grants access (a comment) also counts: it widens nothing. `landed` is
-    /// when the request id first landed on main, the default start of both.
+    /// True when the parsed request is field for field the one `old` asks
+    /// for (the file's text may differ: a comment, key order, quoting).
+    pub fn same_content(&self, old: &Request) -> bool {
+        self.requester == old.requester
+            && self.role == old.role
+            && self.resources == old.resources
+            && self.duration == old.duration
+            && self.start == old.start
+            && self.until == old.until
+            && self.reason == old.reason
+            && self.ticket == old.ticket
+            && self.break_glass == old.break_glass
+            && self.extends == old.extends
+    }
+
+    /// True when this request only narrows `old`: everything else the same,
+    /// and at least one of a later start, an earlier end, fewer resources
+    /// (an early revocation, which needs no approval). Identical content is
+    /// not a shrink ([`Self::same_content`]); neither is any other edit.
+    /// `landed` is when the request id first landed on main, the default
+    /// start of both.
     pub fn is_shrink_of(&self, old: &Request, landed: DateTime<Utc>) -> bool {
         let same = self.requester == old.requester
             && self.role == old.role
@@ -100,10 +116,13 @@ impl Request {
             && self.break_glass == old.break_glass
             && self.extends == old.extends;
         let subset = !self.resources.is_empty() && self.resources.iter().all(|r| old.resources.contains(r));
+        let fewer =
+            self.resources.iter().collect::<std::collections::BTreeSet<_>>().len() < old.resources.iter().collect::<std::collections::BTreeSet<_>>().len();
         let (Some(new_w), Some(old_w)) = (self.window(landed), old.window(landed)) else {
             return false;
         };
         let narrower = new_w.start >= old_w.start && new_w.end <= old_w.end && new_w.start < new_w.end;
-        same && subset && narrower
+        let strictly = fewer || new_w.start > old_w.start || new_w.end < old_w.end;
+        same && subset && narrower && strictly
     }
 }

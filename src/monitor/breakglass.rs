@@ -8,14 +8,12 @@
 //! with a GitHub client, the approving reviews of the PR it merged (trailers
 //! then count for nothing, as for request landings).
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
 use crate::approval::ReviewState;
-use crate::check::landing::login_of;
 use crate::github::GitHubApi;
-use crate::history::{pr_number, trailers};
 use crate::model::policy::Policy;
 
 /// A commit on main that reviews break-glass requests.
@@ -103,36 +101,25 @@ pub fn overdue_reason(id: &str, due: DateTime<Utc>, policy: &Policy) -> String {
     )
 }
 
-/// Review commits on main's first-parent chain from `main` back to `since`.
+/// Review commits on main's first-parent chain from `main` back to `since`
+/// ([`crate::engine::breakglass::review_landings`]: the trailer may be on a
+/// merged review branch), with their approvers: trailers, or on GitHub the
+/// approving reviews of the PR the landing merged.
 pub async fn review_commits(repo: &Repository, main: Oid, since: DateTime<Utc>, github: Option<&dyn GitHubApi>) -> Result<Vec<ReviewCommit>, git2::Error> {
     let mut out = Vec::new();
-    let mut c = repo.find_commit(main)?;
-    loop {
-        let time = Utc.timestamp_opt(c.time().seconds(), 0).single().unwrap_or_default();
-        if time < since {
-            break;
-        }
-        let message = c.message().unwrap_or("");
-        let requests = trailers(message, "Break-glass-review");
-        if !requests.is_empty() {
-            let summary = c.summary().ok().flatten().unwrap_or("").to_string();
-            let approvers = match (github, pr_number(&summary)) {
-                (Some(api), Some(n)) => approving_reviewers(api, n).await,
-                (Some(_), None) => Vec::new(),
-                (None, _) => crate::approval::parse_trailers(message),
-            };
-            out.push(ReviewCommit {
-                commit: c.id().to_string(),
-                time,
-                requests,
-                approvers: approvers.into_iter().map(|a| a.to_ascii_lowercase()).collect(),
-                authors: login_of(&c.author()),
-            });
-        }
-        match c.parent(0) {
-            Ok(p) => c = p,
-            Err(_) => break,
-        }
+    for r in crate::engine::breakglass::review_landings(repo, main, Some(since))? {
+        let approvers = match (github, r.pr) {
+            (Some(api), Some(n)) => approving_reviewers(api, n).await,
+            (Some(_), None) => Vec::new(),
+            (None, _) => r.approved_by.clone(),
+        };
+        out.push(ReviewCommit {
+            commit: r.commit,
+            time: r.time,
+            requests: r.requests,
+            approvers: approvers.into_iter().map(|a| a.to_ascii_lowercase()).collect(),
+            authors: r.authors,
+        });
     }
     Ok(out)
 }

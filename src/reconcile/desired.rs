@@ -1,32 +1,34 @@
 //! Desired state: which accesses should exist at time `at`, read from the
 //! main branch alone.
 //!
-//! A request is desired when it is in main's tree, its window (start
-//! defaulting to when it landed) contains `at`, the commit that landed its
-//! current version carried the approvals its base policy required (re-judged
-//! here, never trusted from CI), and it still passes every rule of the
-//! **current** policies (a requester removed from a group loses pending and
-//! active access). Everything else that was asked for is reported as refused.
+//! A request is desired when it is in main's tree under an id no other file
+//! uses, its window (start defaulting to when it landed) contains `at`, the
+//! landing that approved the current content *of its file* passes every rule
+//! `check` applies there and carried the approvals it needed (re-judged here
+//! by the engine, never trusted from CI; see [`crate::engine::files`]), and
+//! it still passes every rule of the **current** policies (a requester
+//! removed from a group loses pending and active access). Everything else
+//! that was asked for is reported as refused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use git2::Repository;
 use serde::Serialize;
 
-use crate::approval::{self, ApprovalInput, Requirement};
-use crate::check::landing::{LandingVerdict, judge_landing};
-use crate::check::{Change, CheckError, main_commit};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::landing::{LandingVerdict, Landings};
+use crate::engine::{CheckError, RequestOutcome, files};
+use crate::git::{main_commit, short};
 use crate::github::GitHubApi;
-use crate::history::{EventKind, History, read_history_cached};
+use crate::history::{History, read_history_cached};
 use crate::ledger::Approver;
 use crate::model::policy::{Policy, ProviderKind};
 use crate::model::request::{Request, Window};
 use crate::source::{GitTree, Tree};
 use crate::validate::policy::load_policy;
-use crate::validate::request::REQUEST_DIR;
+use crate::validate::request::{REQUEST_DIR, is_ignorable};
 use crate::validate::request::{RequestContext, load_request, request_id, validate_request};
 
 /// Why a request got what it got: recorded in the ledger with every grant.
@@ -122,11 +124,44 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     // Revocations that hold (revoke --now, monitor, unratified break-glass).
     let holds = ledger.sticky_revocations();
     let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new(), ledger };
-    let mut verdicts: BTreeMap<String, Result<LandingVerdict, String>> = BTreeMap::new();
-    for entry in tree.list(REQUEST_DIR)? {
-        let Some(id) = request_id(&entry.path) else { continue };
+    let mut landings = Landings::new(&repo, repo_dir);
+    let entries = tree.list(REQUEST_DIR)?;
+    let duplicates = files::duplicate_ids(&entries);
+    for entry in &entries {
         let mut sink = Diagnostics::default();
-        let Some(req) = load_request(&tree, &entry, &mut sink) else { continue };
+        let Some(id) = request_id(&entry.path) else {
+            if !is_ignorable(&entry.path) {
+                out.refused.push(Refusal {
+                    request: entry.path.clone(),
+                    requester: String::new(),
+                    role: String::new(),
+                    resources: Vec::new(),
+                    commit: None,
+                    reason: format!("`{}` is not a valid request id (GG011: `[a-z0-9][a-z0-9._-]{{2,79}}`); never granted", entry.path),
+                });
+            }
+            continue;
+        };
+        let Some(req) = load_request(&tree, entry, &mut sink) else { continue };
+        let refuse = |reason: String, commit: Option<String>| Refusal {
+            request: req.id.clone(),
+            requester: req.requester.clone(),
+            role: req.role.clone(),
+            resources: req.resources.clone(),
+            commit,
+            reason,
+        };
+        if !crate::validate::request::valid_id(id) {
+            out.refused.push(refuse(format!("`{}` is not a valid request id (GG011: `[a-z0-9][a-z0-9._-]{{2,79}}`); never granted", entry.path), None));
+            continue;
+        }
+        if let Some(paths) = duplicates.get(id) {
+            out.refused.push(refuse(
+                format!("request id `{id}` is used by {} files on main ({}): GG012, none of them is granted", paths.len(), paths.join(", ")),
+                None,
+            ));
+            continue;
+        }
         let Some(record) = out.history.requests.get(id) else { continue };
         let Some(window) = req.window(record.landed) else { continue };
         if window.end <= at {
@@ -136,16 +171,8 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             out.upcoming.push((req.id.clone(), window));
             continue;
         }
-        let refuse = |reason: String, commit: Option<String>| Refusal {
-            request: req.id.clone(),
-            requester: req.requester.clone(),
-            role: req.role.clone(),
-            resources: req.resources.clone(),
-            commit,
-            reason,
-        };
-        // 1. The approvals its landing required, judged again from git.
-        let evidence = match verify_landing(repo_dir, &out.history, &req, at, &mut verdicts, github).await {
+        // 1. The landing that approved this file's content, judged again from git.
+        let evidence = match verify_landing(&out.history, &mut landings, &entry.path, github).await {
             Ok(e) => e,
             Err((reason, commit)) => {
                 out.refused.push(refuse(reason, commit));
@@ -162,7 +189,7 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             continue;
         }
         // 3. Held revocations and break-glass ratification.
-        let landed_at = landing_time(&repo, &evidence.landing_commit).unwrap_or(record.landed);
+        let landed_at = crate::git::time_of(&repo, &evidence.landing_commit).unwrap_or(record.landed);
         if let Some(t) = holds.get(&req.id).filter(|t| **t >= landed_at) {
             out.refused.push(refuse(
                 format!(
@@ -193,53 +220,39 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     Ok(out)
 }
 
-/// Finds the commit that landed the request's current version (skipping
-/// shrinks, which need no approval) and judges its approvals.
+/// Finds the landing that approved the current content of the file at
+/// `path` (the engine's walk, [`files::approving_landing`]) and judges its
+/// approvals: its trailers, or in GitHub mode its PR's reviews.
 async fn verify_landing(
-    repo_dir: &Path,
     history: &History,
-    req: &Request,
-    at: DateTime<Utc>,
-    verdicts: &mut BTreeMap<String, Result<LandingVerdict, String>>,
+    landings: &mut Landings<'_>,
+    path: &str,
     github: Option<&dyn GitHubApi>,
 ) -> Result<Evidence, (String, Option<String>)> {
-    let Some(record) = history.requests.get(&req.id) else {
+    let (idx, commit_id) = files::approving_landing(history, landings, path).map_err(|r| (r.reason, r.commit))?;
+    let Some(commit) = history.commits.get(idx) else {
         return Err(("not found in main's history".into(), None));
     };
-    for event in record.events.iter().rev() {
-        if event.kind == EventKind::Removed {
-            break;
-        }
-        let Some(commit) = history.commits.get(event.commit) else { continue };
-        let verdict = verdicts.entry(commit.id.clone()).or_insert_with(|| judge_landing(repo_dir, &commit.id, at).map_err(|e| e.to_string()));
-        let verdict = match verdict {
-            Ok(v) => v,
-            Err(e) => return Err((format!("cannot judge landing commit {}: {e}", short(&commit.id)), Some(commit.id.clone()))),
-        };
-        let Some(outcome) = verdict.report.requests.iter().find(|o| o.id == req.id) else { continue };
-        if outcome.change == Change::Shrink {
-            continue;
-        }
-        if let Some(api) = github {
-            return verify_on_github(api, verdict, commit, outcome).await.map_err(|reason| (reason, Some(commit.id.clone())));
-        }
-        if !verdict.decision.satisfied {
-            let how = if verdict.direct_push { "was pushed directly to main without review" } else { "landed without the approvals its policy required" };
-            return Err((format!("{how} (commit {}): {}", short(&commit.id), verdict.decision.summary()), Some(commit.id.clone())));
-        }
-        let approvers =
-            verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
-        return Ok(Evidence {
-            landing_commit: commit.id.clone(),
-            base_commit: verdict.parent.clone(),
-            approvers,
-            pr: commit.pr,
-            risk_score: outcome.risk.as_ref().map(|r| r.score),
-            tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
-            risk_factors: risk_factors(outcome),
-        });
+    let verdict = landings.get(&commit_id).map_err(|e| (e.clone(), Some(commit_id.clone())))?;
+    let Some(outcome) = files::outcome_at(verdict, path) else {
+        return Err((format!("landing {} did not judge `{path}`", short(&commit_id)), Some(commit_id.clone())));
+    };
+    if let Some(api) = github {
+        return verify_on_github(api, verdict, commit, outcome).await.map_err(|reason| (reason, Some(commit.id.clone())));
     }
-    Err(("no landing commit on main approves its current version".into(), None))
+    if let Some(why) = verdict.approval_failure() {
+        return Err((why, Some(commit.id.clone())));
+    }
+    let approvers = verdict.decision.slots.iter().flat_map(|s| s.filled_by.iter()).map(|l| Approver { login: l.clone(), commit: commit.id.clone() }).collect();
+    Ok(Evidence {
+        landing_commit: commit.id.clone(),
+        base_commit: verdict.parent.clone(),
+        approvers,
+        pr: commit.pr,
+        risk_score: outcome.risk.as_ref().map(|r| r.score),
+        tier: outcome.risk.as_ref().map(|r| r.tier.clone()),
+        risk_factors: risk_factors(outcome),
+    })
 }
 
 /// GitHub mode: the landing commit must be the merge commit of a merged PR,
@@ -250,7 +263,7 @@ async fn verify_on_github(
     api: &dyn GitHubApi,
     verdict: &LandingVerdict,
     commit: &crate::history::CommitInfo,
-    outcome: &crate::check::RequestOutcome,
+    outcome: &RequestOutcome,
 ) -> Result<Evidence, String> {
     let Some(number) = commit.pr else {
         return Err(format!("landed in {} without a pull request; in GitHub mode every request lands through a reviewed PR", short(&commit.id)));
@@ -267,14 +280,11 @@ async fn verify_on_github(
         ));
     }
     let reviews = api.reviews(number).await.map_err(|e| format!("cannot read the reviews of PR #{number}: {e}"))?;
-    let requirements: Vec<Requirement> = verdict.report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
-    let groups = verdict.report.policy.group_members();
-    let mut excluded = verdict.excluded.clone();
-    excluded.push(pr.author.to_ascii_lowercase());
     let committers = api.commit_authors(number).await.map_err(|e| format!("cannot list the commits of PR #{number} (their authors cannot approve): {e}"))?;
-    excluded.extend(committers.iter().map(|l| l.to_ascii_lowercase()));
-    let decision =
-        approval::evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &reviews, head_commit: &pr.head_sha, excluded: &excluded });
+    // The landing's own writers (read from git, every commit) and GitHub's list.
+    let writers = verdict.excluded.iter().cloned().chain(committers);
+    let excluded = crate::engine::landing::exclusions(&verdict.report, Some(&pr.author), writers);
+    let decision = crate::engine::landing::decide(&verdict.report, &verdict.report.policy.group_members(), &reviews, &pr.head_sha, &excluded);
     if !decision.satisfied {
         return Err(format!("PR #{number} was merged without the approvals its policy required: {}", decision.summary()));
     }
@@ -289,7 +299,7 @@ async fn verify_on_github(
     })
 }
 
-fn risk_factors(outcome: &crate::check::RequestOutcome) -> Vec<crate::ledger::RiskFactor> {
+fn risk_factors(outcome: &RequestOutcome) -> Vec<crate::ledger::RiskFactor> {
     outcome.risk.iter().flat_map(|r| r.factors.iter().map(crate::ledger::RiskFactor::from)).collect()
 }
 
@@ -300,8 +310,7 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
     let mut out = Vec::new();
     for name in &req.resources {
         let res = policy.resources.get(name).ok_or_else(|| format!("unknown resource `{name}`"))?;
-        let identity = policy.identities.get(&req.requester).ok_or_else(|| format!("`{}` has no identity", req.requester))?;
-        let principal = identity.principal(&req.requester, res.provider).ok_or_else(|| format!("`{}` has no principal for {}", req.requester, res.provider))?;
+        let (principal, key) = crate::engine::grant::principal_key(policy, &req.requester, name)?;
         let grant = grants.get(res.provider.as_str().replace('-', "_")).cloned().unwrap_or(serde_json::Value::Null);
         let document = match grant.get("policy_template").and_then(|t| t.as_str()) {
             Some(t) => Some(render_document(policy, t, req, name, &principal, window, at)?),
@@ -315,12 +324,7 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
             resource: name.clone(),
             provider: res.provider,
             // Compared with what the provider lists: an IAM ARN without its path.
-            principal: match res.provider {
-                ProviderKind::AwsIam => crate::provider::aws_iam::principal_key(&principal),
-                ProviderKind::GcpIam => crate::provider::gcp_iam::member_key(&principal),
-                ProviderKind::AzureRbac => principal.to_ascii_lowercase(),
-                _ => principal,
-            },
+            principal: key,
             window,
             break_glass: req.break_glass,
             grant,
@@ -357,14 +361,4 @@ fn render_document(
     let text = env.get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("template `templates/{template}`: {e}"))?;
     serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("template `templates/{template}` did not render valid JSON: {e}"))?;
     Ok(text)
-}
-
-/// When `commit` was made (the landing of the version being granted).
-fn landing_time(repo: &Repository, commit: &str) -> Option<DateTime<Utc>> {
-    let c = repo.find_commit(git2::Oid::from_str(commit).ok()?).ok()?;
-    chrono::TimeZone::timestamp_opt(&Utc, c.time().seconds(), 0).single()
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(10)]
 }

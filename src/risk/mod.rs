@@ -37,12 +37,8 @@ pub struct RequesterFacts {
     pub monitor_findings: u32,
 }
 
-impl RequesterFacts {
-    pub fn from_history(h: &crate::history::History, req: &Request, start: DateTime<Utc>) -> Self {
-        let (held_role_before, early_revocations, active_grants) = h.facts(&req.requester, &req.role, start, &req.id);
-        RequesterFacts { held_role_before, early_revocations, active_grants, monitor_findings: h.findings_before(&req.requester, start) }
-    }
-}
+/// How many past early revocations the risk factor counts at most.
+pub const MAX_EARLY_REVOCATIONS: u32 = 3;
 
 /// How many past monitor findings the risk factor counts at most.
 pub const MAX_MONITOR_FINDINGS: u32 = 3;
@@ -107,7 +103,7 @@ pub fn score(req: &Request, window: Window, policy: &Policy, facts: &RequesterFa
         factors.push(Factor {
             name: "early_revocations",
             points: f.early_revocations.saturating_mul(i64::from(n)),
-            detail: format!("{n} past grant(s) ended early (at most {} counted)", crate::history::MAX_EARLY_REVOCATIONS),
+            detail: format!("{n} past grant(s) ended early (at most {} counted)", MAX_EARLY_REVOCATIONS),
         });
     }
     if f.active_grants != 0 {

@@ -14,8 +14,8 @@ use git2::{Oid, Repository};
 use serde::Serialize;
 
 use super::{Judgement, judge};
-use crate::check::{Change, CheckError, main_commit, resolve};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::{Change, CheckError, main_commit, resolve};
 use crate::history::{Detail, EventKind, index_path, read_history_cached_with};
 use crate::model::policy::Policy;
 use crate::source::{GitTree, Tree};
@@ -135,11 +135,7 @@ pub fn simulate(repo_dir: &std::path::Path, opts: &SimulateOptions) -> Result<Si
             // A version that never parsed was refused by check when it landed; nothing to replay.
             let Some(req) = tree.entry(&ev.path).and_then(|e| load_request(tree, &e, &mut sink)) else { continue };
             version += 1;
-            let change = match &previous {
-                None => Change::New,
-                Some(old) if req.is_shrink_of(old, record.landed) => Change::Shrink,
-                Some(_) => Change::Modified,
-            };
+            let change = crate::engine::classify::change_of(&req, previous.as_ref(), record.landed);
             // As of its landing: "ends in the past" is about then.
             let ctx = RequestContext { now: info.time, default_start: record.landed, known_ids: &known, check_past: change.needs_approval() };
             let before = judge(&req, change, &base_policy, &history, &ctx);

@@ -11,8 +11,8 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::support::{NOW, Out, Repo};
 
-const OWNER_REPO: &str = "acme/access";
-const PR: u64 = 7;
+pub(crate) const OWNER_REPO: &str = "acme/access";
+pub(crate) const PR: u64 = 7;
 const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
 
 /// A high-tier request (score 64): one manager and one security member.
@@ -21,11 +21,11 @@ fn rw_request(reason: &str) -> String {
 }
 
 /// A clone with main (the policies) and a PR branch of two commits by carol.
-struct PrRepo {
-    repo: Repo,
-    base: String,
-    older: String,
-    head: String,
+pub(crate) struct PrRepo {
+    pub(crate) repo: Repo,
+    pub(crate) base: String,
+    pub(crate) older: String,
+    pub(crate) head: String,
 }
 
 fn pr_repo(reason: &str) -> PrRepo {
@@ -40,7 +40,7 @@ fn pr_repo(reason: &str) -> PrRepo {
     PrRepo { repo, base, older, head }
 }
 
-fn user(login: &str, kind: &str) -> Value {
+pub(crate) fn user(login: &str, kind: &str) -> Value {
     let id = login.bytes().map(u64::from).sum::<u64>() * 1000;
     json!({
         "login": login, "id": id, "node_id": format!("MDQ6VXNlcj{id}"),
@@ -50,7 +50,7 @@ fn user(login: &str, kind: &str) -> Value {
     })
 }
 
-fn pull(author: &str, base: &str, head: &str) -> Value {
+pub(crate) fn pull(author: &str, base: &str, head: &str) -> Value {
     json!({
         "url": format!("https://api.github.com/repos/{OWNER_REPO}/pulls/{PR}"),
         "id": 1_934_000_007u64, "node_id": "PR_kwDOA1b2c84AAAAB", "number": PR, "state": "open", "locked": false,
@@ -67,7 +67,7 @@ fn pull(author: &str, base: &str, head: &str) -> Value {
     })
 }
 
-fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Value {
+pub(crate) fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Value {
     json!({
         "id": id, "node_id": format!("PRR_kwDOA1b2c85{id}"), "user": user(login, "User"), "body": "",
         "state": state, "html_url": format!("https://github.com/{OWNER_REPO}/pull/{PR}#pullrequestreview-{id}"),
@@ -79,7 +79,7 @@ fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Value {
     })
 }
 
-fn file(name: &str, status: &str) -> Value {
+pub(crate) fn file(name: &str, status: &str) -> Value {
     json!({
         "sha": "bbcd538c8e72b8c175046e27cc8f907076331401", "filename": name, "status": status,
         "additions": 7, "deletions": 0, "changes": 7,
@@ -100,12 +100,12 @@ fn comment(id: u64, login: &str, kind: &str, body: &str) -> Value {
     })
 }
 
-fn repo_path(rest: &str) -> String {
+pub(crate) fn repo_path(rest: &str) -> String {
     format!("/repos/{OWNER_REPO}{rest}")
 }
 
 /// Reviews served over three pages linked as GitHub does (`/repositories/ID/...`).
-async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
+pub(crate) async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
     let uri = server.uri();
     let link = |page: u32| {
         let next = format!("<{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page={}>; rel=\"next\"", page + 1);
@@ -136,7 +136,7 @@ async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
 }
 
 /// One entry of `GET /pulls/{n}/commits`.
-fn pr_commit(sha: &str, author: &str, committer: &str) -> Value {
+pub(crate) fn pr_commit(sha: &str, author: &str, committer: &str) -> Value {
     let who = |login: &str| json!({"name": login, "email": format!("{login}@example.com"), "date": "2026-11-23T08:00:00Z"});
     json!({
         "sha": sha, "node_id": "C_kwDOA1b2c9oAKDAx",
@@ -148,7 +148,7 @@ fn pr_commit(sha: &str, author: &str, committer: &str) -> Value {
 }
 
 /// The PR's commits; mounted with priority so a test can override the default.
-async fn mount_commits(server: &MockServer, commits: Vec<Value>, priority: u8) {
+pub(crate) async fn mount_commits(server: &MockServer, commits: Vec<Value>, priority: u8) {
     Mock::given(method("GET"))
         .and(path(repo_path(&format!("/pulls/{PR}/commits"))))
         .respond_with(ResponseTemplate::new(200).set_body_json(commits))
@@ -158,7 +158,7 @@ async fn mount_commits(server: &MockServer, commits: Vec<Value>, priority: u8) {
 }
 
 /// The PR, its commits, its files, no comments yet, and the write endpoints.
-async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments: Vec<Value>) {
+pub(crate) async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments: Vec<Value>) {
     mount_commits(server, vec![pr_commit(&pr.head, "carol", "web-flow")], 5).await;
     Mock::given(method("GET"))
         .and(path(repo_path(&format!("/pulls/{PR}"))))
@@ -224,7 +224,7 @@ async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments:
 }
 
 /// Runs `gitgrant gate --pr 7` against the fake API (off the async runtime).
-async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
+pub(crate) async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
     let mut args = vec!["gate", "--pr", "7"];
     args.extend_from_slice(extra);
     gitgrant(repo, api, &args, None).await
@@ -232,7 +232,7 @@ async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
 
 /// Runs gitgrant with the fake API's environment, optionally inside an
 /// Actions event (`GITHUB_EVENT_PATH`).
-async fn gitgrant(repo: &std::path::Path, api: &str, args: &[&str], event: Option<&std::path::Path>) -> Out {
+pub(crate) async fn gitgrant(repo: &std::path::Path, api: &str, args: &[&str], event: Option<&std::path::Path>) -> Out {
     let (repo, api) = (repo.to_path_buf(), api.to_string());
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let event = event.map(|e| e.to_path_buf());
@@ -263,7 +263,7 @@ async fn gitgrant(repo: &std::path::Path, api: &str, args: &[&str], event: Optio
     .unwrap()
 }
 
-async fn sent(server: &MockServer, verb: &str, p: &str) -> Vec<Value> {
+pub(crate) async fn sent(server: &MockServer, verb: &str, p: &str) -> Vec<Value> {
     server
         .received_requests()
         .await
@@ -274,7 +274,7 @@ async fn sent(server: &MockServer, verb: &str, p: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn count(server: &MockServer, verb: &str, p: &str) -> usize {
+pub(crate) async fn count(server: &MockServer, verb: &str, p: &str) -> usize {
     server.received_requests().await.unwrap_or_default().iter().filter(|r| r.method.as_str() == verb && r.url.path() == p).count()
 }
 

@@ -212,6 +212,10 @@ fn a_request_handed_to_someone_else_counts_for_its_new_requester_only() {
     assert_eq!(h.active_at("bob", t, ""), ["2026-12-02-bob-a", "2026-12-01-carol-a"]);
     let later = chrono::DateTime::parse_from_rfc3339("2026-12-09T00:00:00Z").unwrap().to_utc();
     assert!(!h.held_before("carol", "db-write", later, ""), "carol never held db-write");
+    // Git history alone grants nothing: "held before" counts ledger grants only (issue 13).
+    assert!(!h.held_before("bob", "db-write", later, ""));
+    let mut h = h;
+    h.grants.insert("bob".into(), vec![("db-write".into(), t)]);
     assert!(h.held_before("bob", "db-write", later, ""));
     // The one-pass query check uses agrees with the three separate ones.
     for who in ["carol", "bob", "heidi", "nobody"] {

@@ -5,6 +5,7 @@
 mod support;
 mod trust;
 
+mod attacks;
 mod audit;
 mod check_git;
 mod check_inputs;

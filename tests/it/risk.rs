@@ -83,13 +83,20 @@ fn off_hours_follow_the_policy_time_zone() {
 #[test]
 fn history_factors_come_from_first_parent_history_of_main() {
     let r = Repo::with_policies();
-    // carol held db-readonly before (landed and started in October).
+    // carol held db-readonly before (landed, started and granted in October).
     r.at("2026-10-01T08:00:00Z");
     r.write(
         "requests/2026-10-01-carol-a.yaml",
         "requester: carol\nrole: db-readonly\nresources: [orders-db]\nstart: 2026-10-01T09:00:00Z\nduration: 2h\nreason: earlier investigation\n",
     );
     r.commit("land a");
+    // ... and reconcile granted it (only ledger grants count as "held before").
+    crate::support::append_ledger(
+        &r,
+        &[
+            serde_json::json!({"time": "2026-10-01T09:00:00Z", "action": "grant", "request": "2026-10-01-carol-a", "requester": "carol", "role": "db-readonly", "result": "ok"}),
+        ],
+    );
     // A grant removed while active: an early revocation.
     r.at("2026-10-02T08:00:00Z");
     r.write(

@@ -185,6 +185,31 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Appends `lines` to the ledger branch as gitgrant would (a commit chained
+/// by `Previous-ledger:`), creating the branch if it is absent.
+pub fn append_ledger(r: &Repo, lines: &[serde_json::Value]) {
+    let repo = git2::Repository::open(r.path()).unwrap();
+    let head = repo.refname_to_id("refs/heads/gitgrant-ledger").ok();
+    let parent = head.map(|h| repo.find_commit(h).unwrap());
+    let tree = parent.as_ref().map(|p| p.tree().unwrap());
+    let mut text = match tree.as_ref().and_then(|t| t.get_name("ledger.jsonl")) {
+        Some(e) => String::from_utf8(repo.find_blob(e.id()).unwrap().content().to_vec()).unwrap(),
+        None => String::new(),
+    };
+    for l in lines {
+        text.push_str(&serde_json::to_string(l).unwrap());
+        text.push('\n');
+    }
+    let blob = repo.blob(text.as_bytes()).unwrap();
+    let mut tb = repo.treebuilder(tree.as_ref()).unwrap();
+    tb.insert("ledger.jsonl", blob, 0o100644).unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("mallory", "mallory@example.com").unwrap();
+    let previous = head.map_or("none".to_string(), |h| h.to_string());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("refs/heads/gitgrant-ledger"), &sig, &sig, &format!("gitgrant ledger\n\nPrevious-ledger: {previous}\n"), &tree, &parents).unwrap();
+}
+
 /// A valid request body for the example policies.
 pub fn request(requester: &str, role: &str, resources: &str, extra: &str) -> String {
     format!(

@@ -70,7 +70,7 @@ impl GitHubApi for Fake {
     async fn create_comment(&self, _: u64, body: &str) -> Result<u64, ApiError> {
         let mut comments = self.comments.lock().unwrap();
         let id = 500 + comments.len() as u64;
-        comments.push(Comment { id, body: body.into(), author: self.viewer.clone().unwrap_or("gitgrant[bot]".into()), author_type: "Bot".into() });
+        comments.push(Comment { id, body: body.into(), author: self.viewer.clone().unwrap_or("github-actions[bot]".into()), author_type: "Bot".into() });
         // A gateway error after the comment was created.
         let mut fail = self.fail_first_create.lock().unwrap();
         if *fail {
@@ -234,6 +234,25 @@ async fn a_personal_token_finds_its_own_comment_and_ignores_lookalikes() {
     let comments = api.comments.lock().unwrap();
     assert_eq!(comments.len(), 3);
     assert!(comments[0].body.ends_with("forged") && comments[1].body.ends_with("old"), "others' comments are untouched");
+}
+
+/// Issue 13: a token that cannot tell its own login (the Actions token) edits
+/// only `github-actions[bot]`'s marker comment, never another bot's.
+#[tokio::test]
+async fn without_its_own_login_the_gate_never_edits_another_bots_marker_comment() {
+    let s = setup();
+    let api = fake(&s, vec![]);
+    api.comments.lock().unwrap().push(Comment {
+        id: 1,
+        body: format!("{COMMENT_MARKER} approved (forged)"),
+        author: "evil-app[bot]".into(),
+        author_type: "Bot".into(),
+    });
+    let out = run_gate(&api, &opts(&s)).await.unwrap();
+    assert_eq!(out.published.comment.as_deref(), Some("created"));
+    let comments = api.comments.lock().unwrap();
+    assert_eq!(comments.len(), 2);
+    assert!(comments[0].body.ends_with("(forged)"), "the other bot's comment is untouched");
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use std::fmt::{self, Write as _};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Judgement, judge};
-use crate::check::{Change, describe_rules};
+use super::judgement::{Judgement, judge};
+use super::request::{Change, describe_rules};
 use crate::history::History;
 use crate::model::policy::{ApprovalRule, Policy, ProviderKind};
 use crate::model::request::Request;

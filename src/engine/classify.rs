@@ -1,4 +1,5 @@
-//! Which files differ between two trees, under the directories gitgrant owns.
+//! Which files differ between two trees: requests and every rule file
+//! ([`super::rule_files`]) — the paths whose change `check` judges.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,32 @@ pub struct FileChange {
     pub in_head: bool,
 }
 
-const DIRS: [&str; 3] = ["policies", "requests", "templates"];
+/// The directories whose files a change is judged by.
+const DIRS: [&str; 4] = ["policies", "requests", "templates", ".github"];
+
+/// Is `path` one `check` judges (a request file or a rule file)?
+pub fn is_judged(path: &str) -> bool {
+    super::rule_files::under(path, crate::validate::request::REQUEST_DIR) || super::rule_files::is_rule_file(path)
+}
+
+/// How a request version relates to the one before it at the same path:
+/// new (none before), unchanged content (a comment), a shrink (later
+/// start, earlier end, fewer resources, nothing else changed), or a
+/// modification (anything else: a new request). `landed` is the default
+/// start of both (when the id first landed).
+pub fn change_of(
+    new: &crate::model::request::Request,
+    old: Option<&crate::model::request::Request>,
+    landed: chrono::DateTime<chrono::Utc>,
+) -> super::request::Change {
+    use super::request::Change;
+    match old {
+        None => Change::New,
+        Some(old) if new.same_content(old) => Change::Unchanged,
+        Some(old) if new.is_shrink_of(old, landed) => Change::Shrink,
+        Some(_) => Change::Modified,
+    }
+}
 
 /// Content identity of an entry: its blob id, or a hash of the bytes on disk.
 fn identity(tree: &dyn Tree, e: &Entry) -> Option<git2::Oid> {
@@ -48,6 +74,17 @@ pub fn changed_paths(base: &dyn Tree, head: &dyn Tree) -> Result<Vec<FileChange>
             }
         }
     }
+    for path in super::rule_files::RULE_FILES.iter().filter(|p| !DIRS.iter().any(|d| super::rule_files::under(p, d))) {
+        let (ea, eb) = (base.entry(path), head.entry(path));
+        let changed = match (&ea, &eb) {
+            (None, None) => false,
+            (Some(ea), Some(eb)) => !(ea.kind == eb.kind && identity(base, ea).is_some() && identity(base, ea) == identity(head, eb)),
+            _ => true,
+        };
+        if changed {
+            out.push(FileChange { path: path.to_string(), in_base: ea.is_some(), in_head: eb.is_some() });
+        }
+    }
     out.sort_by(|x, y| x.path.cmp(&y.path));
     Ok(out)
 }
@@ -61,6 +98,9 @@ pub fn changed_paths_git(repo: &git2::Repository, base: git2::Oid, head: git2::O
     for dir in DIRS {
         opts.pathspec(format!("{dir}/"));
     }
+    for file in super::rule_files::RULE_FILES {
+        opts.pathspec(*file);
+    }
     // One delta per path when a file becomes a link or the reverse (a file
     // replacing a directory still lists every file of the directory).
     opts.include_typechange(true);
@@ -69,6 +109,9 @@ pub fn changed_paths_git(repo: &git2::Repository, base: git2::Oid, head: git2::O
     for delta in diff.deltas() {
         let Some(path) = delta.new_file().path().or(delta.old_file().path()) else { continue };
         let path = path.to_string_lossy().replace('\\', "/");
+        if !is_judged(&path) {
+            continue;
+        }
         let (in_base, in_head) = match delta.status() {
             git2::Delta::Added => (false, true),
             git2::Delta::Deleted => (true, false),
