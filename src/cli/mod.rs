@@ -212,9 +212,10 @@ pub(crate) fn color() -> bool {
     !no_color && (force || std::io::stderr().is_terminal())
 }
 
-/// A tool error (exit 2): printed as `error: ...` with a hint.
+/// A tool error (exit 2): printed as `error: ...` with a hint. The message
+/// often carries a path, a ref or a provider's answer: escaped, one line.
 pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
+    eprintln!("error: {}", crate::render::escape::human(&msg.to_string()));
     2
 }
 
