@@ -49,7 +49,7 @@ fn print_report(g: &Global, report: &CheckReport) {
     // repository whose lines must never reach a CI log.
     let sources = |f: &str| report.sources.get(f).cloned();
     match g.format {
-        Format::Json | Format::Csv => match serde_json::to_string_pretty(report) {
+        Format::Json | Format::Csv => match escape::json_pretty(report) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("error: {e}"),
         },

@@ -30,13 +30,11 @@ pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: boo
         let col = (d.column.max(1) - 1) as usize;
         // The line and the part before the caret are escaped alike, so the caret stays under the column.
         let before: String = line.chars().take(col).collect();
-        let rest: String = line.chars().skip(col).collect();
-        let before = escape::human(&before);
-        let rest = escape::human(&rest);
-        let indent = " ".repeat(before.chars().count());
-        let width = (d.len.max(1) as usize).min(rest.chars().count().max(1));
+        let (shown, before) = (escape::human(&line), escape::human(&before).chars().count());
+        let indent = " ".repeat(before);
+        let width = (d.len.max(1) as usize).min(shown.chars().count().saturating_sub(before).max(1));
         let _ = writeln!(out, "{pad} {}", paint("1;34", "|"));
-        let _ = writeln!(out, "{} {} {before}{rest}", paint("1;34", &d.line.to_string()), paint("1;34", "|"));
+        let _ = writeln!(out, "{} {} {shown}", paint("1;34", &d.line.to_string()), paint("1;34", "|"));
         let _ = writeln!(out, "{pad} {} {indent}{}", paint("1;34", "|"), paint(sev_color, &"^".repeat(width)));
     }
     if let Some(h) = &d.help {

@@ -101,9 +101,28 @@ pub fn human_join<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     items.iter().map(|s| human(s.as_ref())).collect::<Vec<_>>().join(sep)
 }
 
-/// GitHub workflow-command escaping for the message part (after `::`).
+/// GitHub workflow-command escaping for the message part (after `::`): the
+/// runner's `%25`, `%0D`, `%0A` (a message may span lines in the annotation),
+/// and, as in [`human`], the other hidden characters shown escaped (the
+/// runner has no escape for them; raw, a bidi override would reorder the
+/// annotation) and `##[` broken.
 pub fn gh_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            '[' if out.ends_with("##") => out.push_str("\\["),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// GitHub workflow-command escaping for a property value (`title=...`).
@@ -193,10 +212,13 @@ fn append(path: &std::ffi::OsStr, bytes: &[u8]) -> std::io::Result<()> {
 /// Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-/// One CSV cell's content: a leading `'` when it would start a formula.
-/// Quoting is [`write_csv`]'s (`csv::Writer`).
+/// One CSV cell's content: a leading `'` when it would start a formula
+/// (OWASP), and [`human`] escaping, so that a cell never spans lines (a CSV
+/// printed in a CI log cannot start a workflow command either). Quoting is
+/// [`write_csv`]'s (`csv::Writer`).
 pub fn csv_cell(s: &str) -> Cow<'_, str> {
-    if s.starts_with(FORMULA_START) { Cow::Owned(format!("'{s}")) } else { Cow::Borrowed(s) }
+    let e = human(s);
+    if s.starts_with(FORMULA_START) || e.starts_with(FORMULA_START) { Cow::Owned(format!("'{e}")) } else { e }
 }
 
 /// A CSV document: the header row, then the rows, each cell through [`csv_cell`].
@@ -346,6 +368,7 @@ mod tests {
         assert_eq!(line, "::error file=requests/a%2Cb%3Ac.yaml,line=3::bad%0Athing 100%25%0D::warning::X");
         assert_eq!(gh_annotation(GhCommand::Warning, "t\n::error::x", "m"), "::warning title=t%0A%3A%3Aerror%3A%3Ax::m");
         assert_eq!(gh_command(GhCommand::Group, &[], "plan"), "::group::plan");
+        assert_eq!(gh_data("a\u{202e}b\t##[error]c"), "a\\u{202e}b\\t##\\[error]c");
     }
 
     #[test]
@@ -366,7 +389,7 @@ mod tests {
         let rows = vec![vec!["plain".to_string(), "a, b".into(), "say \"hi\"".into(), "=HYPERLINK(1)".into(), "-1,2".into(), "\tx".into(), "\r=1".into(), "@SUM".into(), "+1".into(), "l1\nl2".into()]];
         write_csv(&mut buf, &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"], rows.into_iter()).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert_eq!(text, "a,b,c,d,e,f,g,h,i,j\nplain,\"a, b\",\"say \"\"hi\"\"\",'=HYPERLINK(1),\"'-1,2\",'\tx,\"'\r=1\",'@SUM,'+1,\"l1\nl2\"\n");
+        assert_eq!(text, "a,b,c,d,e,f,g,h,i,j\nplain,\"a, b\",\"say \"\"hi\"\"\",'=HYPERLINK(1),\"'-1,2\",'\\tx,'\\r=1,'@SUM,'+1,l1\\nl2\n");
     }
 
     #[test]
@@ -442,7 +465,8 @@ mod tests {
         #[test]
         fn github_command_is_one_line_with_escaped_data(title in hostile(), msg in hostile()) {
             let line = gh_annotation(GhCommand::Error, &title, &msg);
-            prop_assert!(!line.contains('\n') && !line.contains('\r'));
+            prop_assert!(!line.chars().any(is_hidden), "{line:?}");
+            prop_assert!(!line.contains("##["), "{line:?}");
             // The runner ends the command part at the first `::` after the name: the title cannot smuggle one.
             let sep = 2 + line[2..].find("::").unwrap();
             prop_assert_eq!(&line[..sep], format!("::error title={}", gh_property(&title)));
@@ -461,7 +485,8 @@ mod tests {
                 let rec = rec.unwrap();
                 let cell = rec.get(0).unwrap();
                 prop_assert!(!cell.starts_with(FORMULA_START), "{cell:?}");
-                prop_assert!(cell == orig.as_str() || cell == format!("'{orig}"), "{cell:?} vs {orig:?}");
+                prop_assert_eq!(cell, csv_cell(orig).as_ref());
+                prop_assert!(!cell.chars().any(is_hidden), "{cell:?}");
             }
         }
 

@@ -13,7 +13,7 @@ use crate::support::{NOW, Out, Repo};
 
 const OWNER_REPO: &str = "acme/access";
 const PR: u64 = 7;
-const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
+pub(crate) const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
 
 /// A high-tier request (score 64): one manager and one security member.
 fn rw_request(reason: &str) -> String {
@@ -21,14 +21,14 @@ fn rw_request(reason: &str) -> String {
 }
 
 /// A clone with main (the policies) and a PR branch of two commits by carol.
-struct PrRepo {
-    repo: Repo,
+pub(crate) struct PrRepo {
+    pub(crate) repo: Repo,
     base: String,
     older: String,
     head: String,
 }
 
-fn pr_repo(reason: &str) -> PrRepo {
+pub(crate) fn pr_repo(reason: &str) -> PrRepo {
     let repo = Repo::with_policies();
     let base = repo.git(&["rev-parse", "HEAD"]);
     repo.branch("carol/orders-rw");
@@ -79,7 +79,7 @@ fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Value {
     })
 }
 
-fn file(name: &str, status: &str) -> Value {
+pub(crate) fn file(name: &str, status: &str) -> Value {
     json!({
         "sha": "bbcd538c8e72b8c175046e27cc8f907076331401", "filename": name, "status": status,
         "additions": 7, "deletions": 0, "changes": 7,
@@ -105,7 +105,7 @@ fn repo_path(rest: &str) -> String {
 }
 
 /// Reviews served over three pages linked as GitHub does (`/repositories/ID/...`).
-async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
+pub(crate) async fn mount_review_pages(server: &MockServer, pages: [Vec<Value>; 3]) {
     let uri = server.uri();
     let link = |page: u32| {
         let next = format!("<{uri}/repositories/1/pulls/{PR}/reviews?per_page=100&page={}>; rel=\"next\"", page + 1);
@@ -158,7 +158,7 @@ async fn mount_commits(server: &MockServer, commits: Vec<Value>, priority: u8) {
 }
 
 /// The PR, its commits, its files, no comments yet, and the write endpoints.
-async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments: Vec<Value>) {
+pub(crate) async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments: Vec<Value>) {
     mount_commits(server, vec![pr_commit(&pr.head, "carol", "web-flow")], 5).await;
     Mock::given(method("GET"))
         .and(path(repo_path(&format!("/pulls/{PR}"))))
@@ -224,7 +224,7 @@ async fn mount_pr(server: &MockServer, pr: &PrRepo, files: Vec<Value>, comments:
 }
 
 /// Runs `gitgrant gate --pr 7` against the fake API (off the async runtime).
-async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
+pub(crate) async fn gate(repo: &std::path::Path, api: &str, extra: &[&str]) -> Out {
     let mut args = vec!["gate", "--pr", "7"];
     args.extend_from_slice(extra);
     gitgrant(repo, api, &args, None).await
@@ -285,7 +285,7 @@ fn sha_filters() -> Vec<(&'static str, &'static str)> {
 /// Every review state across three pages: an outsider's comment, a stale
 /// approval, a dismissed objection, an ineligible objection, the requester's
 /// own approval and an ineligible approval; only grace fills a slot.
-fn mixed_reviews(pr: &PrRepo) -> [Vec<Value>; 3] {
+pub(crate) fn mixed_reviews(pr: &PrRepo) -> [Vec<Value>; 3] {
     let h = pr.head.as_str();
     [
         vec![
