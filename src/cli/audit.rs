@@ -247,7 +247,8 @@ fn events_table(events: &[AuditEvent]) -> String {
         let id = if id.is_empty() { "(no request)".into() } else { human(id) };
         let _ = writeln!(s, "{id} ({} -> {} on {})", human(&head.requester), human(&head.role), human_join(&head.resources, ", "));
         for e in list {
-            let _ = writeln!(s, "  {}  {:<13} {:<12} {:<10}  {}", fmt_time(e.time), human(&e.event), human(&e.actor), human(short(&e.commit)), human(&e.detail));
+            let _ =
+                writeln!(s, "  {}  {:<13} {:<12} {:<10}  {}", fmt_time(e.time), human(&e.event), human(&e.actor), human(short(&e.commit)), human(&e.detail));
         }
         s.push('\n');
     }
@@ -376,7 +377,7 @@ fn run_replay(g: &Global, r: &ReplayArgs) -> u8 {
                     CheckStatus::Failed => "[FAILED] ",
                     CheckStatus::Skipped => "[skipped]",
                 };
-                let _ = writeln!(s, "  {tag} {}: {}", human(&c.name.to_string()), human(&c.detail));
+                let _ = writeln!(s, "  {tag} {}: {}", human(c.name), human(&c.detail));
             }
             s.push_str(if rep.holds { "the decision holds: recomputed from git alone\n" } else { "the decision DOES NOT HOLD\n" });
             Ok(s)

@@ -99,7 +99,7 @@ fn explain_text(o: &RequestOutcome, slots: &[Slot], base: Option<&str>) -> Strin
     };
     let _ = writeln!(s, "\n  {:<20} {:>6}  input", "factor", "points");
     for f in &risk.factors {
-        let _ = writeln!(s, "  {:<20} {:>6}  {}", human(&f.name), f.points, human(&f.detail));
+        let _ = writeln!(s, "  {:<20} {:>6}  {}", human(f.name), f.points, human(&f.detail));
     }
     let clamp = if risk.raw_sum != risk.score { format!(" (sum {}, clamped to 0..100)", risk.raw_sum) } else { String::new() };
     let _ = writeln!(s, "  {:<20} {:>6}{clamp}", "score", risk.score);

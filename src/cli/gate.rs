@@ -5,8 +5,8 @@ use crate::github::context::{pr_event_from_env, repo_slug};
 use crate::github::gate::{GateOptions, GateOutcome, run_gate};
 
 use super::output::print_diagnostics;
-use crate::render::escape::{self, human};
 use super::{Format, Global, fail};
+use crate::render::escape::{self, human};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

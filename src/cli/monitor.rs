@@ -148,7 +148,14 @@ fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
         println!("granted versus used:");
         for u in &run.usage {
             let state = if u.active { "active" } else { "ended" };
-            println!("  {} on {} ({state}, role {}, {}): {} event(s)", human(&u.request), human(&u.resource), human(&u.role), human(&monitor::window_text(&u.window)), u.events);
+            println!(
+                "  {} on {} ({state}, role {}, {}): {} event(s)",
+                human(&u.request),
+                human(&u.resource),
+                human(&u.role),
+                human(&monitor::window_text(&u.window)),
+                u.events
+            );
             for s in &u.suggestions {
                 println!("    - {}", human(s));
             }

@@ -49,8 +49,9 @@ pub fn request_lines(o: &RequestOutcome) -> String {
     }
     let _ = writeln!(s, "  window  {}", window_text(o));
     if let Some(r) = &o.risk {
-        let parts: Vec<String> = r.factors.iter().filter(|f| f.points != 0).map(|f| format!("{} {:+}", human(&f.name), f.points)).collect();
-        let _ = writeln!(s, "  risk    {} (tier {}){}", r.score, human(&r.tier), if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) });
+        let parts: Vec<String> = r.factors.iter().filter(|f| f.points != 0).map(|f| format!("{} {:+}", human(f.name), f.points)).collect();
+        let _ =
+            writeln!(s, "  risk    {} (tier {}){}", r.score, human(&r.tier), if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) });
     }
     match o.change {
         crate::check::Change::Shrink => {

@@ -270,7 +270,8 @@ fn text(p: &PrunePlan, quiet: bool) -> String {
             let _ = writeln!(s, "would remove {what} from {branch} (dry run, nothing changed; ended at or before {cutoff}):");
         }
         (Some(c), false, _) => {
-            let _ = writeln!(s, "removed {what} from {branch} in commit {} (ended at or before {cutoff}); push it to publish:", human(c.get(..12).unwrap_or(c)));
+            let _ =
+                writeln!(s, "removed {what} from {branch} in commit {} (ended at or before {cutoff}); push it to publish:", human(c.get(..12).unwrap_or(c)));
         }
         (None, false, _) => {}
     }

@@ -340,6 +340,8 @@ pub fn max_time() -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
     use proptest::prelude::*;
 
@@ -386,7 +388,18 @@ mod tests {
     #[test]
     fn csv_cells_are_quoted_by_the_writer_and_never_formulas() {
         let mut buf = Vec::new();
-        let rows = vec![vec!["plain".to_string(), "a, b".into(), "say \"hi\"".into(), "=HYPERLINK(1)".into(), "-1,2".into(), "\tx".into(), "\r=1".into(), "@SUM".into(), "+1".into(), "l1\nl2".into()]];
+        let rows = vec![vec![
+            "plain".to_string(),
+            "a, b".into(),
+            "say \"hi\"".into(),
+            "=HYPERLINK(1)".into(),
+            "-1,2".into(),
+            "\tx".into(),
+            "\r=1".into(),
+            "@SUM".into(),
+            "+1".into(),
+            "l1\nl2".into(),
+        ]];
         write_csv(&mut buf, &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"], rows.into_iter()).unwrap();
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(text, "a,b,c,d,e,f,g,h,i,j\nplain,\"a, b\",\"say \"\"hi\"\"\",'=HYPERLINK(1),\"'-1,2\",'\\tx,'\\r=1,'@SUM,'+1,l1\\nl2\n");
@@ -485,7 +498,8 @@ mod tests {
                 let rec = rec.unwrap();
                 let cell = rec.get(0).unwrap();
                 prop_assert!(!cell.starts_with(FORMULA_START), "{cell:?}");
-                prop_assert_eq!(cell, csv_cell(orig).as_ref());
+                let expected = csv_cell(orig);
+                prop_assert_eq!(cell, expected.as_ref());
                 prop_assert!(!cell.chars().any(is_hidden), "{cell:?}");
             }
         }

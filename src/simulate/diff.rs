@@ -296,7 +296,7 @@ impl fmt::Display for PolicyDiff {
             }
         }
         for r in &self.rules {
-            let _ = writeln!(s, "  {}: needs {} -> {}", h(&r.rule), h(&describe_rules(&r.before)), h(&describe_rules(&r.after)));
+            let _ = writeln!(s, "  {}: needs {} -> {}", h(r.rule), h(&describe_rules(&r.before)), h(&describe_rules(&r.after)));
         }
         if !self.factors.is_empty() {
             let _ = writeln!(s, "  risk factors changed: {}", hj(&self.factors, ", "));
@@ -304,8 +304,16 @@ impl fmt::Display for PolicyDiff {
         if !self.requests.is_empty() {
             let _ = writeln!(s, "  requests judged differently");
             for r in &self.requests {
-                let _ =
-                    writeln!(s, "    {} ({}, {} -> {} on {}): {} changes", h(&r.id), r.state, h(&r.requester), h(&r.role), hj(&r.resources, ", "), hj(&r.changes, ", "));
+                let _ = writeln!(
+                    s,
+                    "    {} ({}, {} -> {} on {}): {} changes",
+                    h(&r.id),
+                    r.state,
+                    h(&r.requester),
+                    h(&r.role),
+                    hj(&r.resources, ", "),
+                    hj(&r.changes, ", ")
+                );
                 let _ = writeln!(s, "      before: {}", h(&r.before.describe()));
                 let _ = writeln!(s, "      after:  {}", h(&r.after.describe()));
             }
