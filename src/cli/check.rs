@@ -37,7 +37,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     if g.verbose
         && let Some(h) = &report.history_status
     {
-        eprintln!("{h}");
+        eprintln!("{}", human(h));
     }
     print_report(g, &report);
     report.status.code()
