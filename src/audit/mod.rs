@@ -198,9 +198,9 @@ fn window_text(w: Option<Window>) -> String {
     }
 }
 
-/// Times in reports: RFC 3339, UTC, seconds.
+/// Times in reports: RFC 3339, UTC, seconds (the one formatter, [`crate::render::escape::time`]).
 pub fn fmt_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::render::escape::time(t)
 }
 
 /// The ledger action's timeline name.

@@ -25,7 +25,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         1
     };
     match g.format {
-        Format::Json => match serde_json::to_string_pretty(&v) {
+        Format::Json => match crate::render::escape::json_pretty(&v) {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
@@ -36,9 +36,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 return code;
             }
             println!("commit {}{}", &v.commit[..12.min(v.commit.len())], if v.direct_push { " (direct push: no merge, no Approved-by trailers)" } else { "" });
-            println!("approved by: {}", if v.approved_by.is_empty() { "nobody".to_string() } else { v.approved_by.join(", ") });
+            println!("approved by: {}", if v.approved_by.is_empty() { "nobody".to_string() } else { crate::render::escape::human_join(&v.approved_by, ", ") });
             print!("{}", super::output::slot_lines(&v.decision));
-            println!("{}", v.decision.summary());
+            println!("{}", crate::render::escape::human(&v.decision.summary()));
         }
     }
     code

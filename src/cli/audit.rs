@@ -12,6 +12,7 @@ use crate::audit::replay::{CheckStatus, Selector, replay, select};
 use crate::audit::verify::{VerifyOptions, VerifyReport, verify};
 use crate::audit::{AuditEvent, Filter, Held, Trail, fmt_time, parse_when, timeline, who};
 use crate::model::policy::Privilege;
+use crate::render::escape::{self, GhCommand, human, human_join};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -152,7 +153,7 @@ fn emit(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> u8 {
 
 fn write_json_lines<T: serde::Serialize>(w: &mut dyn std::io::Write, items: &[T]) -> std::io::Result<()> {
     for i in items {
-        serde_json::to_writer(&mut *w, i)?;
+        escape::write_json(&mut *w, i, false)?;
         w.write_all(b"\n")?;
     }
     Ok(())
@@ -165,21 +166,7 @@ fn print_or_fail(out: Result<String, String>) -> u8 {
     }
 }
 
-/// One CSV field (RFC 4180 quoting). A leading `=`, `+`, `-` or `@` is
-/// prefixed with `'` so a spreadsheet never runs a field as a formula.
-fn csv_field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
-    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
-}
-
-fn csv(w: &mut dyn std::io::Write, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
-    writeln!(w, "{}", header.join(","))?;
-    for r in rows {
-        let fields: Vec<String> = r.iter().map(|f| csv_field(f)).collect();
-        writeln!(w, "{}", fields.join(","))?;
-    }
-    Ok(())
-}
+use escape::write_csv as csv;
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
@@ -260,9 +247,11 @@ fn events_table(events: &[AuditEvent]) -> String {
     for id in order {
         let list = &by[id];
         let head = list.iter().find(|e| !e.requester.is_empty()).unwrap_or(&list[0]);
-        let _ = writeln!(s, "{} ({} -> {} on {})", if id.is_empty() { "(no request)" } else { id }, head.requester, head.role, head.resources.join(", "));
+        let id = if id.is_empty() { "(no request)".into() } else { human(id) };
+        let _ = writeln!(s, "{id} ({} -> {} on {})", human(&head.requester), human(&head.role), human_join(&head.resources, ", "));
         for e in list {
-            let _ = writeln!(s, "  {}  {:<13} {:<12} {:<10}  {}", fmt_time(e.time), e.event, e.actor, short(&e.commit), e.detail);
+            let _ =
+                writeln!(s, "  {}  {:<13} {:<12} {:<10}  {}", fmt_time(e.time), human(&e.event), human(&e.actor), human(short(&e.commit)), human(&e.detail));
         }
         s.push('\n');
     }
@@ -337,7 +326,7 @@ fn held_csv(w: &mut dyn std::io::Write, held: &[Held]) -> std::io::Result<()> {
 
 fn held_table(held: &[Held], w: &WhoArgs, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let what = w.privilege.map_or("any".to_string(), |p| format!("{p} (or higher)"));
-    let mut s = format!("{what} access to {} between {} and {} (from the ledger):\n", w.resource, fmt_time(from), fmt_time(to));
+    let mut s = format!("{what} access to {} between {} and {} (from the ledger):\n", human(&w.resource), fmt_time(from), fmt_time(to));
     if held.is_empty() {
         s.push_str("  nobody\n");
         return s;
@@ -348,12 +337,12 @@ fn held_table(held: &[Held], w: &WhoArgs, from: DateTime<Utc>, to: DateTime<Utc>
         let _ = writeln!(
             s,
             "  {:<14} {:<12} {} ({})  {}{clipped} -> {end}  request {}{}",
-            h.principal,
-            h.requester,
-            h.role,
+            human(&h.principal),
+            human(&h.requester),
+            human(&h.role),
             opt(&h.privilege),
             fmt_time(h.from),
-            h.request,
+            human(&h.request),
             if h.break_glass { " [BREAK-GLASS]" } else { "" }
         );
     }
@@ -371,18 +360,18 @@ fn run_replay(g: &Global, r: &ReplayArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let out = match g.format {
-        Format::Json | Format::Csv => serde_json::to_string_pretty(&rep).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Format::Json | Format::Csv => escape::json_pretty(&rep).map(|s| s + "\n").map_err(|e| e.to_string()),
         Format::Human | Format::Github => {
             let e = &rep.entry;
             let mut s = format!(
                 "ledger line {}: {} {} on {} {}: {} {} at {}\n",
                 rep.line,
-                e.action,
-                e.request,
-                opt(&e.provider),
-                opt(&e.resource),
-                opt(&e.principal),
-                opt(&e.access),
+                human(&e.action.to_string()),
+                human(&e.request),
+                human(&opt(&e.provider)),
+                human(&opt(&e.resource)),
+                human(&opt(&e.principal)),
+                human(&opt(&e.access)),
                 fmt_time(e.time)
             );
             for c in &rep.checks {
@@ -391,7 +380,7 @@ fn run_replay(g: &Global, r: &ReplayArgs) -> u8 {
                     CheckStatus::Failed => "[FAILED] ",
                     CheckStatus::Skipped => "[skipped]",
                 };
-                let _ = writeln!(s, "  {tag} {}: {}", c.name, c.detail);
+                let _ = writeln!(s, "  {tag} {}: {}", human(c.name), human(&c.detail));
             }
             s.push_str(if rep.holds { "the decision holds: recomputed from git alone\n" } else { "the decision DOES NOT HOLD\n" });
             Ok(s)
@@ -431,7 +420,7 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
                 }
                 v
             })
-            .and_then(|v| serde_json::to_string_pretty(&v))
+            .and_then(|v| escape::json_pretty(&v))
             .map(|s| s + "\n")
             .map_err(|e| e.to_string()),
         Format::Csv => {
@@ -445,7 +434,7 @@ fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
         Format::Github => Ok(report
             .findings
             .iter()
-            .map(|f| format!("::error title=gitgrant audit verify {} {}::{}\n", f.code, f.name, f.detail.replace('\n', " ")))
+            .map(|f| escape::gh_annotation(GhCommand::Error, &format!("gitgrant audit verify {} {}", f.code, f.name), &f.detail) + "\n")
             .chain(std::iter::once(verify_text(&report, v, trust.as_ref())))
             .collect()),
     };
@@ -468,7 +457,7 @@ async fn chain_of_trust(g: &Global, v: &super::plan::VerifyArgs) -> Result<Optio
 fn verify_text(r: &VerifyReport, v: &VerifyArgs, trust: Option<&crate::engine::trust::TrustReport>) -> String {
     let mut s = String::new();
     for f in &r.findings {
-        let _ = writeln!(s, "{} {:<24} {:<28} {}", f.code, f.name, f.request.as_deref().unwrap_or("-"), f.detail);
+        let _ = writeln!(s, "{} {:<24} {:<28} {}", f.code, f.name, human(f.request.as_deref().unwrap_or("-")), human(&f.detail));
     }
     let c = &r.checked;
     let providers = if v.no_providers { "providers not listed".to_string() } else { format!("{} provider grant(s)", c.provider_grants) };
@@ -478,9 +467,10 @@ fn verify_text(r: &VerifyReport, v: &VerifyArgs, trust: Option<&crate::engine::t
         c.landings, c.grants, c.break_glass_grants, c.ledger_commits
     );
     for p in &c.reviews_pending {
-        let _ = writeln!(s, "pending: break-glass review of {p}");
+        let _ = writeln!(s, "pending: break-glass review of {}", human(p));
     }
     if let Some(h) = &r.ledger_head {
+        let h = human(h);
         let _ = writeln!(s, "ledger head: {h} (pin it: --expect-head {h})");
     }
     if let Some(t) = trust {
@@ -492,18 +482,4 @@ fn verify_text(r: &VerifyReport, v: &VerifyArgs, trust: Option<&crate::engine::t
         let _ = writeln!(s, "{} finding(s)", r.findings.len());
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_never_formulas() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a, b"), "\"a, b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
-    }
 }

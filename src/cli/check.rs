@@ -1,7 +1,7 @@
 //! `gitgrant check`: judge a PR (or the working tree) and say what it needs.
 
 use crate::check::{CheckOptions, CheckReport, Status, run_check};
-use crate::diag::render::{escape_data, escape_property};
+use crate::render::escape::{self, GhCommand, human, human_join};
 
 use super::output::{job_summary, print_diagnostics, request_lines};
 use super::{Format, Global, fail};
@@ -43,7 +43,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     if g.verbose
         && let Some(h) = &report.history_status
     {
-        eprintln!("{h}");
+        eprintln!("{}", human(h));
     }
     print_report(g, &report);
     report.status.code()
@@ -55,7 +55,7 @@ fn print_report(g: &Global, report: &CheckReport) {
     // repository whose lines must never reach a CI log.
     let sources = |f: &str| report.sources.get(f).cloned();
     match g.format {
-        Format::Json | Format::Csv => match serde_json::to_string_pretty(report) {
+        Format::Json | Format::Csv => match escape::json_pretty(report) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("error: {e}"),
         },
@@ -66,7 +66,7 @@ fn print_report(g: &Global, report: &CheckReport) {
                     println!("{}", request_lines(r));
                 }
                 if let Some(pc) = &report.policy_change {
-                    println!("policy change ({}): needs {}\n", pc.files.join(", "), crate::check::describe_rules(&pc.approvals.required));
+                    println!("policy change ({}): needs {}\n", human_join(&pc.files, ", "), human(&crate::check::describe_rules(&pc.approvals.required)));
                 }
                 if let Some(diff) = &report.policy_diff {
                     println!("{diff}");
@@ -81,19 +81,17 @@ fn print_report(g: &Global, report: &CheckReport) {
             for r in &report.requests {
                 if let Some(risk) = &r.risk {
                     let title = format!("{} risk {} ({})", r.id, risk.score, risk.tier);
-                    println!("::notice file={},title={}::{}", escape_property(&r.file), escape_property(&title), escape_data(&request_lines(r)));
+                    println!("{}", escape::gh_command(GhCommand::Notice, &[("file", &r.file), ("title", &title)], &request_lines(r)));
                 }
             }
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+            if std::env::var_os("GITHUB_STEP_SUMMARY").is_some_and(|p| !p.is_empty()) {
                 match job_summary(report) {
                     Ok(md) => {
-                        use std::io::Write;
-                        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(md.as_bytes()));
-                        if let Err(e) = written {
-                            eprintln!("warning: cannot write the job summary to {}: {e}", path.to_string_lossy());
+                        if let Err(e) = escape::append_step_summary(&md) {
+                            eprintln!("warning: {e}");
                         }
                     }
-                    Err(e) => eprintln!("warning: job summary template failed: {e}"),
+                    Err(e) => eprintln!("warning: job summary template failed: {}", human(&e.to_string())),
                 }
             }
             if !g.quiet || report.status != Status::Ok {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::check::{CheckOptions, RequestOutcome, run_check};
 use crate::model::policy::ApprovalRule;
+use crate::render::escape::{self, human, human_join};
 use crate::validate::request::request_id;
 
 use super::output::{candidates, print_diagnostics, request_lines};
@@ -72,7 +73,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     match g.format {
         Format::Json => {
             let e = Explanation { request: outcome, approvals: slots, policy_commit: report.base.as_deref() };
-            match serde_json::to_string_pretty(&e) {
+            match escape::json_pretty(&e) {
                 Ok(s) => println!("{s}"),
                 Err(e) => return fail(e),
             }
@@ -90,7 +91,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
 fn explain_text(o: &RequestOutcome, slots: &[Slot], base: Option<&str>) -> String {
     let mut s = request_lines(o);
     if let Some(b) = base {
-        let _ = writeln!(s, "  policies from {}", &b[..12.min(b.len())]);
+        let _ = writeln!(s, "  policies from {}", human(b.get(..12).unwrap_or(b)));
     }
     let Some(risk) = &o.risk else {
         let _ = writeln!(s, "\nno risk score: the request does not resolve (see the errors above)");
@@ -98,21 +99,21 @@ fn explain_text(o: &RequestOutcome, slots: &[Slot], base: Option<&str>) -> Strin
     };
     let _ = writeln!(s, "\n  {:<20} {:>6}  input", "factor", "points");
     for f in &risk.factors {
-        let _ = writeln!(s, "  {:<20} {:>6}  {}", f.name, f.points, f.detail);
+        let _ = writeln!(s, "  {:<20} {:>6}  {}", human(f.name), f.points, human(&f.detail));
     }
     let clamp = if risk.raw_sum != risk.score { format!(" (sum {}, clamped to 0..100)", risk.raw_sum) } else { String::new() };
     let _ = writeln!(s, "  {:<20} {:>6}{clamp}", "score", risk.score);
-    let _ = writeln!(s, "  {:<20} {:>6}", "tier", risk.tier);
+    let _ = writeln!(s, "  {:<20} {:>6}", "tier", human(&risk.tier));
     if o.break_glass {
         let _ = writeln!(s, "\n  BREAK-GLASS: the break-glass approvals apply instead of the tier's; an after-the-fact review must land on main");
     }
     if slots.is_empty() {
         let _ = writeln!(s, "\napprovals: none required (the PR's required check must still pass)");
     } else {
-        let _ = writeln!(s, "\napprovals needed ({} never counts; one person fills one slot):", o.requester);
+        let _ = writeln!(s, "\napprovals needed ({} never counts; one person fills one slot):", human(&o.requester));
         for slot in slots {
-            let who = if slot.candidates.is_empty() { "nobody eligible: fix the policy".to_string() } else { slot.candidates.join(", ") };
-            let _ = writeln!(s, "  {} from {}: {who}", slot.count, slot.from.join(" or "));
+            let who = if slot.candidates.is_empty() { "nobody eligible: fix the policy".to_string() } else { human_join(&slot.candidates, ", ") };
+            let _ = writeln!(s, "  {} from {}: {who}", slot.count, human_join(slot.from, " or "));
         }
     }
     s

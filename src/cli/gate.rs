@@ -6,6 +6,7 @@ use crate::github::gate::{GateOptions, GateOutcome, run_gate};
 
 use super::output::print_diagnostics;
 use super::{Format, Global, fail};
+use crate::render::escape::{self, human};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,7 +57,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
 
 fn print_outcome(g: &Global, o: &GateOutcome) {
     if g.format == Format::Json {
-        match serde_json::to_string_pretty(o) {
+        match escape::json_pretty(o) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("error: {e}"),
         }
@@ -70,13 +71,13 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
         print!("{}", super::output::slot_lines(&o.decision));
     }
     if let Some(e) = &o.error {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", human(e));
     }
     if g.quiet {
         return;
     }
     for n in &o.notes {
-        eprintln!("warning: {n}");
+        eprintln!("warning: {}", human(n));
     }
     let published = match (o.published.check_run, o.published.status) {
         (true, _) => "check run",
@@ -86,8 +87,8 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
     eprintln!(
         "gate: PR #{} at {}: {} ({published}): {}",
         o.pr.number,
-        o.pr.head_sha.get(..12).unwrap_or(&o.pr.head_sha),
+        human(o.pr.head_sha.get(..12).unwrap_or(&o.pr.head_sha)),
         o.conclusion.as_str(),
-        o.check_run.output.title
+        human(&o.check_run.output.title)
     );
 }

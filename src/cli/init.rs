@@ -19,7 +19,11 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let dir = a.dir.unwrap_or_else(|| g.repo.clone());
     let report = match scaffold::init(&dir, a.force) {
         Ok(r) => r,
-        Err(e @ InitError::Exists(..)) => return fail(format!("{e}\n  = help: nothing was written; rerun with --force to replace them")),
+        Err(e @ InitError::Exists(..)) => {
+            let code = fail(e);
+            eprintln!("  = help: nothing was written; rerun with --force to replace them");
+            return code;
+        }
         Err(e) => return fail(e),
     };
     if g.quiet {

@@ -278,9 +278,10 @@ fn find_access_repo(start: &std::path::Path) -> Result<PathBuf, String> {
     Err(format!("not an access repository (no policies/ found in {} or its parents); run `gitgrant init` to create one", abs.display()))
 }
 
-/// A tool error (exit 2): printed as `error: ...` with a hint.
+/// A tool error (exit 2): printed as `error: ...` with a hint. The message
+/// often carries a path, a ref or a provider's answer: escaped, one line.
 pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {}", without_git2_codes(&msg.to_string()));
+    eprintln!("error: {}", crate::render::escape::human(&without_git2_codes(&msg.to_string())));
     2
 }
 

@@ -7,6 +7,7 @@ use crate::github::GitHubApi;
 use crate::ledger;
 use crate::monitor::{self, MonitorRun, notify};
 use crate::reconcile::desired_state;
+use crate::render::escape::{self, GhCommand, human, human_join};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -76,7 +77,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 let body = issue_body(&new, &revoked, &desired.policy);
                 match issue_client(&a).await {
                     Ok(c) => match c.create_issue(&title, &body).await {
-                        Ok((n, url)) => eprintln!("opened issue #{n} {url}"),
+                        Ok((n, url)) => eprintln!("opened issue #{n} {}", human(&url)),
                         Err(e) => problems.push(format!("opening the findings issue: {e}")),
                     },
                     Err(e) => problems.push(e),
@@ -87,10 +88,11 @@ pub fn run(g: &Global, a: Args) -> u8 {
             return code;
         }
         for e in run.errors.iter().chain(problems.iter()) {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", human(e));
         }
         for r in run.revocations.iter().filter(|r| !r.ok) {
-            eprintln!("error: revoking {} at {} {} failed: {}", r.request, r.provider, r.resource, r.error.clone().unwrap_or_default());
+            let error = r.error.clone().unwrap_or_default();
+            eprintln!("error: revoking {} at {} {} failed: {}", human(&r.request), r.provider, human(&r.resource), human(&error));
         }
         if !run.errors.is_empty() || !problems.is_empty() {
             return 2;
@@ -116,7 +118,7 @@ fn issue_body(new: &[monitor::rules::Finding], revoked: &[String], policy: &crat
 
 fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
     if g.format == Format::Json {
-        let s = serde_json::to_string_pretty(run).map_err(fail)?;
+        let s = escape::json_pretty(run).map_err(fail)?;
         println!("{s}");
         return Ok(());
     }
@@ -125,31 +127,38 @@ fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {
         let new = if run.new.contains(&f.key()) { "NEW " } else { "" };
         println!(
             "{new}finding [{}] rule `{}`: {}",
-            serde_json::to_value(&f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            f.rule,
-            f.message
+            human(&serde_json::to_value(&f.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+            human(&f.rule),
+            human(&f.message)
         );
         if !f.events.is_empty() {
-            println!("  evidence: {}", f.evidence());
+            println!("  evidence: {}", human(&f.evidence()));
         }
         if g.format == Format::Github {
-            println!("::warning title=gitgrant monitor {}::{}", f.rule, f.message.replace('\n', " "));
+            println!("{}", escape::gh_annotation(GhCommand::Warning, &format!("gitgrant monitor {}", f.rule), &f.message));
         }
     }
     for r in &run.revocations {
-        let status = if r.ok { "done".to_string() } else { format!("FAILED: {}", r.error.clone().unwrap_or_default()) };
-        println!("revoke {} {} {} {} (request {}): {status}", r.provider, r.resource, r.principal, r.access, r.request);
+        let status = if r.ok { "done".to_string() } else { format!("FAILED: {}", human(&r.error.clone().unwrap_or_default())) };
+        println!("revoke {} {} {} {} (request {}): {status}", r.provider, human(&r.resource), human(&r.principal), human(&r.access), human(&r.request));
     }
     if !run.unmonitored.is_empty() {
-        println!("not monitored (no activity source for the provider): {}", run.unmonitored.join(", "));
+        println!("not monitored (no activity source for the provider): {}", human_join(&run.unmonitored, ", "));
     }
     if !run.usage.is_empty() {
         println!("granted versus used:");
         for u in &run.usage {
             let state = if u.active { "active" } else { "ended" };
-            println!("  {} on {} ({state}, role {}, {}): {} event(s)", u.request, u.resource, u.role, monitor::window_text(&u.window), u.events);
+            println!(
+                "  {} on {} ({state}, role {}, {}): {} event(s)",
+                human(&u.request),
+                human(&u.resource),
+                human(&u.role),
+                human(&monitor::window_text(&u.window)),
+                u.events
+            );
             for s in &u.suggestions {
-                println!("    - {s}");
+                println!("    - {}", human(s));
             }
         }
     }

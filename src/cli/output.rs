@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::check::{CheckReport, RequestOutcome, describe_rules};
 use crate::diag::{Diagnostic, Severity, render};
 use crate::model::policy::Policy;
+use crate::render::escape::{human, human_join, time_short};
 
 use super::{Format, Global};
 
@@ -27,7 +28,7 @@ pub fn window_text(o: &RequestOutcome) -> String {
     match (o.start, o.end) {
         (Some(s), Some(e)) => {
             let len = crate::model::Duration::from_secs((e - s).num_seconds());
-            format!("{} -> {} ({len})", s.format("%Y-%m-%d %H:%M UTC"), e.format("%Y-%m-%d %H:%M UTC"))
+            format!("{} -> {} ({len})", time_short(s), time_short(e))
         }
         _ => "unknown".to_string(),
     }
@@ -37,26 +38,27 @@ pub fn window_text(o: &RequestOutcome) -> String {
 pub fn request_lines(o: &RequestOutcome) -> String {
     let mut s = String::new();
     let flag = if o.break_glass { " [BREAK-GLASS]" } else { "" };
-    let _ = writeln!(s, "{} ({}){flag}", o.id, o.change.as_str());
+    let _ = writeln!(s, "{} ({}){flag}", human(&o.id), o.change.as_str());
     if o.requester.is_empty() {
         return s;
     }
-    let _ = writeln!(s, "  {} -> {} on {}", o.requester, o.role, o.resources.join(", "));
+    let _ = writeln!(s, "  {} -> {} on {}", human(&o.requester), human(&o.role), human_join(&o.resources, ", "));
     if o.change == crate::check::Change::Removed {
         let _ = writeln!(s, "  removed: access ends early at the next reconcile; no approval needed");
         return s;
     }
     let _ = writeln!(s, "  window  {}", window_text(o));
     if let Some(r) = &o.risk {
-        let parts: Vec<String> = r.factors.iter().filter(|f| f.points != 0).map(|f| format!("{} {:+}", f.name, f.points)).collect();
-        let _ = writeln!(s, "  risk    {} (tier {}){}", r.score, r.tier, if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) });
+        let parts: Vec<String> = r.factors.iter().filter(|f| f.points != 0).map(|f| format!("{} {:+}", human(f.name), f.points)).collect();
+        let _ =
+            writeln!(s, "  risk    {} (tier {}){}", r.score, human(&r.tier), if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) });
     }
     match o.change {
         crate::check::Change::Shrink => {
             let _ = writeln!(s, "  needs   no approval: it only narrows a merged request (early revocation)");
         }
         _ if o.risk.is_some() => {
-            let _ = writeln!(s, "  needs   {}", describe_rules(&o.approvals.required));
+            let _ = writeln!(s, "  needs   {}", human(&describe_rules(&o.approvals.required)));
         }
         _ => {}
     }
@@ -97,12 +99,12 @@ pub const DEFAULT_JOB_SUMMARY: &str = include_str!("../../templates/job-summary.
 pub fn slot_lines(decision: &crate::approval::Decision) -> String {
     let mut out = String::new();
     for slot in &decision.slots {
-        let from = slot.from.join(" or ");
+        let from = human_join(&slot.from, " or ");
         match &slot.filled_by {
-            Some(who) => out.push_str(&format!("  [x] {} from {from}: {who}\n", slot.label)),
+            Some(who) => out.push_str(&format!("  [x] {} from {from}: {}\n", human(&slot.label), human(who))),
             None => {
-                let who = if slot.candidates.is_empty() { "nobody eligible".to_string() } else { slot.candidates.join(", ") };
-                out.push_str(&format!("  [ ] {} from {from}: could approve: {who}\n", slot.label));
+                let who = if slot.candidates.is_empty() { "nobody eligible".to_string() } else { human_join(&slot.candidates, ", ") };
+                out.push_str(&format!("  [ ] {} from {from}: could approve: {who}\n", human(&slot.label)));
             }
         }
     }
@@ -133,8 +135,8 @@ pub fn verbose_line(g: &Global, bar: &indicatif::ProgressBar, line: &str) {
         return;
     }
     if bar.is_hidden() {
-        eprintln!("{line}");
+        eprintln!("{}", human(line));
     } else {
-        bar.println(line);
+        bar.println(human(line));
     }
 }

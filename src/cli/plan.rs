@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Format, Global, fail};
 use crate::reconcile::{ActionKind, DesiredError, Plan, prepare};
+use crate::render::escape::{self, human};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,12 +69,17 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Err(code) => return code,
     };
     match g.format {
-        Format::Json => match serde_json::to_string_pretty(&plan) {
+        Format::Json => match escape::json_pretty(&plan) {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
         _ if g.quiet => print_errors(&plan),
-        _ => print!("{}", render_plan(&plan)),
+        _ => {
+            print!("{}", render_plan(&plan));
+            if g.format == Format::Github {
+                print!("{}", plan_annotations(&plan));
+            }
+        }
     }
     // A rule change in force is reported, not a failure: the reconcile
     // workflow runs `plan` before `reconcile`, which must still revoke.
@@ -86,11 +92,25 @@ pub(super) fn print_errors(plan: &Plan) {
         eprintln!("error: {}", in_force_line(f));
     }
     for r in &plan.refused {
-        eprintln!("error: refused {}: {}", r.request, r.reason);
+        eprintln!("error: refused {}: {}", human(&r.request), human(&r.reason));
     }
     for f in &plan.failures {
-        eprintln!("error: {} {}: {}", f.provider, f.resource, f.error);
+        eprintln!("error: {} {}: {}", f.provider, human(&f.resource), human(&f.error));
     }
+}
+
+/// `--format github`: an error annotation per refused request and provider error.
+pub(super) fn plan_annotations(plan: &Plan) -> String {
+    let mut out = String::new();
+    for r in &plan.refused {
+        out.push_str(&escape::gh_annotation(escape::GhCommand::Error, &format!("gitgrant refused {}", r.request), &r.reason));
+        out.push('\n');
+    }
+    for f in &plan.failures {
+        out.push_str(&escape::gh_annotation(escape::GhCommand::Error, &format!("gitgrant {} {}", f.provider, f.resource), &f.error));
+        out.push('\n');
+    }
+    out
 }
 
 /// Prints why desired state could not be computed; exit 2.
@@ -104,7 +124,7 @@ pub(super) fn desired_error(g: &Global, e: DesiredError) -> u8 {
 
 /// The plan as an aligned table for people, then refusals and expiry notes.
 pub fn render_plan(plan: &Plan) -> String {
-    let mut out = format!("plan at {} (main {})\n", crate::model::stamp(&plan.at), &plan.main[..plan.main.len().min(10)]);
+    let mut out = format!("plan at {} (main {})\n", crate::model::stamp(&plan.at), human(plan.main.get(..10).unwrap_or(&plan.main)));
     if plan.actions.is_empty() {
         out.push_str("  nothing is granted and nothing needs granting\n");
     }
@@ -114,10 +134,10 @@ pub fn render_plan(plan: &Plan) -> String {
         .map(|a| {
             [
                 a.action.as_str().to_string(),
-                if a.requests.is_empty() { "(none)".to_string() } else { a.requests.join(",") },
-                format!("{} {}", a.provider, a.resource),
-                if a.principal.is_empty() { "(unattached)".to_string() } else { a.principal.clone() },
-                a.access.clone(),
+                if a.requests.is_empty() { "(none)".to_string() } else { escape::human_join(&a.requests, ",") },
+                format!("{} {}", a.provider, human(&a.resource)),
+                if a.principal.is_empty() { "(unattached)".to_string() } else { human(&a.principal).into_owned() },
+                human(&a.access).into_owned(),
             ]
         })
         .collect();
@@ -131,17 +151,17 @@ pub fn render_plan(plan: &Plan) -> String {
         out.push_str(&line(&header));
         for (r, a) in rows.iter().zip(&plan.actions) {
             out.push_str(&line(r));
-            out.push_str(&format!("      {}\n", a.reason));
+            out.push_str(&format!("      {}\n", human(&a.reason)));
         }
     }
     for f in &plan.rule_changes_in_force {
         out.push_str(&format!("{}\n", in_force_line(f)));
     }
     for r in &plan.refused {
-        out.push_str(&format!("refused {}: {}\n", r.request, r.reason));
+        out.push_str(&format!("refused {}: {}\n", human(&r.request), human(&r.reason)));
     }
     for f in &plan.failures {
-        out.push_str(&format!("error   {} {}: {}\n", f.provider, f.resource, f.error));
+        out.push_str(&format!("error   {} {}: {}\n", f.provider, human(&f.resource), human(&f.error)));
     }
     let no_expiry: Vec<&str> = plan
         .actions
@@ -149,6 +169,7 @@ pub fn render_plan(plan: &Plan) -> String {
         .filter(|a| a.action != ActionKind::Revoke && !plan.native_expiry.get(&a.resource).copied().unwrap_or(false))
         .map(|a| a.resource.as_str())
         .collect();
+    let no_expiry: Vec<String> = no_expiry.into_iter().map(|r| human(r).into_owned()).collect();
     let mut no_expiry = no_expiry;
     no_expiry.dedup();
     if !no_expiry.is_empty() {

@@ -244,7 +244,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     }
     p.dry_run = a.dry_run || p.prune.is_empty();
     match g.format {
-        Format::Json => match serde_json::to_string_pretty(&p) {
+        Format::Json => match crate::render::escape::json_pretty(&p) {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
@@ -255,31 +255,34 @@ pub fn run(g: &Global, a: Args) -> u8 {
 }
 
 fn text(p: &PrunePlan, quiet: bool) -> String {
+    use crate::render::escape::{human, time_short};
     use std::fmt::Write;
     let mut s = String::new();
-    let cutoff = p.cutoff.format("%Y-%m-%d %H:%M UTC");
+    let cutoff = time_short(p.cutoff);
+    let branch = human(&p.branch);
     let n = p.prune.len();
     let what = format!("{n} ended request{}", if n == 1 { "" } else { "s" });
     match (&p.commit, p.dry_run, n) {
         (_, _, 0) => {
-            let _ = writeln!(s, "nothing to prune: no request on {} ended at or before {cutoff}", p.branch);
+            let _ = writeln!(s, "nothing to prune: no request on {branch} ended at or before {cutoff}");
         }
         (_, true, _) => {
-            let _ = writeln!(s, "would remove {what} from {} (dry run, nothing changed; ended at or before {cutoff}):", p.branch);
+            let _ = writeln!(s, "would remove {what} from {branch} (dry run, nothing changed; ended at or before {cutoff}):");
         }
         (Some(c), false, _) => {
-            let _ = writeln!(s, "removed {what} from {} in commit {} (ended at or before {cutoff}); push it to publish:", p.branch, &c[..12.min(c.len())]);
+            let _ =
+                writeln!(s, "removed {what} from {branch} in commit {} (ended at or before {cutoff}); push it to publish:", human(c.get(..12).unwrap_or(c)));
         }
         (None, false, _) => {}
     }
     if !quiet {
         for e in &p.prune {
-            let _ = writeln!(s, "  {}  ended {}", e.file, e.end.format("%Y-%m-%d %H:%M UTC"));
+            let _ = writeln!(s, "  {}  ended {}", human(&e.file), time_short(e.end));
         }
         if !p.kept.is_empty() {
             let _ = writeln!(s, "kept:");
             for k in &p.kept {
-                let _ = writeln!(s, "  {}  {}", k.file, k.reason);
+                let _ = writeln!(s, "  {}  {}", human(&k.file), human(&k.reason));
             }
         }
     }

@@ -8,6 +8,7 @@ use super::{Format, Global, fail};
 use crate::ledger::{self, Ledger};
 use crate::reconcile::execute::execute_observed;
 use crate::reconcile::{ActionKind, ExecOptions, ledger_entries};
+use crate::render::escape::{self, GhCommand, human};
 
 /// The ledger flags of the commands that change the providers.
 #[derive(Debug, clap::Args)]
@@ -101,7 +102,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 "at": at, "main": plan.main, "outcomes": outcomes, "refused": plan.refused,
                 "failures": plan.failures, "rule_changes_in_force": plan.rule_changes_in_force, "ledger": entries, "ledger_error": ledger_error,
             });
-            match serde_json::to_string_pretty(&doc) {
+            match escape::json_pretty(&doc) {
                 Ok(s) => println!("{s}"),
                 Err(e) => return fail(e),
             }
@@ -111,33 +112,33 @@ pub fn run(g: &Global, a: Args) -> u8 {
             print!("{}", super::plan::render_plan(&plan));
             for o in &outcomes {
                 let status = if o.ok { "done".to_string() } else { format!("FAILED after {} attempt(s): {}", o.attempts, o.error.clone().unwrap_or_default()) };
-                println!("{:<6} {} {} {} {}: {status}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal, o.action.access);
+                println!(
+                    "{:<6} {} {} {} {}: {}",
+                    o.action.action.as_str(),
+                    o.action.provider,
+                    human(&o.action.resource),
+                    human(&o.action.principal),
+                    human(&o.action.access),
+                    human(&status)
+                );
             }
             if !entries.is_empty() && !a.ledger.no_ledger && ledger_error.is_none() {
                 println!("ledger: {} line(s) recorded on `{}`", entries.len(), ledger::BRANCH);
             }
             if g.format == Format::Github {
                 for o in &failed {
-                    println!(
-                        "::error title=gitgrant reconcile::{} {} {} for {}: {}",
-                        o.action.action.as_str(),
-                        o.action.provider,
-                        o.action.resource,
-                        o.action.principal,
-                        o.error.clone().unwrap_or_default()
-                    );
+                    let what = format!("{} {} {} for {}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal);
+                    println!("{}", escape::gh_annotation(GhCommand::Error, "gitgrant reconcile", &format!("{what}: {}", o.error.clone().unwrap_or_default())));
                 }
-                for r in &plan.refused {
-                    println!("::error title=gitgrant refused {}::{}", r.request, r.reason.replace('\n', " "));
-                }
+                print!("{}", super::plan::plan_annotations(&plan));
             }
         }
     }
     if let Some(e) = &ledger_error {
-        eprintln!("error: the ledger could not be written: {e}");
+        eprintln!("error: the ledger could not be written: {}", human(e));
     }
     for o in &failed {
-        eprintln!("error: {} failed: {}", o.action.action.as_str(), o.error.clone().unwrap_or_default());
+        eprintln!("error: {} failed: {}", o.action.action.as_str(), human(&o.error.clone().unwrap_or_default()));
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || !plan.rule_changes_in_force.is_empty() || ledger_error.is_some())
 }

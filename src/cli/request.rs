@@ -185,7 +185,7 @@ pub(super) fn submit(g: &Global, draft: &Draft, confirm: bool, pr_args: Option<&
     if let Err(e) = written {
         return fail(format!("cannot write {}: {e}", full.display()));
     }
-    println!("wrote {path}");
+    println!("wrote {}", crate::render::escape::human(&path));
     match pr_args {
         Some(pr) => open_pr(g, pr, &id, &path, draft, &report),
         None => {
@@ -363,7 +363,7 @@ fn open_pr(g: &Global, pr: &PrArgs, id: &str, path: &str, draft: &Draft, report:
             Err(e) => return fail(format!("cannot run git: {e}")),
         }
     }
-    println!("pushed branch {branch} to {}", pr.remote);
+    println!("pushed branch {} to {}", crate::render::escape::human(&branch), crate::render::escape::human(&pr.remote));
     let slug = match pr.github_repo.clone().or_else(|| remote_slug(&g.repo, &pr.remote)) {
         Some(s) => s,
         None => return fail("cannot tell the GitHub repository: pass --github-repo OWNER/NAME"),
@@ -384,7 +384,7 @@ fn open_pr(g: &Global, pr: &PrArgs, id: &str, path: &str, draft: &Draft, report:
     });
     match opened {
         Ok((number, url)) => {
-            println!("opened pull request #{number} on {slug}: {url}");
+            println!("opened pull request #{number} on {}: {}", crate::render::escape::human(&slug.to_string()), crate::render::escape::human(&url));
             0
         }
         Err(e) => fail(format!("the branch is pushed, but the pull request could not be opened: {e}")),

@@ -15,6 +15,7 @@ use crate::check::main_commit;
 use crate::diag::Diagnostics;
 use crate::ledger::{self, Ledger};
 use crate::monitor::{RequestMeta, Revocation, revocation_entries, revoke_request};
+use crate::render::escape::{self, human};
 use crate::source::{GitTree, Tree};
 use crate::validate::policy::load_policy;
 use crate::validate::request::{REQUEST_DIR, load_request, request_id};
@@ -50,6 +51,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let now_mode = a.immediately;
     // With `--format json`, stdout holds only the JSON document.
     let json = g.format == Format::Json;
+    // Lines for people; the values in them are escaped where they are formatted.
     let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
     let at = g.now;
     let id = a.request.rsplit('/').next().unwrap_or(&a.request).trim_end_matches(".yaml").to_string();
@@ -92,22 +94,22 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let entries = revocation_entries(&meta, &revocations, &detail, at);
         let summary = format!("gitgrant revoke --immediately {id} at {}", crate::model::stamp(&at));
         if let Err(e) = ledger.record(&repo, &entries, &summary, &a.remote) {
-            eprintln!("error: the ledger: {e}");
+            eprintln!("error: the ledger: {}", human(&e.to_string()));
             failed = true;
         }
         for r in &revocations {
             match &r.error {
-                None => say(format!("revoked {} {} {} {} ({id})", r.provider, r.resource, r.principal, r.access)),
+                None => say(format!("revoked {} {} {} {} ({})", r.provider, human(&r.resource), human(&r.principal), human(&r.access), human(&id))),
                 Some(e) => {
-                    eprintln!("error: revoking {id} at {} {} failed: {e}", r.provider, r.resource);
+                    eprintln!("error: revoking {} at {} {} failed: {}", human(&id), r.provider, human(&r.resource), human(e));
                     failed = true;
                 }
             }
         }
         if revocations.is_empty() {
-            say(format!("nothing was held at the providers for {id}; the revocation is recorded, so reconcile will not grant it"));
+            say(format!("nothing was held at the providers for {}; the revocation is recorded, so reconcile will not grant it", human(&id)));
         }
-        say(format!("ledger: revocation recorded on `{}`; reconcile will not grant {id} again while its file is on main", ledger::BRANCH));
+        say(format!("ledger: revocation recorded on `{}`; reconcile will not grant {} again while its file is on main", ledger::BRANCH, human(&id)));
     }
     // The durable part: the removal of the file, as a branch to merge.
     let branch = format!("gitgrant/revoke-{id}");
@@ -118,26 +120,29 @@ pub fn run(g: &Global, a: Args) -> u8 {
         if now_mode { " Access was already revoked at the providers with `gitgrant revoke --immediately`." } else { "" }
     );
     if let Err(e) = removal_commit(&repo, main, &entry.path, &branch, &message) {
-        eprintln!("error: preparing the removal branch `{branch}`: {e}");
+        eprintln!("error: preparing the removal branch `{}`: {}", human(&branch), human(&e.to_string()));
         return if now_mode { 1 } else { 2 };
     }
     let pr = if a.no_pr { Ok(None) } else { open_pr(g, &a, &branch, &id, &message) };
+    let (path, shown_branch, base, remote) = (human(&entry.path), human(&branch), human(&a.base), human(&a.remote));
     let follow_up = match pr {
-        Ok(Some(url)) => format!("follow-up: merge {url} (removes {})", entry.path),
+        Ok(Some(url)) => format!("follow-up: merge {} (removes {path})", human(&url)),
         Ok(None) => format!(
-            "follow-up: branch `{branch}` removes {}; push it and merge it into {}:\n  git push {} {branch}\n  then open a PR from `{branch}` (or merge it locally: git merge {branch})",
-            entry.path, a.base, a.remote
+            "follow-up: branch `{shown_branch}` removes {path}; push it and merge it into {base}:\n  git push {remote} {shown_branch}\n  then open a PR from `{shown_branch}` (or merge it locally: git merge {shown_branch})"
         ),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", human(&e));
             failed = true;
-            format!("follow-up: branch `{branch}` removes {}; push it and open a PR into {} yourself", entry.path, a.base)
+            format!("follow-up: branch `{shown_branch}` removes {path}; push it and open a PR into {base} yourself")
         }
     };
     say(follow_up.clone());
     if json {
         let doc = serde_json::json!({ "request": id, "now": now_mode, "revocations": revocations, "branch": branch, "follow_up": follow_up });
-        println!("{doc}");
+        match escape::json_line(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        }
     }
     u8::from(failed)
 }

@@ -1,5 +1,6 @@
 //! `gitgrant simulate`: replay history under other policies.
 
+use crate::render::escape::{self, human, human_join, time_short};
 use crate::simulate::{SimulateError, SimulateOptions, SimulateReport, simulate};
 
 use super::output::print_diagnostics;
@@ -30,7 +31,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         eprintln!("simulate: replayed {} request version(s) in {} ms", report.replayed, started.elapsed().as_millis());
     }
     match g.format {
-        Format::Json => match serde_json::to_string_pretty(&report) {
+        Format::Json => match escape::json_pretty(&report) {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(e),
         },
@@ -48,7 +49,7 @@ fn short(sha: &str) -> &str {
 pub fn text(r: &SimulateReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "replayed {} request version(s) on main ({}) under the policies at {}", r.replayed, short(&r.base), short(&r.policies));
+    let _ = writeln!(s, "replayed {} request version(s) on main ({}) under the policies at {}", r.replayed, human(short(&r.base)), human(short(&r.policies)));
     if r.changed.is_empty() {
         let _ = writeln!(s, "no request would change tier, approvals or validity");
     } else {
@@ -58,23 +59,23 @@ pub fn text(r: &SimulateReport) -> String {
         let _ = writeln!(
             s,
             "  {} v{} ({}, landed {} in {}): {} -> {} on {}; {} changes",
-            c.id,
+            human(&c.id),
             c.version,
             c.change.as_str(),
-            c.landed.format("%Y-%m-%d %H:%M UTC"),
-            short(&c.commit),
-            c.requester,
-            c.role,
-            c.resources.join(", "),
-            c.changes.join(", ")
+            time_short(c.landed),
+            human(short(&c.commit)),
+            human(&c.requester),
+            human(&c.role),
+            human_join(&c.resources, ", "),
+            human_join(&c.changes, ", ")
         );
-        let _ = writeln!(s, "    before: {}", c.before.describe());
-        let _ = writeln!(s, "    after:  {}", c.after.describe());
+        let _ = writeln!(s, "    before: {}", human(&c.before.describe()));
+        let _ = writeln!(s, "    after:  {}", human(&c.after.describe()));
     }
-    let width = r.tiers.iter().map(|t| t.tier.len()).chain([7]).max().unwrap_or(7);
+    let width = r.tiers.iter().map(|t| human(&t.tier).chars().count()).chain([7]).max().unwrap_or(7);
     let _ = writeln!(s, "{:<width$}  before  after", "tier");
     for t in r.tiers.iter().chain([&r.invalid]) {
-        let _ = writeln!(s, "{:<width$}  {:>6}  {:>5}", t.tier, t.before, t.after);
+        let _ = writeln!(s, "{:<width$}  {:>6}  {:>5}", human(&t.tier), t.before, t.after);
     }
     s
 }

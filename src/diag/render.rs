@@ -3,6 +3,10 @@
 use std::fmt::Write;
 
 use super::{Diagnostic, Severity};
+use crate::render::escape::{self, GhCommand};
+
+/// Kept for callers: the escaping lives in [`crate::render::escape`].
+pub use crate::render::escape::{gh_data as escape_data, gh_property as escape_property};
 
 /// Rustc-style text: header, location, the source line with a caret, help.
 /// `source` returns a file's text when it is known. `color` adds ANSI colour
@@ -17,41 +21,34 @@ pub fn human(d: &Diagnostic, source: &dyn Fn(&str) -> Option<String>, color: boo
         Severity::Note => "1;36",
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{}{}", paint(sev_color, &format!("{}[{}]", d.severity.as_str(), d.code)), paint("1", &format!(": {}", d.message)));
+    let _ = writeln!(out, "{}{}", paint(sev_color, &format!("{}[{}]", d.severity.as_str(), d.code)), paint("1", &format!(": {}", escape::human(&d.message))));
     let gutter = d.line.to_string().len();
     let pad = " ".repeat(gutter);
-    let _ = writeln!(out, "{pad}{} {}:{}:{}", paint("1;34", "-->"), d.file, d.line, d.column);
+    let _ = writeln!(out, "{pad}{} {}:{}:{}", paint("1;34", "-->"), escape::human(&d.file), d.line, d.column);
     if let Some(line) = source(&d.file).and_then(|t| t.lines().nth(d.line.saturating_sub(1) as usize).map(str::to_string)) {
-        let shown: String = line.chars().take(200).collect();
+        let line: String = line.chars().take(200).collect();
         let col = (d.column.max(1) - 1) as usize;
-        let indent: String = shown.chars().take(col).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let width = (d.len.max(1) as usize).min(shown.chars().count().saturating_sub(col).max(1));
+        // The line and the part before the caret are escaped alike, so the caret stays under the column.
+        let before: String = line.chars().take(col).collect();
+        let (shown, before) = (escape::human(&line), escape::human(&before).chars().count());
+        let indent = " ".repeat(before);
+        let width = (d.len.max(1) as usize).min(shown.chars().count().saturating_sub(before).max(1));
         let _ = writeln!(out, "{pad} {}", paint("1;34", "|"));
         let _ = writeln!(out, "{} {} {shown}", paint("1;34", &d.line.to_string()), paint("1;34", "|"));
         let _ = writeln!(out, "{pad} {} {indent}{}", paint("1;34", "|"), paint(sev_color, &"^".repeat(width)));
     }
     if let Some(h) = &d.help {
-        let _ = writeln!(out, "{pad} {} help: {h}", paint("1;34", "="));
+        let _ = writeln!(out, "{pad} {} help: {}", paint("1;34", "="), escape::human(h));
     }
     out
-}
-
-/// GitHub workflow command escaping for the message part.
-pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
-/// GitHub workflow command escaping for property values.
-pub fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
 /// `::error file=PATH,line=L,col=C,title=CODE::MESSAGE`, an annotation on the PR diff.
 pub fn github(d: &Diagnostic) -> String {
     let level = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-        Severity::Note => "notice",
+        Severity::Error => GhCommand::Error,
+        Severity::Warning => GhCommand::Warning,
+        Severity::Note => GhCommand::Notice,
     };
     let mut msg = d.message.clone();
     if let Some(h) = &d.help {
@@ -59,7 +56,8 @@ pub fn github(d: &Diagnostic) -> String {
         msg.push_str(h);
         msg.push(')');
     }
-    format!("::{level} file={},line={},col={},title={}::{}", escape_property(&d.file), d.line, d.column, escape_property(d.code.as_str()), escape_data(&msg))
+    let (line, col) = (d.line.to_string(), d.column.to_string());
+    escape::gh_command(level, &[("file", &d.file), ("line", &line), ("col", &col), ("title", d.code.as_str())], &msg)
 }
 
 #[cfg(test)]

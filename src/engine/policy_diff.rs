@@ -270,6 +270,7 @@ pub fn markdown(diff: &PolicyDiff) -> String {
 /// The human form: one section per kind of change.
 impl fmt::Display for PolicyDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::render::escape::{human as h, human_join as hj};
         let mut s = String::new();
         let _ = writeln!(s, "effective access change:");
         if self.is_empty() {
@@ -279,38 +280,46 @@ impl fmt::Display for PolicyDiff {
             let _ = writeln!(s, "  eligibility");
             for e in &self.eligibility {
                 let sign = if e.change == Gain::Gains { '+' } else { '-' };
-                let _ = writeln!(s, "    {sign} {} {} {} on {}", e.login, if sign == '+' { "gains" } else { "loses" }, e.role, e.resources.join(", "));
+                let _ = writeln!(s, "    {sign} {} {} {} on {}", h(&e.login), if sign == '+' { "gains" } else { "loses" }, h(&e.role), hj(&e.resources, ", "));
             }
         }
         if !self.tiers.is_empty() {
             let _ = writeln!(s, "  tiers");
             for t in &self.tiers {
                 let line = match (&t.before, &t.after) {
-                    (Some(b), Some(a)) => format!("{}: {} -> {}", t.tier, tier_text(b), tier_text(a)),
-                    (None, Some(a)) => format!("{}: added ({})", t.tier, tier_text(a)),
-                    (Some(b), None) => format!("{}: removed (was {})", t.tier, tier_text(b)),
+                    (Some(b), Some(a)) => format!("{}: {} -> {}", h(&t.tier), h(&tier_text(b)), h(&tier_text(a))),
+                    (None, Some(a)) => format!("{}: added ({})", h(&t.tier), h(&tier_text(a))),
+                    (Some(b), None) => format!("{}: removed (was {})", h(&t.tier), h(&tier_text(b))),
                     (None, None) => continue,
                 };
                 let _ = writeln!(s, "    {line}");
             }
         }
         for r in &self.rules {
-            let _ = writeln!(s, "  {}: needs {} -> {}", r.rule, describe_rules(&r.before), describe_rules(&r.after));
+            let _ = writeln!(s, "  {}: needs {} -> {}", h(r.rule), h(&describe_rules(&r.before)), h(&describe_rules(&r.after)));
         }
         if !self.factors.is_empty() {
-            let _ = writeln!(s, "  risk factors changed: {}", self.factors.join(", "));
+            let _ = writeln!(s, "  risk factors changed: {}", hj(&self.factors, ", "));
         }
         if !self.requests.is_empty() {
             let _ = writeln!(s, "  requests judged differently");
             for r in &self.requests {
-                let _ =
-                    writeln!(s, "    {} ({}, {} -> {} on {}): {} changes", r.id, r.state, r.requester, r.role, r.resources.join(", "), r.changes.join(", "));
-                let _ = writeln!(s, "      before: {}", r.before.describe());
-                let _ = writeln!(s, "      after:  {}", r.after.describe());
+                let _ = writeln!(
+                    s,
+                    "    {} ({}, {} -> {} on {}): {} changes",
+                    h(&r.id),
+                    r.state,
+                    h(&r.requester),
+                    h(&r.role),
+                    hj(&r.resources, ", "),
+                    hj(&r.changes, ", ")
+                );
+                let _ = writeln!(s, "      before: {}", h(&r.before.describe()));
+                let _ = writeln!(s, "      after:  {}", h(&r.after.describe()));
             }
         }
         for n in &self.notes {
-            let _ = writeln!(s, "  note: {n}");
+            let _ = writeln!(s, "  note: {}", h(n));
         }
         f.write_str(&s)
     }

@@ -284,7 +284,7 @@ impl Client {
                         }
                         return Err(fail());
                     }
-                    eprintln!("gitgrant: GitHub {m} {path}: HTTP {status}, retrying in {}s", w.as_secs_f32());
+                    eprintln!("gitgrant: GitHub {m} {}: HTTP {status}, retrying in {}s", crate::render::escape::human(path), w.as_secs_f32());
                     tokio::time::sleep(w).await;
                     waited += w;
                 }

@@ -4,6 +4,8 @@
 //! outputs only through escaping: `.md.j2` templates auto-escape with
 //! [`escape_markdown`], JSON documents use `tojson`.
 
+pub mod escape;
+
 use minijinja::{AutoEscape, Environment, Output, State, Value};
 
 /// Escapes text for GitHub-flavoured Markdown: neutralises formatting, HTML,

@@ -100,6 +100,14 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
 
 fn parse_time(s: &Sp<String>, field: &str, path: &str, d: &mut Diagnostics) -> Option<DateTime<Utc>> {
     match DateTime::parse_from_rfc3339(s.value.trim()) {
+        Ok(t) if t.with_timezone(&Utc) > crate::render::escape::max_time() => {
+            d.push(
+                Diagnostic::new(Code::BadTimestamp, path, s.pos, format!("`{field}: {}` is after 9999-12-31T23:59:59Z", s.value))
+                    .help("RFC 3339 has four-digit years: write a time before the year 10000")
+                    .len(s.value.chars().count()),
+            );
+            None
+        }
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => {
             d.push(
@@ -355,13 +363,24 @@ pub fn validate_request(req: &Request, policy: &Policy, ctx: &RequestContext, d:
             _ => {}
         }
     }
-    if req.reason.trim().chars().count() < MIN_REASON_CHARS {
+    if let Some(w) = req.window(ctx.default_start)
+        && w.end > crate::render::escape::max_time()
+    {
+        let at = raw.duration.as_ref().or(raw.until.as_ref()).or(raw.start.as_ref()).map_or(raw.requester.pos, |s| s.pos);
+        d.push(
+            Diagnostic::new(Code::BadTimestamp, path, at, "the window ends after 9999-12-31T23:59:59Z")
+                .help("RFC 3339 has four-digit years: end the window before the year 10000"),
+        );
+    }
+    // Visible characters: whitespace and invisible formatting characters (zero-width spaces) do not explain anything.
+    let visible = crate::render::escape::visible_len(&req.reason);
+    if visible < MIN_REASON_CHARS {
         d.push(
             Diagnostic::new(
                 Code::ReasonTooShort,
                 path,
                 raw.reason.pos,
-                format!("the reason has {} characters; at least {MIN_REASON_CHARS} are needed", req.reason.trim().chars().count()),
+                format!("the reason has {visible} visible characters; at least {MIN_REASON_CHARS} are needed"),
             )
             .help("say why you need access, e.g. `INC-4211: orders stuck in pending`"),
         );

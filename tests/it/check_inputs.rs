@@ -494,6 +494,41 @@ fn a_reason_too_short() {
 }
 
 #[test]
+fn a_reason_of_invisible_characters_is_too_short() {
+    // Issue 13 item 4: twelve zero-width spaces passed the 10-character rule.
+    let zw = "\u{200b}".repeat(12);
+    let r = pr_file(F, request("carol", "db-readonly", "orders-db", "").replace("\"INC-1: a long enough reason\"", &format!("\"{zw}\"")));
+    let c = judged(&r, 1, "request-reason-invisible");
+    assert_eq!(c.error_codes(), ["GG212"]);
+    c.error(F, 6, 9, "GG212");
+    assert!(c.snapshot.contains("the reason has 0 visible characters"), "{}", c.snapshot);
+    // The source line is shown with the invisible characters escaped, never raw.
+    assert!(!c.snapshot.contains('\u{200b}'), "{}", c.snapshot);
+}
+
+#[test]
+fn a_time_in_the_year_10000_is_refused_not_printed_as_plus_10000() {
+    // Issue 13 item 4: `start` in year 9999 printed the end as `+10000-...`.
+    let r = pr(|r| {
+        r.write(
+            "requests/2026-12-01-carol-late.yaml",
+            request("carol", "db-readonly", "orders-db", "").replace("2026-12-01T10:00:00Z", "9999-12-31T23:00:00Z"),
+        );
+        r.write(
+            "requests/2026-12-01-carol-until.yaml",
+            request("carol", "db-readonly", "orders-db", "")
+                .replace("duration: 2h\n", "")
+                .replace("start: 2026-12-01T10:00:00Z\n", "until: +10000-01-01T00:00:00Z\n"),
+        );
+    });
+    let c = judged(&r, 1, "request-window-after-9999");
+    assert_eq!(c.error_codes(), ["GG210", "GG210"], "{}", c.snapshot);
+    c.error("requests/2026-12-01-carol-late.yaml", 5, 11, "GG210").error("requests/2026-12-01-carol-until.yaml", 4, 8, "GG210");
+    // The late request's end (9999-12-31T23:00Z + 2h) is never printed in the year 10000.
+    assert!(!c.snapshot.contains("10000-01-01T01") && !c.snapshot.contains("10000-01-01 01"), "{}", c.snapshot);
+}
+
+#[test]
 fn a_required_ticket_is_missing() {
     // The diagnostic points at the role that requires it.
     let r = pr_file(F, request("carol", "db-write", "orders-db", ""));

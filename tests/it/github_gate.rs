@@ -13,7 +13,7 @@ use crate::support::{NOW, Out, Repo};
 
 pub(crate) const OWNER_REPO: &str = "acme/access";
 pub(crate) const PR: u64 = 7;
-const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
+pub(crate) const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
 
 /// A high-tier request (score 64): one manager and one security member.
 fn rw_request(reason: &str) -> String {
@@ -28,7 +28,7 @@ pub(crate) struct PrRepo {
     pub(crate) head: String,
 }
 
-fn pr_repo(reason: &str) -> PrRepo {
+pub(crate) fn pr_repo(reason: &str) -> PrRepo {
     let repo = Repo::with_policies();
     let base = repo.git(&["rev-parse", "HEAD"]);
     repo.branch("carol/orders-rw");
@@ -285,7 +285,7 @@ fn sha_filters() -> Vec<(&'static str, &'static str)> {
 /// Every review state across three pages: an outsider's comment, a stale
 /// approval, a dismissed objection, an ineligible objection, the requester's
 /// own approval and an ineligible approval; only grace fills a slot.
-fn mixed_reviews(pr: &PrRepo) -> [Vec<Value>; 3] {
+pub(crate) fn mixed_reviews(pr: &PrRepo) -> [Vec<Value>; 3] {
     let h = pr.head.as_str();
     [
         vec![

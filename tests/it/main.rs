@@ -13,6 +13,7 @@ mod cli;
 mod github_gate;
 mod history_index;
 mod install;
+mod hostile;
 mod monitor;
 mod provider_aws_iam;
 mod provider_aws_sso;
