@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Format, Global, fail};
-use crate::reconcile::{ActionKind, DesiredError, Plan, prepare};
+use crate::reconcile::{ActionKind, DesiredError, Plan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,10 +44,11 @@ pub(super) async fn prepare_with(
     g: &Global,
     verify: &VerifyArgs,
     at: DateTime<Utc>,
+    opts: &crate::reconcile::ExecOptions,
 ) -> Result<(crate::reconcile::Desired, std::collections::BTreeMap<String, std::sync::Arc<dyn crate::provider::Provider>>, Plan), u8> {
     let client = verify.client().await.map_err(fail)?;
     let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
-    prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))
+    crate::reconcile::prepare_with_options(&g.repo, at, api, opts).await.map_err(|e| desired_error(g, e))
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
@@ -56,7 +57,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let plan = match rt.block_on(prepare_with(g, &a.verify, at)) {
+    let plan = match rt.block_on(prepare_with(g, &a.verify, at, &crate::reconcile::ExecOptions::from_env())) {
         Ok((_, _, plan)) => plan,
         Err(code) => return code,
     };

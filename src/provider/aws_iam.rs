@@ -77,7 +77,7 @@ impl AwsIamProvider {
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader.timeout_config(super::aws_timeouts()).load().await;
         let mut iam = aws_sdk_iam::config::Builder::from(&sdk);
         if sdk.region().is_none() {
             // IAM is a global service; any region signs for it.
@@ -192,6 +192,10 @@ impl AwsIamProvider {
                 .send()
                 .await
                 .map_err(|e| self.sdk("CreatePolicyVersion", arn, e))?;
+            self.delete_old_versions(arn).await?;
+        } else if policy.as_ref().is_none_or(|_| true) {
+            // An older, longer version left by a run killed before DeletePolicyVersion
+            // could be made default again by anyone with SetDefaultPolicyVersion.
             self.delete_old_versions(arn).await?;
         }
         let have: BTreeSet<(&str, &str)> = policy.as_ref().map(|p| p.tags().iter().map(|t| (t.key(), t.value())).collect()).unwrap_or_default();
@@ -312,7 +316,17 @@ impl Provider for AwsIamProvider {
                 let Some(request) = self.owned(arn) else { continue };
                 self.check_account(arn, arn.split(':').nth(4).unwrap_or_default())?;
                 let default = p.policy_version_list().iter().find(|v| v.is_default_version());
-                let end = default.and_then(|v| v.document()).and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                let mut end = default.and_then(|v| v.document()).and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                // Non-default versions can be made default again: the access lasts as
+                // long as the latest of them. Reported so, the plan rewrites the
+                // policy, which deletes them.
+                for v in p.policy_version_list().iter().filter(|v| !v.is_default_version()) {
+                    let other = v.document().and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                    end = match (end, other) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
                 policies.insert(arn.to_string(), (request, end));
             }
         }

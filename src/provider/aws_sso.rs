@@ -98,7 +98,7 @@ impl AwsSsoProvider {
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader.timeout_config(crate::provider::aws_timeouts()).load().await;
         if sdk.region().is_none() {
             return Err(permanent(resource, "no AWS region: set `region` in the resource's config (the Identity Center region) or AWS_REGION"));
         }

@@ -144,6 +144,20 @@ pub fn config_str<'a>(
     }
 }
 
+/// The AWS SDK's time bounds for every provider and monitor client: connect
+/// 5 s, one attempt 20 s, one operation (all retries) 60 s. Without them an
+/// endpoint that accepts connections and never answers hangs the run.
+/// `GITGRANT_AWS_ATTEMPT_TIMEOUT_MS` shortens the attempt bound (tests).
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    let attempt = std::env::var("GITGRANT_AWS_ATTEMPT_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).map_or(std::time::Duration::from_secs(20), std::time::Duration::from_millis);
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .read_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt.saturating_mul(3))
+        .build()
+}
+
 /// Everything a provider instance needs to be built for one resource.
 pub struct ProviderContext<'a> {
     /// The access repository (relative paths in resource configs resolve here).

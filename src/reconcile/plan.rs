@@ -105,6 +105,21 @@ impl Plan {
     pub fn changes(&self) -> usize {
         self.actions.iter().filter(|a| a.action != ActionKind::Keep || a.update_marker).count()
     }
+
+    /// The part of the plan about one resource (`Some`: its actions, failure
+    /// and expiry, no refusals) or about none (`None`: the refusals only), to
+    /// record each part as soon as it is done.
+    pub fn part(&self, resource: Option<&str>) -> Plan {
+        let mine = |r: &str| resource == Some(r);
+        Plan {
+            at: self.at,
+            main: self.main.clone(),
+            actions: self.actions.iter().filter(|a| mine(&a.resource)).cloned().collect(),
+            refused: if resource.is_none() { self.refused.clone() } else { Vec::new() },
+            failures: self.failures.iter().filter(|f| mine(&f.resource)).cloned().collect(),
+            native_expiry: self.native_expiry.iter().filter(|(r, _)| mine(r)).map(|(r, n)| (r.clone(), *n)).collect(),
+        }
+    }
 }
 
 /// What the planner needs from each resource's provider.
@@ -162,6 +177,18 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         }
     }
 
+    // A per-request object at the provider attached to nobody (a run killed
+    // between creating an IAM policy and attaching it) that a wanted access
+    // names: the grant adopts it (attaches it, brings it up to date) instead of
+    // a revoke deleting it and a grant creating it again.
+    let mut adopted: BTreeSet<Access> = BTreeSet::new();
+    for access in wanted.keys() {
+        let orphan = Access { principal: String::new(), ..access.clone() };
+        if !access.principal.is_empty() && !held_by_access.contains_key(access) && held_by_access.remove(&orphan).is_some() {
+            adopted.insert(access.clone());
+        }
+    }
+
     for (access, ents) in &wanted {
         if failed.contains(access.resource.as_str()) {
             continue;
@@ -179,6 +206,9 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         };
         let ids: Vec<String> = requests.iter().cloned().collect();
         let (kind, update, reason) = match held_by_access.remove(access) {
+            None if adopted.contains(access) => {
+                (ActionKind::Grant, false, format!("{}; adopts the unattached object an interrupted run left at the provider", grant_reason(ents)))
+            }
             None => (ActionKind::Grant, false, grant_reason(ents)),
             Some(h) if h.requests == requests && h.end == Some(end) => {
                 (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), end.to_rfc3339()))
