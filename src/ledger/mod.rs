@@ -188,6 +188,8 @@ pub struct Ledger {
     run: String,
     /// Every line this instance wrote (for a rebase after a lost race).
     written: Vec<Entry>,
+    /// The head before this instance's first append, and how many commits it made since.
+    run_base: Option<(Option<Oid>, usize)>,
     /// What reading did that a user should know (a diverged local branch).
     pub notes: Vec<String>,
 }
@@ -244,7 +246,7 @@ impl Ledger {
             ));
         }
         entries.extend(pending.iter().cloned());
-        Ok(Ledger { head: base, entries, text, local, pending, run: run_id(), written: Vec::new(), notes })
+        Ok(Ledger { head: base, entries, text, local, pending, run: run_id(), written: Vec::new(), run_base: None, notes })
     }
 
     /// The run id stamped on the lines this instance writes.
@@ -320,6 +322,7 @@ impl Ledger {
     /// locally to `remote`, rebasing by identity when the remote moved; then
     /// re-reads, so this instance stays usable.
     pub fn publish(&mut self, repo: &Repository, remote: &str, summary: &str) -> Result<(), LedgerError> {
+        self.squash(repo, summary)?;
         let dir = repo.workdir().unwrap_or_else(|| repo.path());
         push(dir, remote, summary)?;
         let fresh = Ledger::read(repo)?;
@@ -353,11 +356,41 @@ impl Ledger {
                     let mut seen = BTreeSet::new();
                     new = self.written.iter().chain(new.iter()).filter(|e| !known.contains(&e.identity()) && seen.insert(e.identity())).cloned().collect();
                     let (run, written) = (std::mem::take(&mut self.run), std::mem::take(&mut self.written));
-                    *self = Ledger { run, written, ..fresh };
+                    // Another process moved the branch: never squash across its commits.
+                    *self = Ledger { run, written, run_base: None, ..fresh };
                 }
             }
         }
         Err(LedgerError::Raced)
+    }
+
+    /// The local commits this instance made (one per provider, for crash
+    /// consistency) become one commit for the run, named `summary`, before they
+    /// are published: one ledger commit per run. They were never pushed, so
+    /// nothing published is rewritten; the reflog says so (`REBASE_MESSAGE`).
+    fn squash(&mut self, repo: &Repository, summary: &str) -> Result<(), LedgerError> {
+        let (Some((base, commits)), Some(head)) = (self.run_base, self.head) else { return Ok(()) };
+        if commits < 2 || self.local != Some(head) {
+            return Ok(());
+        }
+        let tree = repo.find_commit(head)?.tree()?;
+        let parent = base.map(|b| repo.find_commit(b)).transpose()?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let previous = base.map_or_else(|| "none".to_string(), |b| b.to_string());
+        let sig = signature(repo)?;
+        let oid = repo.commit(None, &sig, &sig, &format!("{summary}\n\nPrevious-ledger: {previous}\n"), &tree, &parents)?;
+        let moved = repo.reference_matching(LOCAL_REF, oid, true, head, &format!("{REBASE_MESSAGE}: one commit for the run"));
+        match moved {
+            Ok(_) => {
+                self.head = Some(oid);
+                self.local = Some(oid);
+                self.run_base = Some((base, 1));
+                Ok(())
+            }
+            // Another process appended meanwhile: keep the commits as they are.
+            Err(e) if matches!(e.code(), git2::ErrorCode::Modified | git2::ErrorCode::Exists) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One compare-and-swap attempt; `None` when the local branch moved.
@@ -389,9 +422,12 @@ impl Ledger {
         let message = format!("{summary}\n\nPrevious-ledger: {previous}\n");
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
+        let base = self.head;
         if !self.move_local(repo, oid, "gitgrant ledger")? {
             return Ok(None);
         }
+        let (first, n) = self.run_base.unwrap_or((base, 0));
+        self.run_base = Some((first, n + 1));
         self.head = Some(oid);
         self.text = text;
         self.pending.clear();

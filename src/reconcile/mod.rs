@@ -312,11 +312,7 @@ fn late(line: &mut Entry, end: Option<DateTime<Utc>>, now: DateTime<Utc>, native
         return;
     }
     let by = crate::model::duration::Duration::from_secs(secs - secs % 60).to_string();
-    let how = if native {
-        format!("; {by} after its end {}, the provider's own expiry ended access on time", end.to_rfc3339())
-    } else {
-        format!("; {by} after its end {} (this provider has no expiry of its own: access lasted until now)", end.to_rfc3339())
-    };
+    let how = if native { format!("; late by {by} (the provider's own expiry ended access on time)") } else { format!("; late by {by} (no expiry at the provider: access lasted until now)") };
     line.detail.push_str(&how);
     line.late_by = Some(by);
 }
