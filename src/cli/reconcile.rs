@@ -143,7 +143,14 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
     });
     bar.finish_and_clear();
-    outcomes.sort_by(|x, y| (x.action.action, &x.action.resource, &x.action.principal, &x.action.access).cmp(&(y.action.action, &y.action.resource, &y.action.principal, &y.action.access)));
+    outcomes.sort_by(|x, y| {
+        (x.action.action, &x.action.resource, &x.action.principal, &x.action.access).cmp(&(
+            y.action.action,
+            &y.action.resource,
+            &y.action.principal,
+            &y.action.access,
+        ))
+    });
     let refusals = ledger_entries(&plan.part(None), &[], &ledger, at);
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
     let summary = format!(

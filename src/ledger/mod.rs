@@ -114,7 +114,8 @@ impl Entry {
             Some(run) => {
                 let opt = |o: &Option<String>| o.clone().unwrap_or_default();
                 let extra = if self.access.is_none() { self.detail.as_str() } else { "" };
-                [run.as_str(), &self.action, &self.request, &opt(&self.provider), &opt(&self.resource), &opt(&self.principal), &opt(&self.access), extra].join("\u{1f}")
+                [run.as_str(), &self.action, &self.request, &opt(&self.provider), &opt(&self.resource), &opt(&self.principal), &opt(&self.access), extra]
+                    .join("\u{1f}")
             }
             None => serde_json::to_string(self).unwrap_or_default(),
         }
@@ -157,7 +158,9 @@ pub enum LedgerError {
     Corrupt { line: usize, message: String },
     #[error("ledger branch `{BRANCH}` kept moving while this run was writing it (five attempts); rerun reconcile")]
     Raced,
-    #[error("ledger branch `{BRANCH}` is locked by `{0}` (another git process, or a run killed while writing it); when no gitgrant or git runs, remove that file, or rerun reconcile, which clears it under its run lock")]
+    #[error(
+        "ledger branch `{BRANCH}` is locked by `{0}` (another git process, or a run killed while writing it); when no gitgrant or git runs, remove that file, or rerun reconcile, which clears it under its run lock"
+    )]
     Locked(String),
     #[error("fetching `{BRANCH}` from `{0}`: {1} (the ledger is the remote's: fix access to the remote, or pass --remote)")]
     Fetch(String, String),

@@ -149,7 +149,10 @@ pub fn config_str<'a>(
 /// endpoint that accepts connections and never answers hangs the run.
 /// `GITGRANT_AWS_ATTEMPT_TIMEOUT_MS` shortens the attempt bound (tests).
 pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
-    let attempt = std::env::var("GITGRANT_AWS_ATTEMPT_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).map_or(std::time::Duration::from_secs(20), std::time::Duration::from_millis);
+    let attempt = std::env::var("GITGRANT_AWS_ATTEMPT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(std::time::Duration::from_secs(20), std::time::Duration::from_millis);
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .read_timeout(attempt)

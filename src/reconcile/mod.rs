@@ -214,7 +214,14 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                         // The ledger says granted, the provider no longer holds it: the gap is recorded, then the re-grant.
                         let since = ledger.entries.iter().rev().find(|x| x.key().as_ref() == Some(&key) && x.action == "grant").map(|x| x.time);
                         let since = since.map_or_else(String::new, |t| format!(" (recorded as granted at {})", t.to_rfc3339()));
-                        let mut gone = entry_for(e, a, "revoke", "observed", format!("no longer held at the provider{since}; removed outside gitgrant or lost, found missing at {}", now.to_rfc3339()), now);
+                        let mut gone = entry_for(
+                            e,
+                            a,
+                            "revoke",
+                            "observed",
+                            format!("no longer held at the provider{since}; removed outside gitgrant or lost, found missing at {}", now.to_rfc3339()),
+                            now,
+                        );
                         gone.end = ledger.open_until(&["revoke", "release"]).get(&key).copied().flatten();
                         out.push(gone);
                         reason = format!("{reason}; granted again: the access had vanished at the provider{since}, a gap until {}", now.to_rfc3339());
@@ -312,7 +319,11 @@ fn late(line: &mut Entry, end: Option<DateTime<Utc>>, now: DateTime<Utc>, native
         return;
     }
     let by = crate::model::duration::Duration::from_secs(secs - secs % 60).to_string();
-    let how = if native { format!("; late by {by} (the provider's own expiry ended access on time)") } else { format!("; late by {by} (no expiry at the provider: access lasted until now)") };
+    let how = if native {
+        format!("; late by {by} (the provider's own expiry ended access on time)")
+    } else {
+        format!("; late by {by} (no expiry at the provider: access lasted until now)")
+    };
     line.detail.push_str(&how);
     line.late_by = Some(by);
 }

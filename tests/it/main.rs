@@ -10,6 +10,7 @@ mod check_inputs;
 mod cli;
 mod github_gate;
 mod history_index;
+mod ledger_remote;
 mod monitor;
 mod provider_aws_iam;
 mod provider_aws_sso;

@@ -11,7 +11,7 @@ use gitgrant::reconcile::{ExecOptions, execute, ledger_entries, prepare};
 
 use crate::support::Repo;
 
-const POLICIES: &str = r#"
+pub(crate) const POLICIES: &str = r#"
 groups:
   sre: { members: [alice, bob] }
   dev: { members: [heidi, ivan] }
@@ -48,11 +48,11 @@ policy_changes:
   approvals: [ { from: [managers], count: 1 } ]
 "#;
 
-fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> String {
+pub(crate) fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> String {
     format!("requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-1: investigate the incident\"\n")
 }
 
-fn repo() -> Repo {
+pub(crate) fn repo() -> Repo {
     let r = Repo::new();
     r.at("2026-11-20T10:00:00Z");
     r.write("policies/all.yaml", POLICIES);
@@ -72,7 +72,7 @@ pub(crate) fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)
     r.merge(branch, &format!("Merge pull request #1 from {branch}\n\n{trailers}"))
 }
 
-fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
+pub(crate) fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
     let p = r.path().join("state/grants.json");
     let Ok(text) = std::fs::read_to_string(p) else { return Vec::new() };
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
