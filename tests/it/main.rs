@@ -9,6 +9,7 @@ mod check_git;
 mod check_inputs;
 mod cli;
 mod github_gate;
+mod faults;
 mod history_index;
 mod ledger_remote;
 mod monitor;

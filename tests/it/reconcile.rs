@@ -482,3 +482,67 @@ fn a_retired_resource_without_a_known_policy_is_reported_not_forgotten() {
     assert!(out.all().contains("`sandbox`, which is no longer in policies/"), "{}", out.all());
     assert_eq!(grants(&r).len(), 1, "nothing was touched");
 }
+
+fn lines_of<'a>(l: &'a [serde_json::Value], action: &str, result: &str, request: &str) -> Vec<&'a serde_json::Value> {
+    l.iter().filter(|e| e["action"] == action && e["result"] == result && e["request"] == request).collect()
+}
+
+/// Issue 14, what broke 5: after a shared access ends, `release` closes the
+/// request's share, so no later run writes a false `revoke observed`. The
+/// ledger holds exactly one grant and one release or revoke per share.
+#[test]
+fn release_closes_a_share_and_no_false_revoke_observed_follows() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "3h"))], &[]);
+    for at in ["2026-12-01T10:05:00Z", "2026-12-01T11:05:00Z", "2026-12-01T13:05:00Z", "2026-12-01T14:05:00Z"] {
+        let out = r.run(&["reconcile", "--at", at]);
+        assert_eq!(out.code, 0, "{at}: {}", out.all());
+    }
+    assert!(grants(&r).is_empty());
+    let l = ledger(&r);
+    assert!(l.iter().all(|e| e["result"] != "observed"), "nothing invented: {l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "release", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-b").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "revoke", "ok", "heidi-b").len(), 1, "{l:#?}");
+    assert_eq!(l.len(), 4, "{l:#?}");
+}
+
+/// Issue 14, what broke 5: an access that vanished at the provider and is
+/// granted again is recorded: the gap (`revoke observed`), then the grant.
+#[test]
+fn a_re_grant_after_the_access_vanished_is_recorded_with_the_gap() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    std::fs::remove_file(r.path().join("state/grants.json")).unwrap();
+    let out = r.run(&["reconcile", "--at", "2026-12-01T10:30:00Z"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(grants(&r).len(), 1);
+    let l = ledger(&r);
+    let gap = lines_of(&l, "revoke", "observed", "heidi-a");
+    assert_eq!(gap.len(), 1, "{l:#?}");
+    assert!(gap[0]["detail"].as_str().unwrap().contains("no longer held at the provider (recorded as granted at 2026-12-01T10:05:00+00:00)"), "{l:#?}");
+    let granted = lines_of(&l, "grant", "ok", "heidi-a");
+    assert_eq!(granted.len(), 2, "{l:#?}");
+    assert!(granted[1]["detail"].as_str().unwrap().contains("granted again"), "{l:#?}");
+    // And the next run has nothing to add.
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:35:00Z"]).code, 0);
+    assert_eq!(ledger(&r).len(), l.len());
+}
+
+/// Issue 14, what broke 6: the local provider never leaves `grants.tmp.PID`
+/// files, and clears those an older, killed run left.
+#[test]
+fn the_local_provider_leaves_no_temp_files() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    r.write("state/grants.tmp.4242", "{");
+    for at in ["2026-12-01T10:05:00Z", "2026-12-01T11:05:00Z"] {
+        assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(r.path().join("state")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["grants.json", "grants.lock"]);
+}
