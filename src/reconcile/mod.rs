@@ -233,7 +233,9 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                     };
                     out.push(entry_for(e, a, action, result, detail, now));
                 }
-                if a.action == ActionKind::Keep && a.update_marker && ok {
+                // Shares the ledger holds open that the access no longer serves are
+                // released, also when a killed run already rewrote the marker.
+                if a.action == ActionKind::Keep && ok {
                     for r in open
                         .iter()
                         .filter(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access && !a.requests.contains(&k.request))

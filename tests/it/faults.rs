@@ -69,7 +69,8 @@ async fn a_hung_aws_endpoint_does_not_stop_a_postgres_revoke_and_the_run_is_boun
     repo.at("2026-11-20T10:00:00Z");
     repo.write("policies/all.yaml", policies(&fx));
     repo.commit("bootstrap policies");
-    let body = "requester: alice\nrole: ops-read\nresources: [orders-db, aws-prod]\nstart: 2026-12-01T10:00:00Z\nduration: 1h\nreason: \"INC-7: read the orders\"\n";
+    let body =
+        "requester: alice\nrole: ops-read\nresources: [orders-db, aws-prod]\nstart: 2026-12-01T10:00:00Z\nduration: 1h\nreason: \"INC-7: read the orders\"\n";
     land(&repo, "alice-ops", "alice", &[("requests/alice-ops.yaml", body.to_string())], &["frank"]);
     let hole = black_hole();
     let dsn = fx.dsn_as(&fx.login);
