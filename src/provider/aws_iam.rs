@@ -496,7 +496,11 @@ where
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or_default();
             let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
-            let text = format!("{op} {what}: {code}: {message}");
+            let text = match (e.code(), e.raw_response()) {
+                // Not an AWS error document (a proxy's 503 HTML page): say what came back.
+                (None, Some(raw)) => format!("{op} {what}: {}", http_excerpt(raw)),
+                _ => format!("{op} {what}: {code}: {message}"),
+            };
             match code {
                 "Throttling"
                 | "ThrottlingException"
@@ -525,6 +529,35 @@ where
             }
         }
     }
+}
+
+/// An HTTP response that is not an AWS error document, in words: its status
+/// and the start of its body on one line (tags and control characters
+/// dropped), e.g. `HTTP 503: Service Unavailable upstream connect error`.
+pub(crate) fn http_excerpt(raw: &HttpResponse) -> String {
+    let status = raw.status().as_u16();
+    let body = raw.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_control() || c.is_whitespace() => text.push(' '),
+            c => text.push(c),
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut excerpt = words.join(" ");
+    if excerpt.chars().count() > 160 {
+        excerpt = excerpt.chars().take(160).collect::<String>() + "...";
+    }
+    let head = format!("HTTP {status}");
+    if excerpt.is_empty() { format!("{head} (empty body)") } else { format!("{head}: {excerpt}") }
 }
 
 /// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
@@ -946,6 +979,17 @@ mod tests {
         let err =
             aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().code(code).message("details").build());
         SdkError::service_error(err, HttpResponse::new(status.try_into().unwrap(), "".into()))
+    }
+
+    #[test]
+    fn a_503_html_page_is_reported_with_its_status_and_an_excerpt() {
+        let html = "<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1>\nupstream connect error</body></html>";
+        let raw = HttpResponse::new(503u16.try_into().unwrap(), html.into());
+        let err = aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().build());
+        let e = SdkError::service_error(err, raw);
+        let err = classify("aws-prod", "GetPolicy", "arn:x", &e);
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(err.detail(), "GetPolicy arn:x: HTTP 503: 503 Service Unavailable Service Unavailable upstream connect error (transient)");
     }
 
     #[test]

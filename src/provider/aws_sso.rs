@@ -493,7 +493,10 @@ where
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or_default();
             let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
-            let text = format!("{op} {what}: {code}: {message}");
+            let text = match (e.code(), e.raw_response()) {
+                (None, Some(raw)) => format!("{op} {what}: {}", super::aws_iam::http_excerpt(raw)),
+                _ => format!("{op} {what}: {code}: {message}"),
+            };
             match code {
                 "ThrottlingException" | "InternalServerException" | "ConflictException" | "ServiceUnavailableException" => transient(resource, text),
                 _ if server_side => transient(resource, text),
