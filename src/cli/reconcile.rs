@@ -208,8 +208,18 @@ pub fn run(g: &Global, a: Args) -> u8 {
     if let Some(e) = &ledger_error {
         eprintln!("error: the ledger could not be written: {e}");
     }
+    // A resource that is down: its first failure, then one line for the calls not attempted.
+    let mut skipped: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();
     for o in &failed {
-        eprintln!("error: {} failed: {}", o.action.action.as_str(), super::output::one_line(&o.error.clone().unwrap_or_default()));
+        let error = o.error.clone().unwrap_or_default();
+        if error.starts_with("not attempted: ") {
+            *skipped.entry((o.action.provider.to_string(), o.action.resource.clone())).or_default() += 1;
+            continue;
+        }
+        eprintln!("error: {} failed: {}", o.action.action.as_str(), super::output::one_line(&error));
+    }
+    for ((provider, resource), n) in skipped {
+        eprintln!("error: {provider} {resource}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back");
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || ledger_error.is_some())
 }

@@ -90,6 +90,13 @@ impl ProviderError {
         matches!(self, ProviderError::Transient { .. })
     }
 
+    /// A transient error of a server that restarts (a database in crash
+    /// recovery refuses connections for seconds): worth retrying for longer
+    /// than the attempt count, within the retry budget.
+    pub fn outlasts_restarts(&self) -> bool {
+        matches!(self, ProviderError::Transient { provider: crate::model::policy::ProviderKind::Postgres, .. })
+    }
+
     /// The message without the `provider resource:` prefix, for output that
     /// already names them (plan failures, refusals).
     pub fn detail(&self) -> String {

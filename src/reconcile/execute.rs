@@ -29,6 +29,11 @@ pub struct ExecOptions {
     pub base_delay: Duration,
     /// Bound on listing one resource (all attempts).
     pub list_timeout: Duration,
+    /// Transient errors of a database ([`ProviderError::outlasts_restarts`])
+    /// are retried past `attempts` until this much time has passed since the
+    /// first attempt: enough to ride out a crash-recovery restart (~30 s),
+    /// still bounded.
+    pub retry_budget: Duration,
     /// When every provider call must have finished; a call still running
     /// then is abandoned and reported as failed (`None`: no deadline).
     pub deadline: Option<tokio::time::Instant>,
@@ -40,16 +45,27 @@ impl ExecOptions {
         let ms = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
         let base_delay = Duration::from_millis(ms("GITGRANT_RETRY_BASE_MS").unwrap_or(200));
         let list_timeout = ms("GITGRANT_LIST_TIMEOUT_MS").map_or(DEFAULT_LIST_TIMEOUT, Duration::from_millis);
-        ExecOptions { base_delay, list_timeout, ..ExecOptions::default() }
+        let retry_budget = ms("GITGRANT_RETRY_BUDGET_MS").map_or(DEFAULT_RETRY_BUDGET, Duration::from_millis);
+        ExecOptions { base_delay, list_timeout, retry_budget, ..ExecOptions::default() }
     }
 }
 
 /// Listing one resource may take this long before it counts as stuck.
 pub const DEFAULT_LIST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// See [`ExecOptions::retry_budget`].
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { concurrency: 8, attempts: 5, base_delay: Duration::from_millis(200), list_timeout: DEFAULT_LIST_TIMEOUT, deadline: None }
+        ExecOptions {
+            concurrency: 8,
+            attempts: 5,
+            base_delay: Duration::from_millis(200),
+            list_timeout: DEFAULT_LIST_TIMEOUT,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            deadline: None,
+        }
     }
 }
 
@@ -62,6 +78,9 @@ pub struct Outcome {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Failed with a transient error after every retry (the resource is down).
+    #[serde(skip)]
+    pub transient_failure: bool,
 }
 
 /// Runs the plan's grant and revoke actions (and marker updates). `keep`
@@ -111,6 +130,11 @@ pub fn execute_by_resource<'a>(
     for name in plan_resources(plan) {
         let limits = limits.clone();
         tasks.push(async move {
+            // Set by the first call that failed transiently after all retries
+            // (the resource is down): the rest are not attempted, so a database
+            // that is down gives one failure, not one per membership.
+            let down: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+            let down = &down;
             let mut out = Vec::new();
             for phase in [ActionKind::Revoke, ActionKind::Grant] {
                 let todo: Vec<&Action> = plan
@@ -133,7 +157,17 @@ pub fn execute_by_resource<'a>(
                                     Some(l) => l.clone().acquire_owned().await.ok(),
                                     None => None,
                                 };
-                                run_one(a, provider, opts).await
+                                let first = down.lock().ok().and_then(|d| d.clone());
+                                if let Some(first) = first {
+                                    return not_attempted(a, &first);
+                                }
+                                let outcome = run_one(a, provider, opts).await;
+                                if outcome.transient_failure
+                                    && let Ok(mut d) = down.lock()
+                                {
+                                    d.get_or_insert_with(|| outcome.error.clone().unwrap_or_default());
+                                }
+                                outcome
                             };
                             let outcome = match opts.deadline {
                                 Some(d) => tokio::time::timeout_at(d, call).await.unwrap_or_else(|_| past_deadline(a, started.elapsed())),
@@ -155,6 +189,12 @@ pub fn execute_by_resource<'a>(
     tasks
 }
 
+/// The outcome of a call skipped because its resource is down.
+fn not_attempted(a: &Action, first: &str) -> Outcome {
+    let error = format!("not attempted: {} {} is unreachable ({first})", a.provider, a.resource);
+    Outcome { action: a.clone(), ok: false, attempts: 0, error: Some(error), transient_failure: false }
+}
+
 /// The outcome of a call abandoned at the run deadline.
 fn past_deadline(a: &Action, waited: Duration) -> Outcome {
     let error = format!(
@@ -166,7 +206,7 @@ fn past_deadline(a: &Action, waited: Duration) -> Outcome {
         a.access,
         waited.as_secs()
     );
-    Outcome { action: a.clone(), ok: false, attempts: 0, error: Some(error) }
+    Outcome { action: a.clone(), ok: false, attempts: 0, error: Some(error), transient_failure: false }
 }
 
 fn sort_outcomes(out: &mut [Outcome]) {
@@ -182,7 +222,13 @@ fn sort_outcomes(out: &mut [Outcome]) {
 
 async fn run_one(a: &Action, provider: Option<Arc<dyn Provider>>, opts: &ExecOptions) -> Outcome {
     let Some(p) = provider else {
-        return Outcome { action: a.clone(), ok: false, attempts: 0, error: Some(format!("{} {}: no provider instance", a.provider, a.resource)) };
+        return Outcome {
+            action: a.clone(),
+            ok: false,
+            attempts: 0,
+            error: Some(format!("{} {}: no provider instance", a.provider, a.resource)),
+            transient_failure: false,
+        };
     };
     let (result, attempts) = with_retry(opts, || async {
         match (a.action, &a.spec, &a.held) {
@@ -192,7 +238,8 @@ async fn run_one(a: &Action, provider: Option<Arc<dyn Provider>>, opts: &ExecOpt
         }
     })
     .await;
-    Outcome { action: a.clone(), ok: result.is_ok(), attempts, error: result.err().map(|e| e.to_string()) }
+    let transient_failure = result.as_ref().is_err_and(ProviderError::is_transient);
+    Outcome { action: a.clone(), ok: result.is_ok(), attempts, error: result.err().map(|e| e.to_string()), transient_failure }
 }
 
 /// Runs one provider call, retrying transient errors with backoff; returns
@@ -203,10 +250,16 @@ where
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
 {
     let mut attempt = 0;
+    let started = tokio::time::Instant::now();
     loop {
         attempt += 1;
         match call().await {
             Err(e) if e.is_transient() && attempt < opts.attempts => tokio::time::sleep(backoff(opts.base_delay, attempt)).await,
+            // Past the attempts, within the budget: a server restarting comes back.
+            Err(e) if e.is_transient() && e.outlasts_restarts() && started.elapsed() < opts.retry_budget => {
+                let left = opts.retry_budget.saturating_sub(started.elapsed());
+                tokio::time::sleep(backoff(opts.base_delay, attempt).max(opts.base_delay).min(left)).await;
+            }
             other => return (other, attempt),
         }
     }
@@ -239,12 +292,13 @@ mod tests {
 
     fn err(transient: bool) -> ProviderError {
         let (provider, resource, message) = (ProviderKind::Postgres, "orders-db".to_string(), "connection reset".to_string());
+        // (PostgreSQL: its transient errors are retried within the budget too.)
         if transient { ProviderError::Transient { provider, resource, message } } else { ProviderError::Permanent { provider, resource, message } }
     }
 
     #[tokio::test]
     async fn with_retry_retries_transient_errors_only() {
-        let opts = ExecOptions { concurrency: 1, attempts: 4, base_delay: Duration::from_millis(1), ..ExecOptions::default() };
+        let opts = ExecOptions { concurrency: 1, attempts: 4, base_delay: Duration::from_millis(1), retry_budget: Duration::ZERO, ..ExecOptions::default() };
         let calls = std::sync::atomic::AtomicU32::new(0);
         let (r, n) = with_retry(&opts, || async { if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 { Err(err(true)) } else { Ok(7) } }).await;
         assert_eq!((r.ok(), n), (Some(7), 3));
@@ -254,5 +308,26 @@ mod tests {
         let (r, n) = with_retry(&opts, || async { Err::<(), _>(err(true)) }).await;
         assert!(r.is_err_and(|e| e.is_transient()));
         assert_eq!(n, 4, "gives up after the configured attempts");
+    }
+
+    #[tokio::test]
+    async fn with_retry_rides_out_an_outage_within_the_budget_and_no_longer() {
+        let opts = ExecOptions { attempts: 2, base_delay: Duration::from_millis(5), retry_budget: Duration::from_millis(300), ..ExecOptions::default() };
+        let started = std::time::Instant::now();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        // Down for ~100 ms (a restart), then up: more calls than `attempts`, and success.
+        let (r, n) = with_retry(&opts, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if started.elapsed() < Duration::from_millis(100) { Err(err(true)) } else { Ok(1) }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(1));
+        assert!(n > 2, "{n}");
+        // Down for good: gives up once the budget is spent.
+        let started = std::time::Instant::now();
+        let (r, _) = with_retry(&opts, || async { Err::<(), _>(err(true)) }).await;
+        assert!(r.is_err());
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(2), "{took:?}");
     }
 }

@@ -288,7 +288,7 @@ async fn crash_after_n_calls_then_rerun_converges() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.actions.len(), 8, "{:#?} {:#?}", plan.refused, plan.failures);
     let outcomes = execute(&plan, &wrap(providers, 3, false, false), &opts).await;
@@ -324,7 +324,7 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let hanging = wrap(providers, 4, false, true);
     let run = execute(&plan, &hanging, &opts);
@@ -361,7 +361,7 @@ async fn transient_errors_are_retried() {
     let at = t("2026-12-01T10:30:00Z");
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     // Calls 0..2 succeed, later calls fail transiently: with one attempt they fail...
-    let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let outcomes = execute(&plan, &wrap(providers.clone(), 2, true, false), &once).await;
     assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 2);
     // ...and a provider that fails every other call succeeds with retries.
@@ -399,7 +399,7 @@ async fn transient_errors_are_retried() {
     let flaky: BTreeMap<String, Arc<dyn Provider>> =
         providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
     let (_, _, plan) = prepare(r.path(), at, None).await.unwrap();
-    let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1), ..ExecOptions::default() };
+    let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1), retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let outcomes = execute(&plan, &flaky, &retry).await;
     assert!(outcomes.iter().all(|o| o.ok), "{outcomes:#?}");
     assert!(outcomes.iter().any(|o| o.attempts > 1));
