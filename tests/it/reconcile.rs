@@ -546,3 +546,24 @@ fn the_local_provider_leaves_no_temp_files() {
     names.sort();
     assert_eq!(names, vec!["grants.json", "grants.lock"]);
 }
+
+/// Issue 14, what broke 9: a resource that is down (every call fails
+/// transiently) gives one failure per resource: after the first call has
+/// used its retries, the resource's other calls are not attempted.
+#[tokio::test]
+async fn a_resource_that_is_down_fails_once_not_once_per_grant() {
+    let r = repo();
+    many_requests(&r);
+    let at = t("2026-12-01T10:30:00Z");
+    let opts = ExecOptions { concurrency: 1, attempts: 3, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
+    let outcomes = execute(&plan, &wrap(providers, 0, true, false), &opts).await;
+    assert_eq!(outcomes.len(), 8);
+    for res in ["sandbox", "tools"] {
+        let mine: Vec<_> = outcomes.iter().filter(|o| o.action.resource == res).collect();
+        let tried: Vec<_> = mine.iter().filter(|o| o.attempts > 0).collect();
+        assert_eq!(tried.len(), 1, "{res}: one call tried, with its retries: {mine:#?}");
+        assert_eq!(tried[0].attempts, 3);
+        assert!(mine.iter().filter(|o| o.attempts == 0).all(|o| o.error.as_deref().unwrap().starts_with("not attempted: local")), "{mine:#?}");
+    }
+}
