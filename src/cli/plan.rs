@@ -94,6 +94,17 @@ pub(super) fn desired_error(g: &Global, e: DesiredError) -> u8 {
 /// The plan as an aligned table for people, then refusals and expiry notes.
 pub fn render_plan(plan: &Plan) -> String {
     let mut out = format!("plan at {} (main {})\n", plan.at.to_rfc3339(), &plan.main[..plan.main.len().min(10)]);
+    for w in &plan.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    for m in &plan.missed {
+        out.push_str(&format!(
+            "  missed: {} (window {} to {} passed between two runs; recorded by reconcile)\n",
+            m.request,
+            m.start.to_rfc3339(),
+            m.end.to_rfc3339()
+        ));
+    }
     if plan.actions.is_empty() {
         out.push_str("  nothing is granted and nothing needs granting\n");
     }

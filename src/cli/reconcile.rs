@@ -202,6 +202,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 for r in &plan.refused {
                     println!("::error title=gitgrant refused {}::{}", r.request, r.reason.replace('\n', " "));
                 }
+                for w in &plan.warnings {
+                    println!("::warning title=gitgrant reconcile::{}", crate::diag::render::escape_data(w));
+                }
             }
         }
     }

@@ -292,6 +292,24 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
         late(&mut e, end, now, plan.native_expiry.get(&k.resource).copied().unwrap_or(false));
         out.push(e);
     }
+    for m in &plan.missed {
+        out.push(Entry {
+            time: now,
+            action: "missed".into(),
+            request: m.request.clone(),
+            requester: m.requester.clone(),
+            role: m.role.clone(),
+            resources: m.resources.clone(),
+            end: Some(m.end),
+            result: "missed".into(),
+            detail: format!(
+                "its window {} to {} opened and closed between two reconcile runs: never granted (whether it was approved was not judged)",
+                m.start.to_rfc3339(),
+                m.end.to_rfc3339()
+            ),
+            ..Entry::default()
+        });
+    }
     for r in &plan.refused {
         if ledger.refusal_recorded(&r.request, r.commit.as_deref()) {
             continue;

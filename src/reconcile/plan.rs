@@ -78,7 +78,28 @@ pub struct Plan {
     pub failures: Vec<ProviderFailure>,
     /// Per resource: does the provider end access by itself at the end time?
     pub native_expiry: BTreeMap<String, bool>,
+    /// Things to look at that change nothing (an overdue run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Requests whose whole window passed between two runs: never granted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<Missed>,
 }
+
+/// A request whose window opened and closed between two runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// An open grant whose end passed longer ago than this means the runs are
+/// overdue (or failing): `plan` and `reconcile` warn.
+pub const OVERDUE_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Action {
     /// An action on `access` with no provider payload attached yet.
@@ -118,6 +139,8 @@ impl Plan {
             refused: if resource.is_none() { self.refused.clone() } else { Vec::new() },
             failures: self.failures.iter().filter(|f| mine(&f.resource)).cloned().collect(),
             native_expiry: self.native_expiry.iter().filter(|(r, _)| mine(r)).map(|(r, n)| (r.clone(), *n)).collect(),
+            warnings: Vec::new(),
+            missed: if resource.is_none() { self.missed.clone() } else { Vec::new() },
         }
     }
 }
@@ -245,7 +268,47 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
     }
     actions.sort_by(|a, b| (a.action, &a.resource, &a.principal, &a.access).cmp(&(b.action, &b.resource, &b.principal, &b.access)));
     refused.sort_by(|a, b| a.request.cmp(&b.request));
-    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry }
+    let (warnings, missed) = (overdue(desired), missed(desired));
+    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry, warnings, missed }
+}
+
+/// Warns when the ledger holds grants open long after their end: no
+/// successful run has revoked them since.
+fn overdue(desired: &Desired) -> Vec<String> {
+    let at = desired.at;
+    let late: Vec<DateTime<Utc>> =
+        desired.ledger.open_until(&["revoke", "release"]).values().flatten().copied().filter(|end| *end + OVERDUE_AFTER < at).collect();
+    let Some(oldest) = late.iter().min() else { return Vec::new() };
+    let by = crate::model::duration::Duration::from_secs((at - *oldest).num_seconds().max(0) / 60 * 60);
+    vec![format!(
+        "the ledger holds {} grant(s) open past their end, the oldest ended {by} ago ({}): reconcile has not run successfully since, or its revokes failed; check the scheduled workflow",
+        late.len(),
+        oldest.to_rfc3339()
+    )]
+}
+
+/// Requests on main whose current window started after the ledger's first
+/// line and ended before `desired.at` without any ledger line about them: a
+/// window that opened and closed between two runs (recorded as `missed`).
+fn missed(desired: &Desired) -> Vec<Missed> {
+    let Some(first) = desired.ledger.entries.iter().map(|e| e.time).min() else { return Vec::new() };
+    let mentioned: BTreeSet<&str> = desired.ledger.entries.iter().map(|e| e.request.as_str()).collect();
+    let mut out = Vec::new();
+    for (id, rec) in &desired.history.requests {
+        let (Some(w), Some(v)) = (rec.window_at(desired.at), rec.latest.as_ref()) else { continue };
+        if rec.removed_at.is_some() || w.end > desired.at || w.start < first || mentioned.contains(id.as_str()) {
+            continue;
+        }
+        out.push(Missed {
+            request: id.clone(),
+            requester: v.requester.clone(),
+            role: v.role.clone(),
+            resources: v.resources.clone(),
+            start: w.start,
+            end: w.end,
+        });
+    }
+    out
 }
 
 fn grant_reason(ents: &[&Entitlement]) -> String {

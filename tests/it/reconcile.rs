@@ -288,7 +288,8 @@ async fn crash_after_n_calls_then_rerun_converges() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let opts =
+        ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.actions.len(), 8, "{:#?} {:#?}", plan.refused, plan.failures);
     let outcomes = execute(&plan, &wrap(providers, 3, false, false), &opts).await;
@@ -324,7 +325,8 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let opts =
+        ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let hanging = wrap(providers, 4, false, true);
     let run = execute(&plan, &hanging, &opts);
@@ -361,7 +363,8 @@ async fn transient_errors_are_retried() {
     let at = t("2026-12-01T10:30:00Z");
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     // Calls 0..2 succeed, later calls fail transiently: with one attempt they fail...
-    let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let once =
+        ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let outcomes = execute(&plan, &wrap(providers.clone(), 2, true, false), &once).await;
     assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 2);
     // ...and a provider that fails every other call succeeds with retries.
@@ -399,7 +402,13 @@ async fn transient_errors_are_retried() {
     let flaky: BTreeMap<String, Arc<dyn Provider>> =
         providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
     let (_, _, plan) = prepare(r.path(), at, None).await.unwrap();
-    let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1), retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let retry = ExecOptions {
+        concurrency: 1,
+        attempts: 4,
+        base_delay: std::time::Duration::from_millis(1),
+        retry_budget: std::time::Duration::ZERO,
+        ..ExecOptions::default()
+    };
     let outcomes = execute(&plan, &flaky, &retry).await;
     assert!(outcomes.iter().all(|o| o.ok), "{outcomes:#?}");
     assert!(outcomes.iter().any(|o| o.attempts > 1));
@@ -555,7 +564,8 @@ async fn a_resource_that_is_down_fails_once_not_once_per_grant() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 1, attempts: 3, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let opts =
+        ExecOptions { concurrency: 1, attempts: 3, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let outcomes = execute(&plan, &wrap(providers, 0, true, false), &opts).await;
     assert_eq!(outcomes.len(), 8);
@@ -566,4 +576,35 @@ async fn a_resource_that_is_down_fails_once_not_once_per_grant() {
         assert_eq!(tried[0].attempts, 3);
         assert!(mine.iter().filter(|o| o.attempts == 0).all(|o| o.error.as_deref().unwrap().starts_with("not attempted: local")), "{mine:#?}");
     }
+}
+
+/// Issue 14, what broke 8: a run that comes late says so (`late_by`), `plan`
+/// warns that the runs are overdue, and a window that opened and closed
+/// between two runs is recorded as `missed`, once.
+#[test]
+fn a_late_run_says_how_late_and_records_a_missed_window() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T12:00:00Z", "1h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    // The runner is down until 14:00.
+    let plan = r.run(&["plan", "--at", "2026-12-01T14:00:00Z"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00+00:00)"),
+        "{}",
+        plan.all()
+    );
+    assert!(plan.stdout.contains("missed: heidi-b (window 2026-12-01T12:00:00+00:00 to 2026-12-01T13:00:00+00:00"), "{}", plan.all());
+    for at in ["2026-12-01T14:00:00Z", "2026-12-01T14:05:00Z"] {
+        assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
+    }
+    let l = ledger(&r);
+    let revoke = lines_of(&l, "revoke", "ok", "heidi-a");
+    assert_eq!(revoke.len(), 1, "{l:#?}");
+    assert_eq!(revoke[0]["late_by"], "3h", "{l:#?}");
+    assert!(revoke[0]["detail"].as_str().unwrap().contains("late by 3h (no expiry at the provider"), "{l:#?}");
+    assert_eq!(lines_of(&l, "missed", "missed", "heidi-b").len(), 1, "{l:#?}");
+    let after = r.run(&["plan", "--at", "2026-12-01T14:10:00Z"]);
+    assert!(!after.stdout.contains("warning") && !after.stdout.contains("missed"), "{}", after.all());
 }
