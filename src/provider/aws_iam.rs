@@ -193,7 +193,7 @@ impl AwsIamProvider {
                 .await
                 .map_err(|e| self.sdk("CreatePolicyVersion", arn, e))?;
             self.delete_old_versions(arn).await?;
-        } else if policy.as_ref().is_none_or(|_| true) {
+        } else {
             // An older, longer version left by a run killed before DeletePolicyVersion
             // could be made default again by anyone with SetDefaultPolicyVersion.
             self.delete_old_versions(arn).await?;
