@@ -608,3 +608,29 @@ fn a_late_run_says_how_late_and_records_a_missed_window() {
     let after = r.run(&["plan", "--at", "2026-12-01T14:10:00Z"]);
     assert!(!after.stdout.contains("warning") && !after.stdout.contains("missed"), "{}", after.all());
 }
+
+/// Issue 14, what broke 5: `revoke --now` of an access another request
+/// shares records what it did to both (the other's line not sticky), and the
+/// next reconcile records the other's re-grant.
+#[test]
+fn revoke_now_of_a_shared_access_records_every_share_and_the_re_grant() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "3h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    let out = r.run(&["--now", "2026-12-01T10:10:00Z", "revoke", "heidi-a", "--immediately", "--no-pr", "--reason", "INC-2 closed"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("it was shared with heidi-b, which lost it too"), "{}", out.all());
+    let l = ledger(&r);
+    let a = lines_of(&l, "revoke", "ok", "heidi-a");
+    let b = lines_of(&l, "revoke", "ok", "heidi-b");
+    assert_eq!((a.len(), b.len()), (1, 1), "{l:#?}");
+    assert_eq!((a[0]["sticky"].as_bool(), b[0].get("sticky")), (Some(true), None), "{l:#?}");
+    let again = r.run(&["reconcile", "--at", "2026-12-01T10:15:00Z"]);
+    assert_eq!(again.code, 1, "heidi-a is refused while its file is on main: {}", again.all());
+    assert_eq!(grants(&r), vec![("sandbox/heidi".to_string(), "user".to_string(), vec!["heidi-b".to_string()])]);
+    let l = ledger(&r);
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-b").len(), 2, "the re-grant is recorded: {l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert!(l.iter().all(|e| e["result"] != "observed"), "{l:#?}");
+}
