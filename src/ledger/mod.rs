@@ -539,7 +539,12 @@ pub fn fetch(repo_dir: &Path, remote: &str) -> Result<bool, LedgerError> {
 /// (credential helpers, the Actions checkout token).
 pub fn push(repo_dir: &Path, remote: &str, summary: &str) -> Result<(), LedgerError> {
     let repo = Repository::open(repo_dir)?;
-    if !has_remote(&repo, remote) || ref_id(&repo, LOCAL_REF)?.is_none() {
+    let local = ref_id(&repo, LOCAL_REF)?;
+    if !has_remote(&repo, remote) || local.is_none() {
+        return Ok(());
+    }
+    // Already published (the remote-tracking copy is where the local branch is).
+    if ref_id(&repo, &format!("refs/remotes/{remote}/{BRANCH}"))? == local {
         return Ok(());
     }
     let refspec = format!("{LOCAL_REF}:refs/heads/{BRANCH}");
