@@ -587,3 +587,43 @@ fn entries_at(repo: &Repository, commit: Oid) -> Result<Vec<Entry>, LedgerError>
 fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, LedgerError> {
     std::process::Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| LedgerError::Push(format!("running git: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn line(request: &str) -> Entry {
+        Entry { action: "grant".into(), request: request.into(), result: "ok".into(), access: Some("user".into()), ..Entry::default() }
+    }
+
+    /// Issue 14, what broke 4: two writers on one repository. The loser of the
+    /// compare-and-swap re-reads and appends its lines on the new head: both
+    /// writers' lines are there, once each.
+    #[test]
+    fn a_lost_compare_and_swap_rebases_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let mut first = Ledger::read(&repo).unwrap();
+        let mut second = Ledger::read(&repo).unwrap();
+        first.append(&repo, &[line("a")], "first").unwrap();
+        second.append(&repo, &[line("b")], "second").unwrap();
+        second.append(&repo, &[line("c")], "second again").unwrap();
+        first.append(&repo, &[line("d")], "first again").unwrap();
+        let l = Ledger::read(&repo).unwrap();
+        let requests: Vec<&str> = l.entries.iter().map(|e| e.request.as_str()).collect();
+        assert_eq!(requests, vec!["a", "b", "c", "d"]);
+        let ids: BTreeSet<String> = l.entries.iter().map(Entry::identity).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(l.entries.iter().all(|e| e.run.is_some()));
+    }
+
+    #[test]
+    fn identity_ignores_time_and_falls_back_to_the_whole_line() {
+        let mut a = Entry { run: Some("r1".into()), ..line("x") };
+        let b = Entry { time: Utc::now(), ..a.clone() };
+        assert_eq!(a.identity(), b.identity());
+        a.run = None;
+        assert_ne!(a.identity(), Entry { time: Utc::now(), ..a.clone() }.identity(), "old lines: the whole text");
+    }
+}
