@@ -10,14 +10,36 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
+use crate::provider_postgres::Fixture;
 use crate::reconcile::{grants, land, ledger};
-use crate::support::{Repo, run_in};
+use crate::support::{Repo, run_in_env};
+
+const DSN_ENV: &str = "CRASH_SANDBOX_DSN";
 
 const USERS: usize = 50;
 
 fn policies() -> String {
+    policies_with(None)
+}
+
+/// With `pg` (a fixture and the per-user login roles), `sandbox` is that
+/// PostgreSQL database instead of a local file.
+fn policies_with(pg: Option<(&Fixture, &[String])>) -> String {
     let users: Vec<String> = (0..USERS).map(|i| format!("u{i:02}")).collect();
-    let ids: String = users.iter().map(|u| format!("  {u}: {{}}\n")).collect();
+    let ids: String = match pg {
+        None => users.iter().map(|u| format!("  {u}: {{}}\n")).collect(),
+        Some((_, logins)) => users.iter().zip(logins).map(|(u, l)| format!("  {u}: {{ postgres: {l} }}\n")).collect(),
+    };
+    let (sandbox, grants) = match pg {
+        None => (
+            "{ provider: local, environment: staging, sensitivity: low, config: { state: state/grants.json } }".to_string(),
+            "{ local: { role: user } }".to_string(),
+        ),
+        Some((fx, _)) => (
+            format!("{{ provider: postgres, environment: staging, sensitivity: low, config: {{ dsn_env: {DSN_ENV}, admin_role: {} }} }}", fx.admin),
+            format!("{{ local: {{ role: user }}, postgres: {{ role: {} }} }}", fx.role),
+        ),
+    };
     format!(
         r#"
 groups:
@@ -26,14 +48,14 @@ groups:
 identities:
 {ids}  frank: {{}}
 resources:
-  sandbox: {{ provider: local, environment: staging, sensitivity: low, config: {{ state: state/grants.json }} }}
+  sandbox: {sandbox}
   tools:   {{ provider: local, environment: staging, sensitivity: low, config: {{ state: state/grants.json }} }}
 roles:
   user:
     privilege: read
     max_duration: 8h
     eligible: [dev]
-    grants: {{ local: {{ role: user }} }}
+    grants: {grants}
 risk:
   factors:
     sensitivity: {{ low: 0, high: 25 }}
@@ -43,16 +65,17 @@ risk:
 policy_changes:
   approvals: [ {{ from: [managers], count: 1 }} ]
 "#,
-        members = users.join(", ")
+        members = users.join(", "),
     )
 }
 
 /// Starts reconcile at `at`, kills it with SIGKILL after `after`; true when it was still running.
-fn kill_after(r: &Repo, at: &str, after: Duration) -> bool {
+fn kill_after(r: &Repo, env: &[(&str, &str)], at: &str, after: Duration) -> bool {
     let mut child = Command::cargo_bin("gitgrant")
         .unwrap()
         .args(["--repo", r.path().to_str().unwrap(), "--quiet", "reconcile", "--at", at])
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -65,9 +88,9 @@ fn kill_after(r: &Repo, at: &str, after: Duration) -> bool {
 }
 
 /// Reruns reconcile at `at` until a run succeeds and the next changes nothing.
-fn settle(r: &Repo, at: &str) -> usize {
+fn settle(r: &Repo, env: &[(&str, &str)], at: &str) -> usize {
     for n in 1..=5 {
-        let out = run_in(r.path(), &["reconcile", "--at", at, "--format", "json"]);
+        let out = run_in_env(r.path(), &["reconcile", "--at", at, "--format", "json"], env);
         assert_eq!(out.code, 0, "{}", out.all());
         if out.json()["outcomes"].as_array().unwrap().is_empty() {
             return n;
@@ -78,9 +101,42 @@ fn settle(r: &Repo, at: &str) -> usize {
 
 #[test]
 fn sigkill_at_many_points_loses_leaves_and_doubles_nothing() {
+    crash_run(&policies(), &[], &|r: &Repo| grants(r).iter().map(|g| format!("{}/{}", g.0, g.1)).collect(), &|p: &str| p.to_string());
+}
+
+/// The same on PostgreSQL (sandbox) and the local provider (tools).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (GITGRANT_TEST_PG)"]
+async fn sigkill_at_many_points_on_postgres_loses_leaves_and_doubles_nothing() {
+    let fx = Fixture::new(true).await;
+    let mut logins = Vec::new();
+    for i in 0..USERS {
+        let l = format!("gg_u{i:02}_{}", fx.sfx);
+        fx.create_role(&l, true).await;
+        logins.push(l);
+    }
+    let dsn = fx.dsn_as(&fx.login);
+    let policies = policies_with(Some((&fx, &logins)));
+    let handle = tokio::runtime::Handle::current();
+    let held = |r: &Repo| -> Vec<String> {
+        let mut out: Vec<String> = grants(r).iter().map(|g| format!("{}/{}", g.0, g.1)).collect();
+        for (i, l) in logins.iter().enumerate() {
+            let m = tokio::task::block_in_place(|| handle.block_on(fx.memberships_of(l)));
+            out.extend(m.iter().map(|_| format!("sandbox/u{i:02}")));
+        }
+        out
+    };
+    // Ledger principals on sandbox are the login roles `gg_u07_<suffix>`: back to `u07`.
+    let user = |p: &str| p.strip_prefix("gg_").and_then(|x| x.split('_').next()).unwrap_or(p).to_string();
+    tokio::task::block_in_place(|| crash_run(&policies, &[(DSN_ENV, dsn.as_str()), ("GITGRANT_RETRY_BASE_MS", "10")], &held, &user));
+}
+
+/// Lands 200 requests, then kills and settles reconcile in three phases;
+/// `held` lists the accesses at the providers (`resource/login`).
+fn crash_run(policies: &str, env: &[(&str, &str)], held_now: &dyn Fn(&Repo) -> Vec<String>, user: &dyn Fn(&str) -> String) {
     let r = Repo::new();
     r.at("2026-11-20T10:00:00Z");
-    r.write("policies/all.yaml", policies());
+    r.write("policies/all.yaml", policies);
     r.commit("bootstrap policies");
     // 200 requests: per user, 1h and 2h on sandbox (one shared access), 3h and 4h on tools.
     let mut shares: BTreeSet<(String, String)> = BTreeSet::new();
@@ -109,12 +165,12 @@ fn sigkill_at_many_points_loses_leaves_and_doubles_nothing() {
     let started = Instant::now();
     for (at, held) in phases {
         for d in delays {
-            killed_running += usize::from(kill_after(&r, at, Duration::from_millis(d)));
+            killed_running += usize::from(kill_after(&r, env, at, Duration::from_millis(d)));
         }
-        reruns += settle(&r, at);
-        let g = grants(&r);
+        reruns += settle(&r, env, at);
+        let g = held_now(&r);
         assert_eq!(g.len(), held, "at {at}: {g:?}");
-        let distinct: BTreeSet<&(String, String, Vec<String>)> = g.iter().collect();
+        let distinct: BTreeSet<&String> = g.iter().collect();
         assert_eq!(distinct.len(), g.len(), "a grant is doubled at the provider");
     }
     let took = started.elapsed();
@@ -124,7 +180,7 @@ fn sigkill_at_many_points_loses_leaves_and_doubles_nothing() {
     let mut per: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for e in &l {
         let (Some(res), Some(p)) = (e["resource"].as_str(), e["principal"].as_str()) else { continue };
-        let key = (e["request"].as_str().unwrap().to_string(), format!("{res}/{p}"));
+        let key = (e["request"].as_str().unwrap().to_string(), format!("{res}/{}", user(p)));
         let slot = per.entry(key).or_default();
         match e["action"].as_str().unwrap() {
             "grant" => slot.0 += 1,
@@ -143,7 +199,7 @@ fn sigkill_at_many_points_loses_leaves_and_doubles_nothing() {
         l.len(),
         took.as_secs_f64()
     );
-    let verify = run_in(r.path(), &["--now", "2026-12-01T14:06:00Z", "audit", "verify"]);
+    let verify = run_in_env(r.path(), &["--now", "2026-12-01T14:06:00Z", "audit", "verify"], env);
     assert_eq!(verify.code, 0, "{}", verify.all());
     assert!(verify.stdout.ends_with("clean\n"), "{}", verify.all());
 }
