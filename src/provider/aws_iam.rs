@@ -488,7 +488,10 @@ where
     let chain = error_chain(e);
     match e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(resource, format!("{op} {what}: {chain}")),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => transient(resource, format!("{op} {what}: cannot reach AWS IAM: {chain}")),
+        // `other`: the connection dropped mid-request (closed before the response), among others.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() || d.is_other() => {
+            transient(resource, format!("{op} {what}: cannot reach AWS IAM: {chain}"))
+        }
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
             permanent(resource, format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"))
         }

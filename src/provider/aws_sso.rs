@@ -485,7 +485,8 @@ where
     let chain = super::aws_iam::error_chain(e);
     match e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(resource, format!("{op} {what}: {chain}")),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => transient(resource, format!("{op} {what}: cannot reach AWS: {chain}")),
+        // `other`: the connection dropped mid-request (closed before the response), among others.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() || d.is_other() => transient(resource, format!("{op} {what}: cannot reach AWS: {chain}")),
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
             permanent(resource, format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"))
         }
