@@ -38,7 +38,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let (repo, mut ledger) = match super::reconcile::open_with_ledger(g) {
+    let (repo, mut ledger, _lock) = match super::reconcile::open_for_run(g, &a.ledger, "monitor", 0) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -140,3 +140,10 @@ pub fn verbose_line(g: &Global, bar: &indicatif::ProgressBar, line: &str) {
         bar.println(human(line));
     }
 }
+
+/// Text from a provider, a request or a file on one line of output: control
+/// characters (line breaks included) become spaces, so none can start a new
+/// line or a workflow command.
+pub fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Format, Global, fail};
-use crate::reconcile::{ActionKind, DesiredError, Plan, prepare};
+use crate::reconcile::{ActionKind, DesiredError, Plan};
 use crate::render::escape::{self, human};
 
 #[derive(Debug, clap::Args)]
@@ -50,10 +50,11 @@ pub(super) async fn prepare_with(
     g: &Global,
     verify: &VerifyArgs,
     at: DateTime<Utc>,
+    opts: &crate::reconcile::ExecOptions,
 ) -> Result<(crate::reconcile::Desired, std::collections::BTreeMap<String, std::sync::Arc<dyn crate::provider::Provider>>, Plan), u8> {
     let client = verify.client().await.map_err(fail)?;
     let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
-    let (desired, providers, mut plan) = prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))?;
+    let (desired, providers, mut plan) = crate::reconcile::prepare_with_options(&g.repo, at, api, opts).await.map_err(|e| desired_error(g, e))?;
     crate::reconcile::enforce_trust(&g.repo, &mut plan, verify.trust_root.as_deref(), api).await.map_err(fail)?;
     Ok((desired, providers, plan))
 }
@@ -64,7 +65,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let plan = match rt.block_on(prepare_with(g, &a.verify, at)) {
+    let plan = match rt.block_on(prepare_with(g, &a.verify, at, &crate::reconcile::ExecOptions::from_env())) {
         Ok((_, _, plan)) => plan,
         Err(code) => return code,
     };
@@ -125,6 +126,17 @@ pub(super) fn desired_error(g: &Global, e: DesiredError) -> u8 {
 /// The plan as an aligned table for people, then refusals and expiry notes.
 pub fn render_plan(plan: &Plan) -> String {
     let mut out = format!("plan at {} (main {})\n", crate::model::stamp(&plan.at), human(plan.main.get(..10).unwrap_or(&plan.main)));
+    for w in &plan.warnings {
+        out.push_str(&format!("  warning: {}\n", human(w)));
+    }
+    for m in &plan.missed {
+        out.push_str(&format!(
+            "  missed: {} (window {} to {} passed between two runs; recorded by reconcile)\n",
+            human(&m.request),
+            crate::model::stamp(&m.start),
+            crate::model::stamp(&m.end)
+        ));
+    }
     if plan.actions.is_empty() {
         out.push_str("  nothing is granted and nothing needs granting\n");
     }

@@ -5,9 +5,11 @@ use git2::Repository;
 use std::time::Duration;
 
 use super::{Format, Global, fail};
-use crate::ledger::{self, Ledger};
+use futures::StreamExt;
+
+use crate::ledger::{self, Ledger, lock};
 use crate::reconcile::execute::execute_observed;
-use crate::reconcile::{ActionKind, ExecOptions, ledger_entries};
+use crate::reconcile::{ActionKind, ExecOptions, execute_by_resource, ledger_entries};
 use crate::render::escape::{self, GhCommand, human};
 
 /// The ledger flags of the commands that change the providers.
@@ -16,17 +18,49 @@ pub struct LedgerArgs {
     /// Do not write the ledger branch (not recommended: the audit trail is the point).
     #[arg(long)]
     pub no_ledger: bool,
-    /// The remote to push the ledger branch to, when it exists.
+    /// The remote whose `gitgrant-ledger` branch is the ledger: fetched before planning, pushed after.
     #[arg(long, default_value = "origin")]
     pub remote: String,
+    /// How long to wait for another gitgrant run on this repository to finish.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_wait: u64,
+    /// A run lock older than this is stale and taken over (a lock whose process is gone on this host is, at once).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub lock_stale: u64,
 }
 
-/// Opens the repository and reads its ledger before anything changes, so a
-/// corrupt ledger stops a run first (exit 2).
-pub(super) fn open_with_ledger(g: &Global) -> Result<(Repository, Ledger), u8> {
+/// What a command that changes the providers does before touching any:
+/// takes the run lock (another run: wait, then exit with `busy` and a
+/// message), clears ref locks a killed run left, fetches the remote's ledger,
+/// reads it, and checks it can be written. Warnings go to stderr.
+pub(super) fn open_for_run(g: &Global, a: &LedgerArgs, command: &str, busy: u8) -> Result<(Repository, Ledger, lock::RunLock), u8> {
     let repo = Repository::open(&g.repo).map_err(|e| fail(format!("`{}` is not a git repository: {e}", g.repo.display())))?;
+    let mut notes = Vec::new();
+    let opts = lock::LockOptions { wait: Duration::from_secs(a.lock_wait), stale_after: Duration::from_secs(a.lock_stale) };
+    let held = match lock::acquire(&repo, command, opts, &mut notes) {
+        Ok(l) => l,
+        Err(lock::LockError::Busy { path, holder, waited }) => {
+            eprintln!(
+                "notice: another gitgrant run holds the run lock {path}: {holder}; waited {waited} s. Nothing was changed; \
+                 the running one does this work (if it is gone, the lock is taken over once it is older than --lock-stale)"
+            );
+            return Err(busy);
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    notes.extend(lock::clear_stale_ref_locks(&repo));
+    if !a.no_ledger {
+        ledger::fetch(&g.repo, &a.remote).map_err(fail)?;
+    }
     let ledger = Ledger::read(&repo).map_err(fail)?;
-    Ok((repo, ledger))
+    notes.extend(ledger.notes.iter().cloned());
+    if !a.no_ledger {
+        lock::check_writable(&repo).map_err(fail)?;
+    }
+    for n in notes {
+        eprintln!("warning: {}", super::output::one_line(&n));
+    }
+    Ok((repo, ledger, held))
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +74,9 @@ pub struct Args {
     /// Attempts per provider call on throttling and 5xx (the first included).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub attempts: u32,
+    /// The run's deadline: provider calls still running after this are abandoned and reported (exit 1); listing gets at most half of it.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline: u64,
     #[command(flatten)]
     pub ledger: LedgerArgs,
     #[command(flatten)]
@@ -47,20 +84,29 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
+    let started = tokio::time::Instant::now();
     let at = a.at.unwrap_or(g.now);
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let (repo, mut ledger) = match open_with_ledger(g) {
+    let (repo, mut ledger, _lock) = match open_for_run(g, &a.ledger, "reconcile", 0) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let (_, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at)) {
+    let budget = Duration::from_secs(a.deadline);
+    let base = ExecOptions::from_env();
+    let opts = ExecOptions {
+        concurrency: a.concurrency.into(),
+        attempts: a.attempts,
+        list_timeout: base.list_timeout.min(budget / 2),
+        deadline: Some(started + budget),
+        ..base
+    };
+    let (_, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at, &opts)) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = ExecOptions { concurrency: a.concurrency.into(), attempts: a.attempts, ..ExecOptions::from_env() };
     let calls = plan.actions.iter().filter(|x| x.action != ActionKind::Keep || x.update_marker).count();
     let bar = super::output::progress(g, calls as u64, "reconcile");
     let on_done = |o: &crate::reconcile::Outcome, took: Duration| {
@@ -78,9 +124,36 @@ pub fn run(g: &Global, a: Args) -> u8 {
         );
         super::output::verbose_line(g, &bar, &line);
     };
-    let outcomes = rt.block_on(execute_observed(&plan, &providers, &opts, &on_done));
+    // Each resource's lines are committed (locally) as soon as it is done, so
+    // a run killed later leaves them recorded; one push at the end.
+    let record = !a.ledger.no_ledger;
+    let mut outcomes = Vec::new();
+    let mut entries = Vec::new();
+    let mut ledger_error: Option<String> = None;
+    rt.block_on(async {
+        let mut done = std::pin::pin!(execute_by_resource(&plan, &providers, &opts, &on_done));
+        while let Some((resource, outs)) = done.next().await {
+            let lines = ledger_entries(&plan.part(Some(&resource)), &outs, &ledger, at);
+            if record && !lines.is_empty() && ledger_error.is_none() {
+                let summary = format!("gitgrant reconcile at {}: {resource}", at.to_rfc3339());
+                if let Err(e) = ledger.append(&repo, &lines, &summary) {
+                    ledger_error = Some(e.to_string());
+                }
+            }
+            entries.extend(lines);
+            outcomes.extend(outs);
+        }
+    });
     bar.finish_and_clear();
-    let entries = ledger_entries(&plan, &outcomes, &ledger, at);
+    outcomes.sort_by(|x, y| {
+        (x.action.action, &x.action.resource, &x.action.principal, &x.action.access).cmp(&(
+            y.action.action,
+            &y.action.resource,
+            &y.action.principal,
+            &y.action.access,
+        ))
+    });
+    let refusals = ledger_entries(&plan.part(None), &[], &ledger, at);
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
     let summary = format!(
         "gitgrant reconcile at {}: {} granted, {} revoked, {} failed",
@@ -89,13 +162,13 @@ pub fn run(g: &Global, a: Args) -> u8 {
         outcomes.iter().filter(|o| o.ok && o.action.action == ActionKind::Revoke).count(),
         failed.len()
     );
-    let mut ledger_error = None;
-    if !entries.is_empty()
-        && !a.ledger.no_ledger
-        && let Err(e) = ledger.record(&repo, &entries, &summary, &a.ledger.remote)
-    {
-        ledger_error = Some(e.to_string());
+    if record && ledger_error.is_none() {
+        let done = if refusals.is_empty() { Ok(()) } else { ledger.append(&repo, &refusals, &summary).map(drop) };
+        if let Err(e) = done.and_then(|()| ledger.publish(&repo, &a.ledger.remote, &summary)) {
+            ledger_error = Some(e.to_string());
+        }
     }
+    entries.extend(refusals);
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({
@@ -131,14 +204,27 @@ pub fn run(g: &Global, a: Args) -> u8 {
                     println!("{}", escape::gh_annotation(GhCommand::Error, "gitgrant reconcile", &format!("{what}: {}", o.error.clone().unwrap_or_default())));
                 }
                 print!("{}", super::plan::plan_annotations(&plan));
+                for w in &plan.warnings {
+                    println!("{}", escape::gh_annotation(GhCommand::Warning, "gitgrant reconcile", w));
+                }
             }
         }
     }
     if let Some(e) = &ledger_error {
         eprintln!("error: the ledger could not be written: {}", human(e));
     }
+    // A resource that is down: its first failure, then one line for the calls not attempted.
+    let mut skipped: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();
     for o in &failed {
-        eprintln!("error: {} failed: {}", o.action.action.as_str(), human(&o.error.clone().unwrap_or_default()));
+        let error = o.error.clone().unwrap_or_default();
+        if error.starts_with("not attempted: ") {
+            *skipped.entry((o.action.provider.to_string(), o.action.resource.clone())).or_default() += 1;
+            continue;
+        }
+        eprintln!("error: {} failed: {}", o.action.action.as_str(), human(&error));
+    }
+    for ((provider, resource), n) in skipped {
+        eprintln!("error: {provider} {}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back", human(&resource));
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || !plan.rule_changes_in_force.is_empty() || ledger_error.is_some())
 }

@@ -13,7 +13,7 @@ use git2::Repository;
 use super::{Format, Global, fail};
 use crate::check::main_commit;
 use crate::diag::Diagnostics;
-use crate::ledger::{self, Ledger};
+use crate::ledger;
 use crate::monitor::{RequestMeta, Revocation, revocation_entries, revoke_request};
 use crate::render::escape::{self, human};
 use crate::source::{GitTree, Tree};
@@ -79,9 +79,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
     let mut failed = false;
     let mut revocations: Vec<Revocation> = Vec::new();
     if now_mode {
-        let mut ledger = match Ledger::read(&repo) {
-            Ok(l) => l,
-            Err(e) => return fail(e),
+        let args = super::reconcile::LedgerArgs { no_ledger: false, remote: a.remote.clone(), lock_wait: 60, lock_stale: 3600 };
+        let (repo, mut ledger, _lock) = match super::reconcile::open_for_run(g, &args, "revoke --now", 2) {
+            Ok(x) => x,
+            Err(code) => return code,
         };
         let rt = match super::runtime() {
             Ok(rt) => rt,
@@ -99,6 +100,14 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
         for r in &revocations {
             match &r.error {
+                None if !r.shared_with.is_empty() => say(format!(
+                    "revoked {} {} {} {} ({}); it was shared with {}, which lost it too: run `gitgrant reconcile` to grant it back for them (recorded)",
+                    r.provider,
+                    human(&r.resource),
+                    human(&r.principal),
+                    human(&r.access),
+                    human(&r.shared_with.join(", "))
+                )),
                 None => say(format!("revoked {} {} {} {} ({})", r.provider, human(&r.resource), human(&r.principal), human(&r.access), human(&id))),
                 Some(e) => {
                     eprintln!("error: revoking {} at {} {} failed: {}", human(&id), r.provider, human(&r.resource), human(e));

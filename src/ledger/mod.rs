@@ -1,13 +1,32 @@
 //! The ledger: what reconcile actually did, as JSON lines on the
 //! `gitgrant-ledger` branch. Written with git2 straight into the object
-//! database (the work tree is never touched), one commit per run that
-//! changed anything. Each commit's parent is the previous ledger head and
-//! its message names it (`Previous-ledger:`), so a rewrite is detectable.
+//! database (the work tree is never touched). Each commit's parent is the
+//! previous ledger head and its message names it (`Previous-ledger:`), so a
+//! rewrite is detectable.
+//!
+//! **The ledger is the remote's.** CI works in a fresh clone that has only
+//! `refs/remotes/<remote>/gitgrant-ledger`; the local branch is a cache that
+//! counts only when it is ahead (a run whose push failed, or was killed before
+//! it). [`Ledger::read`] therefore takes the most advanced of the local branch
+//! and every remote-tracking copy; when they have diverged, the remote one is
+//! the base and the local lines it lacks are carried as *pending* and written
+//! on top of it with the next append.
+//!
+//! **Every line has an identity** ([`Entry::identity`]: run id, action,
+//! request, resource, principal, access). Rebasing a run's lines onto a head
+//! that moved (a push rejected because another clone pushed first, a local
+//! compare-and-swap lost to another process) re-appends exactly the lines the
+//! new head lacks by identity: nothing dropped, nothing doubled.
 //!
 //! Rule: nothing is recorded that did not happen, and nothing that happened
-//! is left out. A run killed between a provider call and the ledger commit
-//! leaves a grant the ledger does not know; the next run sees it at the
-//! provider and records it then, marked `observed`.
+//! is left out. Reconcile records each provider's results as soon as that
+//! provider finishes (a local commit), and pushes once at the end; a run
+//! killed in between leaves them on the local branch, which the next run on
+//! that machine pushes. A grant made but not recorded at all (killed between
+//! the provider call and the commit) is found at the provider by the next run
+//! and recorded then, marked `observed`.
+
+pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -77,9 +96,31 @@ pub struct Entry {
     /// the version it revoked is on main.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sticky: bool,
+    /// The run that wrote the line (set on append): part of its identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// A revoke done after the access's end: by how much (`1d 2h 5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_by: Option<String>,
 }
 
 impl Entry {
+    /// The line's stable identity: run id, action, request, provider,
+    /// resource, principal and access (and, for lines about no access such as
+    /// monitor findings, the detail). Lines written before run ids existed are
+    /// identified by their whole text.
+    pub fn identity(&self) -> String {
+        match &self.run {
+            Some(run) => {
+                let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+                let extra = if self.access.is_none() { self.detail.as_str() } else { "" };
+                [run.as_str(), &self.action, &self.request, &opt(&self.provider), &opt(&self.resource), &opt(&self.principal), &opt(&self.access), extra]
+                    .join("\u{1f}")
+            }
+            None => serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+
     /// The (request, resource, principal, access) this entry is about, for grant bookkeeping.
     pub fn key(&self) -> Option<GrantKey> {
         Some(GrantKey { request: self.request.clone(), resource: self.resource.clone()?, principal: self.principal.clone()?, access: self.access.clone()? })
@@ -115,18 +156,45 @@ pub enum LedgerError {
     Git(#[from] git2::Error),
     #[error("ledger branch `{BRANCH}`, {FILE} line {line}: {message} (the ledger is append-only; restore it from the remote)")]
     Corrupt { line: usize, message: String },
-    #[error("ledger branch `{BRANCH}` moved while this run was writing it (another run?); rerun reconcile")]
+    #[error("ledger branch `{BRANCH}` kept moving while this run was writing it (five attempts); rerun reconcile")]
     Raced,
+    #[error(
+        "ledger branch `{BRANCH}` is locked by `{0}` (another git process, or a run killed while writing it); when no gitgrant or git runs, remove that file, or rerun reconcile, which clears it under its run lock"
+    )]
+    Locked(String),
+    #[error("fetching `{BRANCH}` from `{0}`: {1} (the ledger is the remote's: fix access to the remote, or pass --remote)")]
+    Fetch(String, String),
     #[error("pushing `{BRANCH}`: {0}")]
     Push(String),
 }
 
-/// The ledger as of its branch head (empty when the branch does not exist).
+/// The ref of the local ledger branch (a cache of the remote's).
+pub const LOCAL_REF: &str = "refs/heads/gitgrant-ledger";
+
+/// The reflog message of a ledger ref move that rebases local lines onto a
+/// remote head (not a rewrite; `audit verify` knows it).
+pub const REBASE_MESSAGE: &str = "gitgrant ledger: rebase on remote";
+
+/// The ledger as of its most advanced head (empty when no branch exists).
 #[derive(Debug, Default)]
 pub struct Ledger {
+    /// The commit `entries` were read from (without the pending lines).
     pub head: Option<Oid>,
+    /// Every line: the head's, then the pending ones.
     pub entries: Vec<Entry>,
     text: String,
+    /// Where the local branch pointed when read (the compare-and-swap value).
+    local: Option<Oid>,
+    /// Lines of a diverged local branch the head lacks, written with the next append.
+    pending: Vec<Entry>,
+    /// The id this instance stamps on the lines it writes.
+    run: String,
+    /// Every line this instance wrote (for a rebase after a lost race).
+    written: Vec<Entry>,
+    /// The head before this instance's first append, and how many commits it made since.
+    run_base: Option<(Option<Oid>, usize)>,
+    /// What reading did that a user should know (a diverged local branch).
+    pub notes: Vec<String>,
 }
 
 impl Ledger {
@@ -136,23 +204,68 @@ impl Ledger {
         Ledger::default()
     }
 
+    /// Reads the most advanced of the local ledger branch and every
+    /// remote-tracking `refs/remotes/*/gitgrant-ledger` (fetch first to see
+    /// the remote's latest; see [`fetch`]). Diverged local lines become pending.
     pub fn read(repo: &Repository) -> Result<Ledger, LedgerError> {
-        let head = match repo.refname_to_id(&format!("refs/heads/{BRANCH}")) {
-            Ok(oid) => Some(oid),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        let text = match head {
+        let local = ref_id(repo, LOCAL_REF)?;
+        let mut heads = Vec::new();
+        for r in repo.references_glob(&format!("refs/remotes/*/{BRANCH}"))? {
+            if let Some(oid) = r?.target() {
+                heads.push(oid);
+            }
+        }
+        heads.extend(local);
+        let mut base: Option<Oid> = None;
+        let mut others = Vec::new();
+        for h in heads {
+            match base {
+                None => base = Some(h),
+                Some(b) if is_ancestor(repo, h, b) => {}
+                Some(b) if is_ancestor(repo, b, h) => base = Some(h),
+                Some(_) => others.push(h),
+            }
+        }
+        let text = match base {
             None => String::new(),
             Some(h) => text_at(repo, h)?,
         };
-        let entries = parse(&text)?;
-        Ok(Ledger { head, entries, text })
+        let mut entries = parse(&text)?;
+        let mut known: BTreeSet<String> = entries.iter().map(Entry::identity).collect();
+        let mut pending = Vec::new();
+        let mut notes = Vec::new();
+        for o in others.into_iter().filter(|o| base.is_none_or(|b| !is_ancestor(repo, *o, b))) {
+            let before = pending.len();
+            for e in entries_at(repo, o)? {
+                if known.insert(e.identity()) {
+                    pending.push(e);
+                }
+            }
+            notes.push(format!(
+                "the local ledger branch ({}) and the remote's ({}) have diverged; {} local line(s) the remote lacks will be written on top of the remote's",
+                short(o),
+                base.map(short).unwrap_or_default(),
+                pending.len() - before
+            ));
+        }
+        entries.extend(pending.iter().cloned());
+        Ok(Ledger { head: base, entries, text, local, pending, run: run_id(), written: Vec::new(), run_base: None, notes })
     }
 
-    /// Grants the ledger says are in place: granted (or observed) and not revoked since.
+    /// The run id stamped on the lines this instance writes.
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    /// Lines not yet on the head (a diverged local branch's).
+    pub fn pending(&self) -> &[Entry] {
+        &self.pending
+    }
+
+    /// Grants the ledger says are in place: granted (or observed) and not
+    /// revoked or released since, per request share.
     pub fn open_grants(&self) -> BTreeSet<GrantKey> {
-        self.open_until(&["revoke"]).into_keys().collect()
+        self.open_until(&["revoke", "release"]).into_keys().collect()
     }
 
     /// Grants done (or observed) and not closed since by one of `closers`
@@ -195,20 +308,107 @@ impl Ledger {
         self.entries.iter().filter(|e| e.action == "finding" && e.time < t && e.requester.eq_ignore_ascii_case(requester)).count()
     }
 
-    /// Appends `entries` in one commit on the ledger branch; the ref moves
-    /// only if it still points where this ledger was read (compare-and-swap).
-    /// Appends `entries` (one commit) and pushes the branch to `remote` when
-    /// it exists: what every command that changes the providers does last.
+    /// The time of the latest line (any action): when a run last changed anything.
+    pub fn last_time(&self) -> Option<DateTime<Utc>> {
+        self.entries.iter().map(|e| e.time).max()
+    }
+
+    /// Appends `entries` (one local commit) and pushes the branch to `remote`
+    /// when it exists: what every command that changes the providers does last.
     pub fn record(&mut self, repo: &Repository, entries: &[Entry], summary: &str, remote: &str) -> Result<Oid, LedgerError> {
         let oid = self.append(repo, entries, summary)?;
-        let dir = repo.workdir().unwrap_or_else(|| repo.path());
-        push(dir, remote, summary)?;
+        self.publish(repo, remote, summary)?;
         Ok(oid)
     }
 
+    /// Pushes what this instance (and any earlier interrupted run) appended
+    /// locally to `remote`, rebasing by identity when the remote moved; then
+    /// re-reads, so this instance stays usable.
+    pub fn publish(&mut self, repo: &Repository, remote: &str, summary: &str) -> Result<(), LedgerError> {
+        self.squash(repo, summary)?;
+        let dir = repo.workdir().unwrap_or_else(|| repo.path());
+        push(dir, remote, summary)?;
+        let fresh = Ledger::read(repo)?;
+        let (run, written) = (std::mem::take(&mut self.run), std::mem::take(&mut self.written));
+        *self = Ledger { run, written, ..fresh };
+        Ok(())
+    }
+
+    /// Appends `entries` (with the pending lines before them) in one commit on
+    /// the local ledger branch. The ref moves only if it still points where it
+    /// did when read (compare-and-swap); when another process moved it, the
+    /// ledger is read again and this instance's lines the new head lacks (by
+    /// identity) are appended there instead, up to five times.
     pub fn append(&mut self, repo: &Repository, entries: &[Entry], summary: &str) -> Result<Oid, LedgerError> {
+        let mut new: Vec<Entry> = entries
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if e.run.is_none() {
+                    e.run = Some(self.run.clone());
+                }
+                e
+            })
+            .collect();
+        for _ in 0..5 {
+            match self.try_append(repo, &new, summary)? {
+                Some(oid) => return Ok(oid),
+                None => {
+                    let fresh = Ledger::read(repo)?;
+                    let known: BTreeSet<String> = fresh.entries.iter().map(Entry::identity).collect();
+                    let mut seen = BTreeSet::new();
+                    new = self.written.iter().chain(new.iter()).filter(|e| !known.contains(&e.identity()) && seen.insert(e.identity())).cloned().collect();
+                    let (run, written) = (std::mem::take(&mut self.run), std::mem::take(&mut self.written));
+                    // Another process moved the branch: never squash across its commits.
+                    *self = Ledger { run, written, run_base: None, ..fresh };
+                }
+            }
+        }
+        Err(LedgerError::Raced)
+    }
+
+    /// The local commits this instance made (one per provider, for crash
+    /// consistency) become one commit for the run, named `summary`, before they
+    /// are published: one ledger commit per run. They were never pushed, so
+    /// nothing published is rewritten; the reflog says so (`REBASE_MESSAGE`).
+    fn squash(&mut self, repo: &Repository, summary: &str) -> Result<(), LedgerError> {
+        let (Some((base, commits)), Some(head)) = (self.run_base, self.head) else { return Ok(()) };
+        if commits < 2 || self.local != Some(head) {
+            return Ok(());
+        }
+        let tree = repo.find_commit(head)?.tree()?;
+        let parent = base.map(|b| repo.find_commit(b)).transpose()?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let previous = base.map_or_else(|| "none".to_string(), |b| b.to_string());
+        let sig = signature(repo)?;
+        let oid = repo.commit(None, &sig, &sig, &format!("{summary}\n\nPrevious-ledger: {previous}\n"), &tree, &parents)?;
+        let moved = repo.reference_matching(LOCAL_REF, oid, true, head, &format!("{REBASE_MESSAGE}: one commit for the run"));
+        match moved {
+            Ok(_) => {
+                self.head = Some(oid);
+                self.local = Some(oid);
+                self.run_base = Some((base, 1));
+                Ok(())
+            }
+            // Another process appended meanwhile: keep the commits as they are.
+            Err(e) if matches!(e.code(), git2::ErrorCode::Modified | git2::ErrorCode::Exists) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One compare-and-swap attempt; `None` when the local branch moved.
+    fn try_append(&mut self, repo: &Repository, new: &[Entry], summary: &str) -> Result<Option<Oid>, LedgerError> {
+        let all: Vec<Entry> = self.pending.iter().chain(new.iter()).cloned().collect();
+        if all.is_empty() {
+            // Nothing to write: at most bring the local cache up to the head.
+            let Some(head) = self.head else { return Ok(Some(Oid::ZERO_SHA1)) };
+            if self.local != Some(head) && !self.move_local(repo, head, "gitgrant ledger: fast-forward to remote")? {
+                return Ok(None);
+            }
+            return Ok(Some(head));
+        }
         let mut text = self.text.clone();
-        for e in entries {
+        for e in &all {
             let line = serde_json::to_string(e).map_err(|err| LedgerError::Corrupt { line: 0, message: err.to_string() })?;
             text.push_str(&line);
             text.push('\n');
@@ -225,21 +425,63 @@ impl Ledger {
         let message = format!("{summary}\n\nPrevious-ledger: {previous}\n");
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
-        let refname = format!("refs/heads/{BRANCH}");
-        let updated = match self.head {
-            Some(old) => repo.reference_matching(&refname, oid, true, old, "gitgrant ledger"),
-            None => repo.reference(&refname, oid, false, "gitgrant ledger"),
-        };
-        match updated {
-            Ok(_) => {}
-            Err(e) if matches!(e.code(), git2::ErrorCode::Modified | git2::ErrorCode::Exists) => return Err(LedgerError::Raced),
-            Err(e) => return Err(e.into()),
+        let base = self.head;
+        if !self.move_local(repo, oid, "gitgrant ledger")? {
+            return Ok(None);
         }
+        let (first, n) = self.run_base.unwrap_or((base, 0));
+        self.run_base = Some((first, n + 1));
         self.head = Some(oid);
         self.text = text;
-        self.entries.extend_from_slice(entries);
-        Ok(oid)
+        self.pending.clear();
+        self.entries.extend_from_slice(new);
+        self.written.extend_from_slice(new);
+        Ok(Some(oid))
     }
+
+    /// Moves the local branch to `to` if it is still where it was read;
+    /// `false` when another process moved it first.
+    fn move_local(&mut self, repo: &Repository, to: Oid, message: &str) -> Result<bool, LedgerError> {
+        // A move that is not a fast-forward of the local branch is a rebase onto the remote.
+        let message = match self.local {
+            Some(old) if !is_ancestor(repo, old, to) => REBASE_MESSAGE,
+            _ => message,
+        };
+        let updated = match self.local {
+            Some(old) => repo.reference_matching(LOCAL_REF, to, true, old, message),
+            None => repo.reference(LOCAL_REF, to, false, message),
+        };
+        match updated {
+            Ok(_) => {
+                self.local = Some(to);
+                Ok(true)
+            }
+            Err(e) if matches!(e.code(), git2::ErrorCode::Modified | git2::ErrorCode::Exists) => Ok(false),
+            Err(e) if e.code() == git2::ErrorCode::Locked => Err(LedgerError::Locked(repo.path().join(format!("{LOCAL_REF}.lock")).display().to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A run id: UTC time, process id and a random suffix (unique across clones).
+fn run_id() -> String {
+    format!("{}-{}-{:08x}", Utc::now().format("%Y%m%dT%H%M%SZ"), std::process::id(), fastrand::u32(..))
+}
+
+fn ref_id(repo: &Repository, name: &str) -> Result<Option<Oid>, LedgerError> {
+    match repo.refname_to_id(name) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_ancestor(repo: &Repository, ancestor: Oid, of: Oid) -> bool {
+    ancestor == of || repo.graph_descendant_of(of, ancestor).unwrap_or(false)
+}
+
+fn short(oid: Oid) -> String {
+    oid.to_string().chars().take(10).collect()
 }
 
 const LEDGER_README: &str = "# gitgrant ledger\n\nWritten by `gitgrant reconcile`: one JSON object per line in `ledger.jsonl`, \
@@ -262,20 +504,51 @@ fn signature(repo: &Repository) -> Result<Signature<'static>, git2::Error> {
     }
 }
 
-/// Pushes the ledger branch to `remote` when it exists. On a non-fast-forward
-/// (another run pushed first) the remote ledger is fetched and the local
-/// entries it lacks (those after the common ancestor) are re-appended on top
-/// of it, up to three times; nothing local is dropped.
+/// Is `remote` configured in the repository at `repo_dir`?
+pub fn has_remote(repo: &Repository, remote: &str) -> bool {
+    repo.find_remote(remote).is_ok()
+}
+
+/// Fetches the remote's ledger branch into `refs/remotes/<remote>/gitgrant-ledger`
+/// (what the next [`Ledger::read`] sees). `Ok(false)` when the remote is not
+/// configured or has no ledger branch yet; an unreachable remote is an error,
+/// so no run plans from a ledger it could not see.
+pub fn fetch(repo_dir: &Path, remote: &str) -> Result<bool, LedgerError> {
+    let repo = Repository::open(repo_dir)?;
+    if !has_remote(&repo, remote) {
+        return Ok(false);
+    }
+    let refspec = format!("+refs/heads/{BRANCH}:refs/remotes/{remote}/{BRANCH}");
+    let out = git(repo_dir, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, &refspec])?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if stderr.contains("couldn't find remote ref") {
+        return Ok(false);
+    }
+    Err(LedgerError::Fetch(remote.to_string(), stderr.trim().to_string()))
+}
+
+/// Pushes the local ledger branch to `remote` when it exists. On a rejection
+/// (another run pushed first) the remote ledger is fetched, the ledger read
+/// again (the local lines it lacks become pending, by identity) and appended
+/// on top of it, up to five times: nothing local is dropped or doubled.
 ///
 /// Uses the `git` command so the push authenticates the way the clone does
 /// (credential helpers, the Actions checkout token).
 pub fn push(repo_dir: &Path, remote: &str, summary: &str) -> Result<(), LedgerError> {
     let repo = Repository::open(repo_dir)?;
-    if repo.find_remote(remote).is_err() {
+    let local = ref_id(&repo, LOCAL_REF)?;
+    if !has_remote(&repo, remote) || local.is_none() {
         return Ok(());
     }
-    let refspec = format!("refs/heads/{BRANCH}:refs/heads/{BRANCH}");
-    for _ in 0..3 {
+    // Already published (the remote-tracking copy is where the local branch is).
+    if ref_id(&repo, &format!("refs/remotes/{remote}/{BRANCH}"))? == local {
+        return Ok(());
+    }
+    let refspec = format!("{LOCAL_REF}:refs/heads/{BRANCH}");
+    for _ in 0..5 {
         let out = git(repo_dir, &["push", "--quiet", remote, &refspec])?;
         if out.status.success() {
             return Ok(());
@@ -284,21 +557,10 @@ pub fn push(repo_dir: &Path, remote: &str, summary: &str) -> Result<(), LedgerEr
         if !(stderr.contains("non-fast-forward") || stderr.contains("rejected") || stderr.contains("fetch first")) {
             return Err(LedgerError::Push(stderr.trim().to_string()));
         }
-        let fetched = git(repo_dir, &["fetch", "--quiet", remote, &format!("refs/heads/{BRANCH}")])?;
-        if !fetched.status.success() {
-            return Err(LedgerError::Push(String::from_utf8_lossy(&fetched.stderr).trim().to_string()));
-        }
-        let theirs = repo.refname_to_id("FETCH_HEAD")?;
-        let local = Ledger::read(&repo)?;
-        let Some(ours_head) = local.head else { return Ok(()) };
-        let common = match repo.merge_base(ours_head, theirs) {
-            Ok(b) => entries_at(&repo, b)?.len(),
-            Err(_) => 0,
-        };
-        let ours: Vec<Entry> = local.entries[common.min(local.entries.len())..].to_vec();
-        repo.reference(&format!("refs/heads/{BRANCH}"), theirs, true, "gitgrant ledger: rebase on remote")?;
+        fetch(repo_dir, remote)?;
         let mut ledger = Ledger::read(&repo)?;
-        ledger.append(&repo, &ours, summary)?;
+        let rebased = format!("{summary} (rebased on the remote ledger)");
+        ledger.append(&repo, &[], &rebased)?;
     }
     Err(LedgerError::Push("the remote ledger kept moving; rerun reconcile".into()))
 }
@@ -324,4 +586,44 @@ fn entries_at(repo: &Repository, commit: Oid) -> Result<Vec<Entry>, LedgerError>
 
 fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, LedgerError> {
     std::process::Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| LedgerError::Push(format!("running git: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn line(request: &str) -> Entry {
+        Entry { action: "grant".into(), request: request.into(), result: "ok".into(), access: Some("user".into()), ..Entry::default() }
+    }
+
+    /// Issue 14, what broke 4: two writers on one repository. The loser of the
+    /// compare-and-swap re-reads and appends its lines on the new head: both
+    /// writers' lines are there, once each.
+    #[test]
+    fn a_lost_compare_and_swap_rebases_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let mut first = Ledger::read(&repo).unwrap();
+        let mut second = Ledger::read(&repo).unwrap();
+        first.append(&repo, &[line("a")], "first").unwrap();
+        second.append(&repo, &[line("b")], "second").unwrap();
+        second.append(&repo, &[line("c")], "second again").unwrap();
+        first.append(&repo, &[line("d")], "first again").unwrap();
+        let l = Ledger::read(&repo).unwrap();
+        let requests: Vec<&str> = l.entries.iter().map(|e| e.request.as_str()).collect();
+        assert_eq!(requests, vec!["a", "b", "c", "d"]);
+        let ids: BTreeSet<String> = l.entries.iter().map(Entry::identity).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(l.entries.iter().all(|e| e.run.is_some()));
+    }
+
+    #[test]
+    fn identity_ignores_time_and_falls_back_to_the_whole_line() {
+        let mut a = Entry { run: Some("r1".into()), ..line("x") };
+        let b = Entry { time: Utc::now(), ..a.clone() };
+        assert_eq!(a.identity(), b.identity());
+        a.run = None;
+        assert_ne!(a.identity(), Entry { time: Utc::now(), ..a.clone() }.identity(), "old lines: the whole text");
+    }
 }

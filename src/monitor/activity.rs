@@ -131,7 +131,7 @@ impl CloudTrail {
         if let Some(region) = config.config.get("region").and_then(|v| v.as_str()) {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader.timeout_config(crate::provider::aws_timeouts()).load().await;
         let mut b = aws_sdk_cloudtrail::config::Builder::from(&sdk);
         if sdk.region().is_none() {
             b = b.region(aws_config::Region::from_static("us-east-1"));

@@ -50,6 +50,10 @@ pub struct Revocation {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Other requests the revoked access served (a shared database role):
+    /// they lost it too, until the next reconcile grants it back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
 }
 
 /// Revokes, at each of `resources`, every managed grant whose marker names
@@ -68,6 +72,7 @@ pub async fn revoke_request(repo: &Path, policy: &Policy, request: &str, resourc
             access: String::new(),
             ok: false,
             error: Some(error),
+            shared_with: Vec::new(),
         };
         let provider = match build(&ProviderContext { repo, resource: name, config: res, now: at }).await {
             Ok(p) => p,
@@ -93,6 +98,7 @@ pub async fn revoke_request(repo: &Path, policy: &Policy, request: &str, resourc
                 access: h.access.access.clone(),
                 ok: r.is_ok(),
                 error: r.err().map(|e| e.to_string()),
+                shared_with: h.requests.iter().filter(|x| x.as_str() != request).cloned().collect(),
             });
         }
     }
@@ -126,23 +132,45 @@ pub fn revocation_entries(meta: &RequestMeta, revs: &[Revocation], detail: &str,
     if revs.is_empty() {
         return vec![Entry { detail: format!("{detail}; no grant was held at the providers (recorded so reconcile does not grant it)"), ..base }];
     }
-    revs.iter()
-        .map(|r| {
-            let mut e = Entry {
-                provider: Some(r.provider.as_str().into()),
-                resource: Some(r.resource.clone()),
-                principal: (!r.principal.is_empty()).then(|| r.principal.clone()),
-                access: (!r.access.is_empty()).then(|| r.access.clone()),
-                ..base.clone()
-            };
-            if !r.ok {
-                e.action = "revoke-failed".into();
-                e.result = "failed".into();
-                e.detail = format!("{detail}: {}", r.error.clone().unwrap_or_default());
-            }
-            e
-        })
-        .collect()
+    let mut out = Vec::new();
+    for r in revs {
+        let mut e = Entry {
+            provider: Some(r.provider.as_str().into()),
+            resource: Some(r.resource.clone()),
+            principal: (!r.principal.is_empty()).then(|| r.principal.clone()),
+            access: (!r.access.is_empty()).then(|| r.access.clone()),
+            ..base.clone()
+        };
+        if !r.ok {
+            e.action = "revoke-failed".into();
+            e.result = "failed".into();
+            e.detail = format!("{detail}: {}", r.error.clone().unwrap_or_default());
+        }
+        // The shared access is gone for the other requests too: their share is
+        // closed here (not sticky), and the next reconcile records their re-grant.
+        let shares: Vec<Entry> = if r.ok {
+            r.shared_with
+                .iter()
+                .map(|other| Entry {
+                    request: other.clone(),
+                    requester: String::new(),
+                    role: String::new(),
+                    resources: vec![r.resource.clone()],
+                    sticky: false,
+                    detail: format!(
+                        "the access was shared with {}, which was revoked ({detail}); {other} is without it until the next reconcile grants it again",
+                        meta.request
+                    ),
+                    ..e.clone()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(e);
+        out.extend(shares);
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default)]
@@ -354,6 +382,7 @@ mod tests {
             access: String::new(),
             ok: false,
             error: Some("boom".into()),
+            shared_with: Vec::new(),
         };
         let e = revocation_entries(&meta, &[failed], "why", at);
         assert_eq!((e[0].action.as_str(), e[0].result.as_str(), e[0].sticky), ("revoke-failed", "failed", true));

@@ -77,7 +77,7 @@ impl AwsIamProvider {
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader.timeout_config(super::aws_timeouts()).load().await;
         let mut iam = aws_sdk_iam::config::Builder::from(&sdk);
         if sdk.region().is_none() {
             // IAM is a global service; any region signs for it.
@@ -192,6 +192,10 @@ impl AwsIamProvider {
                 .send()
                 .await
                 .map_err(|e| self.sdk("CreatePolicyVersion", arn, e))?;
+            self.delete_old_versions(arn).await?;
+        } else {
+            // An older, longer version left by a run killed before DeletePolicyVersion
+            // could be made default again by anyone with SetDefaultPolicyVersion.
             self.delete_old_versions(arn).await?;
         }
         let have: BTreeSet<(&str, &str)> = policy.as_ref().map(|p| p.tags().iter().map(|t| (t.key(), t.value())).collect()).unwrap_or_default();
@@ -312,7 +316,17 @@ impl Provider for AwsIamProvider {
                 let Some(request) = self.owned(arn) else { continue };
                 self.check_account(arn, arn.split(':').nth(4).unwrap_or_default())?;
                 let default = p.policy_version_list().iter().find(|v| v.is_default_version());
-                let end = default.and_then(|v| v.document()).and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                let mut end = default.and_then(|v| v.document()).and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                // Non-default versions can be made default again: the access lasts as
+                // long as the latest of them. Reported so, the plan rewrites the
+                // policy, which deletes them.
+                for v in p.policy_version_list().iter().filter(|v| !v.is_default_version()) {
+                    let other = v.document().and_then(|d| decode_document(d).ok()).and_then(|d| document_end(&d));
+                    end = match (end, other) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
                 policies.insert(arn.to_string(), (request, end));
             }
         }
@@ -474,7 +488,10 @@ where
     let chain = error_chain(e);
     match e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(resource, format!("{op} {what}: {chain}")),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => transient(resource, format!("{op} {what}: cannot reach AWS IAM: {chain}")),
+        // `other`: the connection dropped mid-request (closed before the response), among others.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() || d.is_other() => {
+            transient(resource, format!("{op} {what}: cannot reach AWS IAM: {chain}"))
+        }
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
             permanent(resource, format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"))
         }
@@ -482,7 +499,11 @@ where
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or_default();
             let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
-            let text = format!("{op} {what}: {code}: {message}");
+            let text = match (e.code(), e.raw_response()) {
+                // Not an AWS error document (a proxy's 503 HTML page): say what came back.
+                (None, Some(raw)) => format!("{op} {what}: {}", http_excerpt(raw)),
+                _ => format!("{op} {what}: {code}: {message}"),
+            };
             match code {
                 "Throttling"
                 | "ThrottlingException"
@@ -511,6 +532,35 @@ where
             }
         }
     }
+}
+
+/// An HTTP response that is not an AWS error document, in words: its status
+/// and the start of its body on one line (tags and control characters
+/// dropped), e.g. `HTTP 503: Service Unavailable upstream connect error`.
+pub(crate) fn http_excerpt(raw: &HttpResponse) -> String {
+    let status = raw.status().as_u16();
+    let body = raw.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_control() || c.is_whitespace() => text.push(' '),
+            c => text.push(c),
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut excerpt = words.join(" ");
+    if excerpt.chars().count() > 160 {
+        excerpt = excerpt.chars().take(160).collect::<String>() + "...";
+    }
+    let head = format!("HTTP {status}");
+    if excerpt.is_empty() { format!("{head} (empty body)") } else { format!("{head}: {excerpt}") }
 }
 
 /// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
@@ -932,6 +982,17 @@ mod tests {
         let err =
             aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().code(code).message("details").build());
         SdkError::service_error(err, HttpResponse::new(status.try_into().unwrap(), "".into()))
+    }
+
+    #[test]
+    fn a_503_html_page_is_reported_with_its_status_and_an_excerpt() {
+        let html = "<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1>\nupstream connect error</body></html>";
+        let raw = HttpResponse::new(503u16.try_into().unwrap(), html.into());
+        let err = aws_sdk_iam::operation::get_policy::GetPolicyError::generic(aws_sdk_iam::error::ErrorMetadata::builder().build());
+        let e = SdkError::service_error(err, raw);
+        let err = classify("aws-prod", "GetPolicy", "arn:x", &e);
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(err.detail(), "GetPolicy arn:x: HTTP 503: 503 Service Unavailable Service Unavailable upstream connect error (transient)");
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl AwsSsoProvider {
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader.timeout_config(crate::provider::aws_timeouts()).load().await;
         if sdk.region().is_none() {
             return Err(permanent(resource, "no AWS region: set `region` in the resource's config (the Identity Center region) or AWS_REGION"));
         }
@@ -485,7 +485,8 @@ where
     let chain = super::aws_iam::error_chain(e);
     match e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => transient(resource, format!("{op} {what}: {chain}")),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => transient(resource, format!("{op} {what}: cannot reach AWS: {chain}")),
+        // `other`: the connection dropped mid-request (closed before the response), among others.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() || d.is_other() => transient(resource, format!("{op} {what}: cannot reach AWS: {chain}")),
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
             permanent(resource, format!("{op} {what}: {chain}; check the AWS configuration of the gitgrant runner (credentials, region, AWS_ENDPOINT_URL)"))
         }
@@ -493,7 +494,10 @@ where
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or_default();
             let server_side = e.raw_response().is_some_and(|r| r.status().is_server_error());
-            let text = format!("{op} {what}: {code}: {message}");
+            let text = match (e.code(), e.raw_response()) {
+                (None, Some(raw)) => format!("{op} {what}: {}", super::aws_iam::http_excerpt(raw)),
+                _ => format!("{op} {what}: {code}: {message}"),
+            };
             match code {
                 "ThrottlingException" | "InternalServerException" | "ConflictException" | "ServiceUnavailableException" => transient(resource, text),
                 _ if server_side => transient(resource, text),

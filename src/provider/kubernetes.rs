@@ -87,6 +87,8 @@ async fn client(resource: &str, kubeconfig: Option<&Path>, context: Option<&str>
     // gitgrant retries transient errors itself, with its own budget.
     config.default_retry = false;
     config.read_timeout = Some(Duration::from_secs(30));
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.write_timeout = Some(Duration::from_secs(30));
     Client::try_from(config).map_err(|e| permanent(resource, format!("cannot build the Kubernetes client: {e}")))
 }
 

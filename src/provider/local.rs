@@ -44,6 +44,18 @@ impl LocalProvider {
         ProviderError::Permanent { provider: ProviderKind::Local, resource: self.resource.clone(), message: format!("{}: {e}", self.path.display()) }
     }
 
+    /// Removes `<state>.tmp.<pid>` files left by runs killed mid-write (older versions).
+    fn remove_stale_temps(&self) {
+        let (Some(dir), Some(stem)) = (self.path.parent(), self.path.file_stem().and_then(|s| s.to_str())) else { return };
+        let prefix = format!("{stem}.tmp.");
+        let Ok(list) = std::fs::read_dir(dir) else { return };
+        for e in list.flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix) && n[prefix.len()..].bytes().all(|b| b.is_ascii_digit())) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Runs `f` on the state under the lock; writes it back when `f` changed it.
     fn with_state<T>(&self, write: bool, f: impl FnOnce(&mut State) -> T) -> Result<T, ProviderError> {
         if let Some(dir) = self.path.parent() {
@@ -59,7 +71,10 @@ impl LocalProvider {
         };
         let out = f(&mut state);
         if write {
-            let tmp = self.path.with_extension(format!("tmp.{}", std::process::id()));
+            // One temp name (we hold the lock): a run killed mid-write leaves at most
+            // this file, which the next write replaces. Older runs used `tmp.<pid>`.
+            self.remove_stale_temps();
+            let tmp = self.path.with_extension("tmp");
             let bytes = serde_json::to_vec_pretty(&state).map_err(|e| self.err(e))?;
             std::fs::write(&tmp, bytes).map_err(|e| self.err(e))?;
             std::fs::rename(&tmp, &self.path).map_err(|e| self.err(e))?;

@@ -90,6 +90,13 @@ impl ProviderError {
         matches!(self, ProviderError::Transient { .. })
     }
 
+    /// A transient error of a server that restarts (a database in crash
+    /// recovery refuses connections for seconds): worth retrying for longer
+    /// than the attempt count, within the retry budget.
+    pub fn outlasts_restarts(&self) -> bool {
+        matches!(self, ProviderError::Transient { provider: crate::model::policy::ProviderKind::Postgres, .. })
+    }
+
     /// The message without the `provider resource:` prefix, for output that
     /// already names them (plan failures, refusals).
     pub fn detail(&self) -> String {
@@ -142,6 +149,23 @@ pub fn config_str<'a>(
         Some(serde_json::Value::String(s)) => Ok(Some(s.trim())),
         Some(_) => Err(ProviderError::permanent(provider, resource, format!("config `{key}` must be a string; quote it in policies/"))),
     }
+}
+
+/// The AWS SDK's time bounds for every provider and monitor client: connect
+/// 5 s, one attempt 20 s, one operation (all retries) 60 s. Without them an
+/// endpoint that accepts connections and never answers hangs the run.
+/// `GITGRANT_AWS_ATTEMPT_TIMEOUT_MS` shortens the attempt bound (tests).
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    let attempt = std::env::var("GITGRANT_AWS_ATTEMPT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(std::time::Duration::from_secs(20), std::time::Duration::from_millis);
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .read_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt.saturating_mul(3))
+        .build()
 }
 
 /// Everything a provider instance needs to be built for one resource.

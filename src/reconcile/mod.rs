@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use desired::{Desired, DesiredError, desired_state};
-pub use execute::{ExecOptions, Outcome, execute, with_retry};
+pub use execute::{ExecOptions, Outcome, execute, execute_by_resource, with_retry};
 pub use plan::{Action, ActionKind, Plan, ResourceState, make_plan};
 
 use crate::ledger::{Entry, GrantKey, Ledger};
@@ -95,6 +95,19 @@ pub async fn prepare(
     at: DateTime<Utc>,
     github: Option<&dyn crate::github::GitHubApi>,
 ) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
+    prepare_with_options(repo_dir, at, github, &ExecOptions::from_env()).await
+}
+
+/// [`prepare`] with explicit retry and time bounds. Every resource is listed
+/// at once, each under `opts.list_timeout`: a provider that hangs becomes a
+/// failure of its resource (named in the plan) and delays the others by at
+/// most that bound.
+pub async fn prepare_with_options(
+    repo_dir: &Path,
+    at: DateTime<Utc>,
+    github: Option<&dyn crate::github::GitHubApi>,
+    opts: &ExecOptions,
+) -> Result<(Desired, BTreeMap<String, Arc<dyn Provider>>, Plan), DesiredError> {
     let desired = desired_state(repo_dir, at, github).await?;
     let mut built = providers_for(repo_dir, &desired).await;
     let retired = retired_resources(repo_dir, &desired);
@@ -108,16 +121,25 @@ pub async fn prepare(
         };
         built.insert(name.clone(), p);
     }
-    let list_retry = ExecOptions::from_env();
+    let listings = futures::future::join_all(built.into_iter().map(|(name, p)| async move {
+        let listed = match &p {
+            // A transient listing error (a dropped connection) must not fail the resource for the run.
+            Ok(p) => match tokio::time::timeout(opts.list_timeout, with_retry(opts, || p.list())).await {
+                Ok((r, _)) => r.map_err(|e| e.detail()),
+                Err(_) => Err(format!(
+                    "listing did not finish within {} s (the provider accepts connections but does not answer?); nothing was planned here this run",
+                    opts.list_timeout.as_secs()
+                )),
+            },
+            Err(e) => Err(e.clone()),
+        };
+        (name, p, listed)
+    }))
+    .await;
     let mut providers = BTreeMap::new();
     let mut held = BTreeMap::new();
     let mut ledger_marker: Option<LedgerMarker> = None;
-    for (name, p) in built {
-        let listed = match &p {
-            // A transient listing error (a dropped connection) must not fail the resource for the run.
-            Ok(p) => with_retry(&list_retry, || p.list()).await.0.map_err(|e| e.detail()),
-            Err(e) => Err(e.clone()),
-        };
+    for (name, p, listed) in listings {
         let listed = match (listed, &p) {
             (Ok(mut list), Ok(p)) if !p.stores_marker() => {
                 let marker = ledger_marker.get_or_insert_with(|| marker_from_ledger(&desired.ledger));
@@ -201,17 +223,36 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                 for e in &a.entitlements {
                     let key = GrantKey { request: e.request.clone(), resource: a.resource.clone(), principal: a.principal.clone(), access: a.access.clone() };
                     seen.insert(key.clone());
+                    let mut reason = a.reason.clone();
                     if open.contains(&key) {
-                        continue;
+                        if a.action == ActionKind::Keep {
+                            continue;
+                        }
+                        // The ledger says granted, the provider no longer holds it: the gap is recorded, then the re-grant.
+                        let since = ledger.entries.iter().rev().find(|x| x.key().as_ref() == Some(&key) && x.action == "grant").map(|x| x.time);
+                        let since = since.map_or_else(String::new, |t| format!(" (recorded as granted at {})", t.to_rfc3339()));
+                        let mut gone = entry_for(
+                            e,
+                            a,
+                            "revoke",
+                            "observed",
+                            format!("no longer held at the provider{since}; removed outside gitgrant or lost, found missing at {}", now.to_rfc3339()),
+                            now,
+                        );
+                        gone.end = ledger.open_until(&["revoke", "release"]).get(&key).copied().flatten();
+                        out.push(gone);
+                        reason = format!("{reason}; granted again: the access had vanished at the provider{since}, a gap until {}", now.to_rfc3339());
                     }
                     let (action, result, detail) = match (outcome, ok) {
-                        (Some(_), true) => ("grant", "ok", a.reason.clone()),
+                        (Some(_), true) => ("grant", "ok", reason),
                         (Some(o), false) => ("grant-failed", "failed", o.error.clone().unwrap_or_default()),
                         (None, _) => ("grant", "observed", "found in place at the provider; an earlier run was interrupted before recording it".to_string()),
                     };
                     out.push(entry_for(e, a, action, result, detail, now));
                 }
-                if a.action == ActionKind::Keep && a.update_marker && ok {
+                // Shares the ledger holds open that the access no longer serves are
+                // released, also when a killed run already rewrote the marker.
+                if a.action == ActionKind::Keep && ok {
                     for r in open
                         .iter()
                         .filter(|k| k.resource == a.resource && k.principal == a.principal && k.access == a.access && !a.requests.contains(&k.request))
@@ -238,7 +279,11 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                     } else {
                         ("revoke-failed", "failed", outcome.and_then(|o| o.error.clone()).unwrap_or_else(|| "not attempted".into()))
                     };
-                    out.push(bare(a, &id, action, result, detail, now));
+                    let mut line = bare(a, &id, action, result, detail, now);
+                    if ok {
+                        late(&mut line, a.end, now, plan.native_expiry.get(&a.resource).copied().unwrap_or(false));
+                    }
+                    out.push(line);
                 }
             }
         }
@@ -258,7 +303,29 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
         e.action = "revoke".into();
         e.result = "observed".into();
         e.detail = "no longer held at the provider (expired natively, or removed outside gitgrant)".into();
+        e.run = None;
+        e.late_by = None;
+        let end = e.end;
+        late(&mut e, end, now, plan.native_expiry.get(&k.resource).copied().unwrap_or(false));
         out.push(e);
+    }
+    for m in &plan.missed {
+        out.push(Entry {
+            time: now,
+            action: "missed".into(),
+            request: m.request.clone(),
+            requester: m.requester.clone(),
+            role: m.role.clone(),
+            resources: m.resources.clone(),
+            end: Some(m.end),
+            result: "missed".into(),
+            detail: format!(
+                "its window {} to {} opened and closed between two reconcile runs: never granted (whether it was approved was not judged)",
+                m.start.to_rfc3339(),
+                m.end.to_rfc3339()
+            ),
+            ..Entry::default()
+        });
     }
     for r in &plan.refused {
         if ledger.refusal_recorded(&r.request, r.commit.as_deref()) {
@@ -278,6 +345,24 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
         });
     }
     out
+}
+
+/// Marks a revoke line made after the access's `end` with how late it is
+/// (`late_by`), noting whether the provider's own expiry ended it on time.
+fn late(line: &mut Entry, end: Option<DateTime<Utc>>, now: DateTime<Utc>, native: bool) {
+    let Some(end) = end.filter(|e| *e < now) else { return };
+    let secs = (now - end).num_seconds();
+    if secs < 60 {
+        return;
+    }
+    let by = crate::model::duration::Duration::from_secs(secs - secs % 60).to_string();
+    let how = if native {
+        format!("; late by {by} (the provider's own expiry ended access on time)")
+    } else {
+        format!("; late by {by} (no expiry at the provider: access lasted until now)")
+    };
+    line.detail.push_str(&how);
+    line.late_by = Some(by);
 }
 
 fn entry_for(e: &desired::Entitlement, a: &Action, action: &str, result: &str, detail: String, now: DateTime<Utc>) -> Entry {
@@ -304,6 +389,8 @@ fn entry_for(e: &desired::Entitlement, a: &Action, action: &str, result: &str, d
         result: result.into(),
         detail,
         sticky: false,
+        run: None,
+        late_by: None,
     }
 }
 

@@ -81,7 +81,28 @@ pub struct Plan {
     /// Unapproved rule changes in force (GG310): nothing new is granted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule_changes_in_force: Vec<crate::engine::trust::InForce>,
+    /// Things to look at that change nothing (an overdue run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Requests whose whole window passed between two runs: never granted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<Missed>,
 }
+
+/// A request whose window opened and closed between two runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// An open grant whose end passed longer ago than this means the runs are
+/// overdue (or failing): `plan` and `reconcile` warn.
+pub const OVERDUE_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Action {
     /// An action on `access` with no provider payload attached yet.
@@ -107,6 +128,23 @@ impl Action {
 impl Plan {
     pub fn changes(&self) -> usize {
         self.actions.iter().filter(|a| a.action != ActionKind::Keep || a.update_marker).count()
+    }
+
+    /// The part of the plan about one resource (`Some`: its actions, failure
+    /// and expiry, no refusals) or about none (`None`: the refusals only), to
+    /// record each part as soon as it is done.
+    pub fn part(&self, resource: Option<&str>) -> Plan {
+        let mine = |r: &str| resource == Some(r);
+        Plan {
+            at: self.at,
+            main: self.main.clone(),
+            actions: self.actions.iter().filter(|a| mine(&a.resource)).cloned().collect(),
+            refused: if resource.is_none() { self.refused.clone() } else { Vec::new() },
+            failures: self.failures.iter().filter(|f| mine(&f.resource)).cloned().collect(),
+            native_expiry: self.native_expiry.iter().filter(|(r, _)| mine(r)).map(|(r, n)| (r.clone(), *n)).collect(),
+            warnings: Vec::new(),
+            missed: if resource.is_none() { self.missed.clone() } else { Vec::new() },
+        }
     }
 }
 
@@ -165,6 +203,18 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         }
     }
 
+    // A per-request object at the provider attached to nobody (a run killed
+    // between creating an IAM policy and attaching it) that a wanted access
+    // names: the grant adopts it (attaches it, brings it up to date) instead of
+    // a revoke deleting it and a grant creating it again.
+    let mut adopted: BTreeSet<Access> = BTreeSet::new();
+    for access in wanted.keys() {
+        let orphan = Access { principal: String::new(), ..access.clone() };
+        if !access.principal.is_empty() && !held_by_access.contains_key(access) && held_by_access.remove(&orphan).is_some() {
+            adopted.insert(access.clone());
+        }
+    }
+
     for (access, ents) in &wanted {
         if failed.contains(access.resource.as_str()) {
             continue;
@@ -182,6 +232,9 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
         };
         let ids: Vec<String> = requests.iter().cloned().collect();
         let (kind, update, reason) = match held_by_access.remove(access) {
+            None if adopted.contains(access) => {
+                (ActionKind::Grant, false, format!("{}; adopts the unattached object an interrupted run left at the provider", grant_reason(ents)))
+            }
             None => (ActionKind::Grant, false, grant_reason(ents)),
             Some(h) if h.requests == requests && h.end == Some(end) => {
                 (ActionKind::Keep, false, format!("needed by {} until {}", ids.join(", "), crate::model::stamp(&end)))
@@ -218,7 +271,47 @@ pub fn make_plan(desired: &Desired, resources: &BTreeMap<String, ResourceState<'
     }
     actions.sort_by(|a, b| (a.action, &a.resource, &a.principal, &a.access).cmp(&(b.action, &b.resource, &b.principal, &b.access)));
     refused.sort_by(|a, b| a.request.cmp(&b.request));
-    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry, rule_changes_in_force: Vec::new() }
+    let (warnings, missed) = (overdue(desired), missed(desired));
+    Plan { at, main: desired.main.clone(), actions, refused, failures, native_expiry, rule_changes_in_force: Vec::new(), warnings, missed }
+}
+
+/// Warns when the ledger holds grants open long after their end: no
+/// successful run has revoked them since.
+fn overdue(desired: &Desired) -> Vec<String> {
+    let at = desired.at;
+    let late: Vec<DateTime<Utc>> =
+        desired.ledger.open_until(&["revoke", "release"]).values().flatten().copied().filter(|end| *end + OVERDUE_AFTER < at).collect();
+    let Some(oldest) = late.iter().min() else { return Vec::new() };
+    let by = crate::model::duration::Duration::from_secs((at - *oldest).num_seconds().max(0) / 60 * 60);
+    vec![format!(
+        "the ledger holds {} grant(s) open past their end, the oldest ended {by} ago ({}): reconcile has not run successfully since, or its revokes failed; check the scheduled workflow",
+        late.len(),
+        oldest.to_rfc3339()
+    )]
+}
+
+/// Requests on main whose current window started after the ledger's first
+/// line and ended before `desired.at` without any ledger line about them: a
+/// window that opened and closed between two runs (recorded as `missed`).
+fn missed(desired: &Desired) -> Vec<Missed> {
+    let Some(first) = desired.ledger.entries.iter().map(|e| e.time).min() else { return Vec::new() };
+    let mentioned: BTreeSet<&str> = desired.ledger.entries.iter().map(|e| e.request.as_str()).collect();
+    let mut out = Vec::new();
+    for (id, rec) in &desired.history.requests {
+        let (Some(w), Some(v)) = (rec.window_at(desired.at), rec.latest.as_ref()) else { continue };
+        if rec.removed_at.is_some() || w.end > desired.at || w.start < first || mentioned.contains(id.as_str()) {
+            continue;
+        }
+        out.push(Missed {
+            request: id.clone(),
+            requester: v.requester.clone(),
+            role: v.role.clone(),
+            resources: v.resources.clone(),
+            start: w.start,
+            end: w.end,
+        });
+    }
+    out
 }
 
 fn grant_reason(ents: &[&Entitlement]) -> String {

@@ -11,7 +11,7 @@ use gitgrant::reconcile::{ExecOptions, execute, ledger_entries, prepare};
 
 use crate::support::Repo;
 
-const POLICIES: &str = r#"
+pub(crate) const POLICIES: &str = r#"
 groups:
   sre: { members: [alice, bob] }
   dev: { members: [heidi, ivan] }
@@ -48,11 +48,11 @@ policy_changes:
   approvals: [ { from: [managers], count: 1 } ]
 "#;
 
-fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> String {
+pub(crate) fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> String {
     format!("requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-1: investigate the incident\"\n")
 }
 
-fn repo() -> Repo {
+pub(crate) fn repo() -> Repo {
     let r = Repo::new();
     r.at("2026-11-20T10:00:00Z");
     r.write("policies/all.yaml", POLICIES);
@@ -72,7 +72,7 @@ pub(crate) fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)
     r.merge(branch, &format!("Merge pull request #1 from {branch}\n\n{trailers}"))
 }
 
-fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
+pub(crate) fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
     let p = r.path().join("state/grants.json");
     let Ok(text) = std::fs::read_to_string(p) else { return Vec::new() };
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -288,7 +288,8 @@ async fn crash_after_n_calls_then_rerun_converges() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO };
+    let opts =
+        ExecOptions { concurrency: 2, attempts: 2, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     assert_eq!(plan.actions.len(), 8, "{:#?} {:#?}", plan.refused, plan.failures);
     let outcomes = execute(&plan, &wrap(providers, 3, false, false), &opts).await;
@@ -324,7 +325,8 @@ async fn killed_mid_run_then_rerun_records_what_happened() {
     let r = repo();
     many_requests(&r);
     let at = t("2026-12-01T10:30:00Z");
-    let opts = ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO };
+    let opts =
+        ExecOptions { concurrency: 1, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     let hanging = wrap(providers, 4, false, true);
     let run = execute(&plan, &hanging, &opts);
@@ -361,7 +363,8 @@ async fn transient_errors_are_retried() {
     let at = t("2026-12-01T10:30:00Z");
     let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
     // Calls 0..2 succeed, later calls fail transiently: with one attempt they fail...
-    let once = ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO };
+    let once =
+        ExecOptions { concurrency: 4, attempts: 1, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
     let outcomes = execute(&plan, &wrap(providers.clone(), 2, true, false), &once).await;
     assert_eq!(outcomes.iter().filter(|o| o.ok).count(), 2);
     // ...and a provider that fails every other call succeeds with retries.
@@ -399,7 +402,13 @@ async fn transient_errors_are_retried() {
     let flaky: BTreeMap<String, Arc<dyn Provider>> =
         providers.into_iter().map(|(k, p)| (k, Arc::new(Flaky(p, AtomicUsize::new(0))) as Arc<dyn Provider>)).collect();
     let (_, _, plan) = prepare(r.path(), at, None).await.unwrap();
-    let retry = ExecOptions { concurrency: 1, attempts: 4, base_delay: std::time::Duration::from_millis(1) };
+    let retry = ExecOptions {
+        concurrency: 1,
+        attempts: 4,
+        base_delay: std::time::Duration::from_millis(1),
+        retry_budget: std::time::Duration::ZERO,
+        ..ExecOptions::default()
+    };
     let outcomes = execute(&plan, &flaky, &retry).await;
     assert!(outcomes.iter().all(|o| o.ok), "{outcomes:#?}");
     assert!(outcomes.iter().any(|o| o.attempts > 1));
@@ -485,4 +494,147 @@ fn a_retired_resource_without_a_known_policy_is_reported_not_forgotten() {
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("`sandbox`, which is no longer in policies/"), "{}", out.all());
     assert_eq!(grants(&r).len(), 1, "nothing was touched");
+}
+
+fn lines_of<'a>(l: &'a [serde_json::Value], action: &str, result: &str, request: &str) -> Vec<&'a serde_json::Value> {
+    l.iter().filter(|e| e["action"] == action && e["result"] == result && e["request"] == request).collect()
+}
+
+/// Issue 14, what broke 5: after a shared access ends, `release` closes the
+/// request's share, so no later run writes a false `revoke observed`. The
+/// ledger holds exactly one grant and one release or revoke per share.
+#[test]
+fn release_closes_a_share_and_no_false_revoke_observed_follows() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "3h"))], &[]);
+    for at in ["2026-12-01T10:05:00Z", "2026-12-01T11:05:00Z", "2026-12-01T13:05:00Z", "2026-12-01T14:05:00Z"] {
+        let out = r.run(&["reconcile", "--at", at]);
+        assert_eq!(out.code, 0, "{at}: {}", out.all());
+    }
+    assert!(grants(&r).is_empty());
+    let l = ledger(&r);
+    assert!(l.iter().all(|e| e["result"] != "observed"), "nothing invented: {l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "release", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-b").len(), 1, "{l:#?}");
+    assert_eq!(lines_of(&l, "revoke", "ok", "heidi-b").len(), 1, "{l:#?}");
+    assert_eq!(l.len(), 4, "{l:#?}");
+}
+
+/// Issue 14, what broke 5: an access that vanished at the provider and is
+/// granted again is recorded: the gap (`revoke observed`), then the grant.
+#[test]
+fn a_re_grant_after_the_access_vanished_is_recorded_with_the_gap() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    std::fs::remove_file(r.path().join("state/grants.json")).unwrap();
+    let out = r.run(&["reconcile", "--at", "2026-12-01T10:30:00Z"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(grants(&r).len(), 1);
+    let l = ledger(&r);
+    let gap = lines_of(&l, "revoke", "observed", "heidi-a");
+    assert_eq!(gap.len(), 1, "{l:#?}");
+    assert!(gap[0]["detail"].as_str().unwrap().contains("no longer held at the provider (recorded as granted at 2026-12-01T10:05:00+00:00)"), "{l:#?}");
+    let granted = lines_of(&l, "grant", "ok", "heidi-a");
+    assert_eq!(granted.len(), 2, "{l:#?}");
+    assert!(granted[1]["detail"].as_str().unwrap().contains("granted again"), "{l:#?}");
+    // And the next run has nothing to add.
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:35:00Z"]).code, 0);
+    assert_eq!(ledger(&r).len(), l.len());
+}
+
+/// Issue 14, what broke 6: the local provider never leaves `grants.tmp.PID`
+/// files, and clears those an older, killed run left.
+#[test]
+fn the_local_provider_leaves_no_temp_files() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    r.write("state/grants.tmp.4242", "{");
+    for at in ["2026-12-01T10:05:00Z", "2026-12-01T11:05:00Z"] {
+        assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(r.path().join("state")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["grants.json", "grants.lock"]);
+}
+
+/// Issue 14, what broke 9: a resource that is down (every call fails
+/// transiently) gives one failure per resource: after the first call has
+/// used its retries, the resource's other calls are not attempted.
+#[tokio::test]
+async fn a_resource_that_is_down_fails_once_not_once_per_grant() {
+    let r = repo();
+    many_requests(&r);
+    let at = t("2026-12-01T10:30:00Z");
+    let opts =
+        ExecOptions { concurrency: 1, attempts: 3, base_delay: std::time::Duration::ZERO, retry_budget: std::time::Duration::ZERO, ..ExecOptions::default() };
+    let (_, providers, plan) = prepare(r.path(), at, None).await.unwrap();
+    let outcomes = execute(&plan, &wrap(providers, 0, true, false), &opts).await;
+    assert_eq!(outcomes.len(), 8);
+    for res in ["sandbox", "tools"] {
+        let mine: Vec<_> = outcomes.iter().filter(|o| o.action.resource == res).collect();
+        let tried: Vec<_> = mine.iter().filter(|o| o.attempts > 0).collect();
+        assert_eq!(tried.len(), 1, "{res}: one call tried, with its retries: {mine:#?}");
+        assert_eq!(tried[0].attempts, 3);
+        assert!(mine.iter().filter(|o| o.attempts == 0).all(|o| o.error.as_deref().unwrap().starts_with("not attempted: local")), "{mine:#?}");
+    }
+}
+
+/// Issue 14, what broke 8: a run that comes late says so (`late_by`), `plan`
+/// warns that the runs are overdue, and a window that opened and closed
+/// between two runs is recorded as `missed`, once.
+#[test]
+fn a_late_run_says_how_late_and_records_a_missed_window() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T12:00:00Z", "1h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    // The runner is down until 14:00.
+    let plan = r.run(&["plan", "--at", "2026-12-01T14:00:00Z"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00+00:00)"),
+        "{}",
+        plan.all()
+    );
+    assert!(plan.stdout.contains("missed: heidi-b (window 2026-12-01T12:00:00+00:00 to 2026-12-01T13:00:00+00:00"), "{}", plan.all());
+    for at in ["2026-12-01T14:00:00Z", "2026-12-01T14:05:00Z"] {
+        assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
+    }
+    let l = ledger(&r);
+    let revoke = lines_of(&l, "revoke", "ok", "heidi-a");
+    assert_eq!(revoke.len(), 1, "{l:#?}");
+    assert_eq!(revoke[0]["late_by"], "3h", "{l:#?}");
+    assert!(revoke[0]["detail"].as_str().unwrap().contains("late by 3h (no expiry at the provider"), "{l:#?}");
+    assert_eq!(lines_of(&l, "missed", "missed", "heidi-b").len(), 1, "{l:#?}");
+    let after = r.run(&["plan", "--at", "2026-12-01T14:10:00Z"]);
+    assert!(!after.stdout.contains("warning") && !after.stdout.contains("missed"), "{}", after.all());
+}
+
+/// Issue 14, what broke 5: `revoke --now` of an access another request
+/// shares records what it did to both (the other's line not sticky), and the
+/// next reconcile records the other's re-grant.
+#[test]
+fn revoke_now_of_a_shared_access_records_every_share_and_the_re_grant() {
+    let r = repo();
+    land(&r, "h1", "heidi", &[("requests/heidi-a.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    land(&r, "h2", "heidi", &[("requests/heidi-b.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "3h"))], &[]);
+    assert_eq!(r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]).code, 0);
+    let out = r.run(&["--now", "2026-12-01T10:10:00Z", "revoke", "heidi-a", "--immediately", "--no-pr", "--reason", "INC-2 closed"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("it was shared with heidi-b, which lost it too"), "{}", out.all());
+    let l = ledger(&r);
+    let a = lines_of(&l, "revoke", "ok", "heidi-a");
+    let b = lines_of(&l, "revoke", "ok", "heidi-b");
+    assert_eq!((a.len(), b.len()), (1, 1), "{l:#?}");
+    assert_eq!((a[0]["sticky"].as_bool(), b[0].get("sticky")), (Some(true), None), "{l:#?}");
+    let again = r.run(&["reconcile", "--at", "2026-12-01T10:15:00Z"]);
+    assert_eq!(again.code, 1, "heidi-a is refused while its file is on main: {}", again.all());
+    assert_eq!(grants(&r), vec![("sandbox/heidi".to_string(), "user".to_string(), vec!["heidi-b".to_string()])]);
+    let l = ledger(&r);
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-b").len(), 2, "the re-grant is recorded: {l:#?}");
+    assert_eq!(lines_of(&l, "grant", "ok", "heidi-a").len(), 1, "{l:#?}");
+    assert!(l.iter().all(|e| e["result"] != "observed"), "{l:#?}");
 }
