@@ -106,6 +106,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                     human(&r.resource),
                     human(&r.principal),
                     human(&r.access),
+                    human(&id),
                     human(&r.shared_with.join(", "))
                 )),
                 None => say(format!("revoked {} {} {} {} ({})", r.provider, human(&r.resource), human(&r.principal), human(&r.access), human(&id))),
