@@ -8,7 +8,6 @@ use super::{Format, Global, fail};
 use futures::StreamExt;
 
 use crate::ledger::{self, Ledger, lock};
-use crate::reconcile::execute::execute_observed;
 use crate::reconcile::{ActionKind, ExecOptions, execute_by_resource, ledger_entries};
 use crate::render::escape::{self, GhCommand, human};
 

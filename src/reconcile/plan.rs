@@ -142,6 +142,7 @@ impl Plan {
             refused: if resource.is_none() { self.refused.clone() } else { Vec::new() },
             failures: self.failures.iter().filter(|f| mine(&f.resource)).cloned().collect(),
             native_expiry: self.native_expiry.iter().filter(|(r, _)| mine(r)).map(|(r, n)| (r.clone(), *n)).collect(),
+            rule_changes_in_force: if resource.is_none() { self.rule_changes_in_force.clone() } else { Vec::new() },
             warnings: Vec::new(),
             missed: if resource.is_none() { self.missed.clone() } else { Vec::new() },
         }
