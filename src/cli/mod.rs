@@ -261,6 +261,13 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> u8 {
     }
 }
 
+/// Does main's tree (in the git repository at `dir`) hold `policies/`?
+fn main_has_policies(dir: &std::path::Path) -> bool {
+    let Ok(repo) = git2::Repository::open(dir) else { return false };
+    let Some(main) = crate::git::main_commit(&repo) else { return false };
+    repo.find_commit(main).and_then(|c| c.tree()).is_ok_and(|t| t.get_name("policies").is_some())
+}
+
 /// The access repository that `start` is in: `start` or the first of its
 /// parents that holds `policies/`. The search stops at a git repository's
 /// top (a directory with `.git`), as an access repository is one.
@@ -272,6 +279,12 @@ fn find_access_repo(start: &std::path::Path) -> Result<PathBuf, String> {
             return Ok(if dir == abs { start.to_path_buf() } else { dir.to_path_buf() });
         }
         if dir.join(".git").exists() {
+            // A clone whose working tree lacks policies/ (no checkout, a sparse
+            // one) is still an access repository when main's tree has them:
+            // plan, reconcile and audit read main from git, not from the disk.
+            if main_has_policies(dir) {
+                return Ok(if dir == abs { start.to_path_buf() } else { dir.to_path_buf() });
+            }
             break;
         }
     }
