@@ -246,7 +246,9 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     let mut changes: Option<(&str, &Sp<RawApprovalRule>)> = None;
     let mut bg: Option<(&str, &Sp<RawBreakGlass>)> = None;
     let mut mon: Option<(&str, &Sp<RawMonitor>)> = None;
+    let mut notif: Option<(&str, &Sp<crate::model::policy::RawNotifications>)> = None;
     for (file, raw) in files {
+        single_section(&mut ctx, "notifications", file, raw.notifications.as_ref(), &mut notif);
         single_section(&mut ctx, "monitor", file, raw.monitor.as_ref(), &mut mon);
         single_section(&mut ctx, "risk", file, raw.risk.as_ref(), &mut risk);
         single_section(&mut ctx, "policy_changes", file, raw.policy_changes.as_ref(), &mut changes);
@@ -379,6 +381,13 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     }
     if let Some((file, m)) = mon {
         p.monitor = check_monitor(&mut ctx, file, m, &p.roles);
+    }
+    if let Some((_, n)) = notif {
+        let defaults = crate::model::policy::Notifications::default();
+        p.notifications = crate::model::policy::Notifications {
+            request_reviews: n.request_reviews.as_ref().map_or(defaults.request_reviews, |b| b.value),
+            mention: n.mention.as_ref().map_or(defaults.mention, |b| b.value),
+        };
     }
     p
 }
