@@ -78,15 +78,9 @@ fn print_report(g: &Global, report: &CheckReport) {
                     println!("::notice file={},title={}::{}", escape_property(&r.file), escape_property(&title), escape_data(&request_lines(r)));
                 }
             }
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+            if std::env::var_os("GITHUB_STEP_SUMMARY").is_some_and(|p| !p.is_empty()) {
                 match job_summary(report) {
-                    Ok(md) => {
-                        use std::io::Write;
-                        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(md.as_bytes()));
-                        if let Err(e) = written {
-                            eprintln!("warning: cannot write the job summary to {}: {e}", path.to_string_lossy());
-                        }
-                    }
+                    Ok(md) => super::output::append_step_summary(&md),
                     Err(e) => eprintln!("warning: job summary template failed: {e}"),
                 }
             }

@@ -88,6 +88,17 @@ pub fn job_summary(report: &CheckReport) -> Result<String, minijinja::Error> {
     render_card_template("job-summary.md.j2", source, Some(&report.policy.templates), &view)
 }
 
+/// Appends Markdown to the Actions job summary (`$GITHUB_STEP_SUMMARY`), when
+/// set; a failure to write is a warning (the summary is a courtesy).
+pub fn append_step_summary(md: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return };
+    let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(md.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("warning: cannot write the job summary to {}: {e}", path.to_string_lossy());
+    }
+}
+
 pub const DEFAULT_JOB_SUMMARY: &str = include_str!("../../templates/job-summary.md.j2");
 
 /// One line per approval slot: filled by whom, or who could fill it.

@@ -117,6 +117,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 println!("ledger: {} line(s) recorded on `{}`", entries.len(), ledger::BRANCH);
             }
             if g.format == Format::Github {
+                super::output::append_step_summary(&crate::render::reconcile::reconcile_summary(&plan, &outcomes, at));
                 for o in &failed {
                     println!(
                         "::error title=gitgrant reconcile::{} {} {} for {}: {}",

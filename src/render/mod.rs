@@ -10,6 +10,7 @@ use minijinja::{AutoEscape, Environment, Output, State, Value};
 
 pub mod card;
 pub mod markdown;
+pub mod reconcile;
 
 /// Escapes untrusted text for Markdown text: see [`markdown::text`].
 pub fn escape_markdown(s: &str) -> String {
