@@ -145,10 +145,39 @@ fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, Stri
     out
 }
 
+/// A template whose text alone renders above IAM's managed-policy size
+/// limit: every grant of the role would fail at the provider. Rendered with
+/// no values (a lower bound of every real rendering), so it is only reported
+/// when it cannot fit whatever the request.
+fn template_too_large(source: &str) -> Option<usize> {
+    let mut env = crate::render::environment();
+    env.add_template("t.json.j2", source).ok()?;
+    let text = env.get_template("t.json.j2").ok()?.render(minijinja::context! {}).ok()?;
+    crate::provider::aws_iam::policy_size_over_limit(&text)
+}
+
 /// Role grants that name a template must name one that exists.
 fn check_templates(policy: &Policy, files: &[(String, RawPolicyFile)], d: &mut Diagnostics) {
     for (file, raw) in files {
         for (name, role) in &raw.roles {
+            if let Some(g) = &role.grants.aws_iam
+                && let Some(t) = &g.policy_template
+                && let Some(size) = policy.templates.get(t).and_then(|src| template_too_large(src))
+            {
+                d.push(
+                    Diagnostic::new(
+                        Code::PolicyTooLarge,
+                        file,
+                        g.pos,
+                        format!(
+                            "role `{}`: `templates/{t}` renders to {size} characters, above IAM's limit of {} for a customer-managed policy; every grant would fail",
+                            name.value,
+                            crate::provider::aws_iam::MANAGED_POLICY_MAX_CHARS
+                        ),
+                    )
+                    .help("attach an AWS managed policy directly with `managed_policy_arn`, or narrow the template to the actions and resources the role needs"),
+                );
+            }
             if let Some(g) = &role.grants.aws_iam
                 && let Some(t) = &g.policy_template
                 && !policy.templates.contains_key(t)
