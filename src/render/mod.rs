@@ -54,6 +54,8 @@ pub fn environment() -> Environment<'static> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -728,7 +728,7 @@ fn an_aws_policy_template_above_the_iam_limit_fails_check() {
     let big = format!("{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}", statements.join(","));
     assert!(big.len() > 6_144);
     let roles = r.read("policies/roles.yaml");
-    let template = roles.lines().find_map(|l| l.split("policy_template: ").nth(1)).map(|t| t.trim_end_matches(|c| c == '}' || c == ' ').to_string());
+    let template = roles.lines().find_map(|l| l.split("policy_template: ").nth(1)).map(|t| t.trim_end_matches(['}', ' ']).to_string());
     let Some(template) = template else { panic!("the example roles use no policy_template: {roles}") };
     r.write(&format!("templates/{template}"), &big);
     let out = r.run(&["check", "--all", "--now", crate::support::NOW, "--format", "json"]);
