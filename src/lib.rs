@@ -16,6 +16,7 @@ pub mod history;
 pub mod ledger;
 pub mod model;
 pub mod monitor;
+pub mod notify;
 pub mod provider;
 pub mod reconcile;
 pub mod render;

@@ -74,23 +74,28 @@ pub fn candidates(policy: &Policy, from: &[String], excluded: &[&str]) -> Vec<St
 }
 
 /// The job summary (Markdown) from `templates/job-summary.md.j2` at the base,
-/// or the built-in one.
+/// or the built-in one: the same request cards as the PR comment, with every
+/// approval slot open and the people who can fill it.
 pub fn job_summary(report: &CheckReport) -> Result<String, minijinja::Error> {
+    use crate::approval::{ApprovalInput, Requirement, evaluate};
+    use crate::render::card::{CardView, Header, render_card_template};
     let source = report.policy.templates.get("job-summary.md.j2").map_or(DEFAULT_JOB_SUMMARY, String::as_str);
-    let mut env = crate::render::environment();
-    env.add_template("job-summary.md.j2", source)?;
-    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
-    let ctx = minijinja::context! {
-        ok => report.ok,
-        errors => errors,
-        diagnostics => minijinja::Value::from(minijinja::value::Serde(&report.diagnostics)),
-        requests => minijinja::Value::from(minijinja::value::Serde(&report.requests)),
-        policy_change => minijinja::Value::from(minijinja::value::Serde(&report.policy_change)),
-        policy_diff => minijinja::Value::from(minijinja::value::Serde(&report.policy_diff)),
-        policy_diff_markdown => report.policy_diff.as_ref().map(|d| minijinja::Value::from_safe_string(crate::simulate::diff::markdown(d))),
-        base => report.base.clone(),
-    };
-    env.get_template("job-summary.md.j2")?.render(ctx)
+    let requirements: Vec<Requirement> = report.required().into_iter().map(|(label, r)| Requirement { from: r.from, count: r.count, label }).collect();
+    let groups = report.policy.group_members();
+    let excluded: Vec<String> = report.requests.iter().filter(|r| r.change.needs_approval()).map(|r| r.requester.clone()).collect();
+    let decision = evaluate(&ApprovalInput { requirements: &requirements, groups: &groups, reviews: &[], head_commit: "", excluded: &excluded });
+    let header = Header { title: decision.summary(), conclusion: if report.ok { "success" } else { "failure" }, ..Header::default() };
+    let mut view = CardView::new(header, Some(report), &decision);
+    view.from_check = true;
+    render_card_template("job-summary.md.j2", source, Some(&report.policy.templates), &view)
+}
+
+/// Appends Markdown to the Actions job summary (`$GITHUB_STEP_SUMMARY`), when
+/// set; a failure to write is a warning (the summary is a courtesy).
+pub fn append_step_summary(md: &str) {
+    if let Err(e) = crate::render::escape::append_step_summary(md) {
+        eprintln!("warning: {e}");
+    }
 }
 
 pub const DEFAULT_JOB_SUMMARY: &str = include_str!("../../templates/job-summary.md.j2");

@@ -198,6 +198,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 println!("ledger: {} line(s) recorded on `{}`", entries.len(), ledger::BRANCH);
             }
             if g.format == Format::Github {
+                super::output::append_step_summary(&crate::render::reconcile::reconcile_summary(&plan, &outcomes, at));
                 for o in &failed {
                     let what = format!("{} {} {} for {}", o.action.action.as_str(), o.action.provider, o.action.resource, o.action.principal);
                     println!("{}", escape::gh_annotation(GhCommand::Error, "gitgrant reconcile", &format!("{what}: {}", o.error.clone().unwrap_or_default())));

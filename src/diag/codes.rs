@@ -57,6 +57,7 @@ codes! {
     MissingPolicy = "GG111", Error, "policy section missing";
     UnsatisfiableApproval = "GG112", Warning, "approval cannot be satisfied";
     UnknownIdentity = "GG113", Error, "unknown identity";
+    PolicyTooLarge = "GG114", Error, "grant too large for the provider";
     TeamUnresolved = "GG190", Warning, "GitHub team not resolved";
     // Policy files: the `monitor` section.
     InvalidMonitorRule = "GG120", Error, "invalid monitor rule";

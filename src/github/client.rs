@@ -445,6 +445,11 @@ impl GitHubApi for Client {
         self.json(Method::Patch, &path, Some(&json!({ "body": body }))).await.map(|_| ())
     }
 
+    async fn request_reviewers(&self, number: u64, users: &[String], teams: &[String]) -> Result<(), ApiError> {
+        let path = self.repo_path(&format!("/pulls/{number}/requested_reviewers"));
+        self.json(Method::Post, &path, Some(&json!({ "reviewers": users, "team_reviewers": teams }))).await.map(|_| ())
+    }
+
     async fn create_issue(&self, title: &str, body: &str) -> Result<(u64, String), ApiError> {
         let path = self.repo_path("/issues");
         let v = self.json(Method::Post, &path, Some(&json!({ "title": title, "body": body }))).await?;

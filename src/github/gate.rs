@@ -22,10 +22,11 @@ use git2::Repository;
 use serde::Serialize;
 
 use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
-use crate::approval::{Decision, IgnoreReason, Requirement};
+use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
 use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
 use crate::diag::Diagnostic;
-use crate::render::escape_markdown;
+use crate::render::card::{CardView, Header, render_card_template, short};
+use crate::render::{escape_markdown, markdown};
 use crate::risk::Risk;
 use crate::source::GitTree;
 
@@ -61,6 +62,11 @@ pub struct Published {
     /// `created`, `updated`, `unchanged`, or absent when not posted.
     pub comment: Option<String>,
     pub comment_id: Option<u64>,
+    /// Reviews requested by this run (users, then team slugs).
+    pub requested_users: Vec<String>,
+    pub requested_teams: Vec<String>,
+    /// Logins and teams @-mentioned by this run.
+    pub mentioned: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +102,8 @@ struct Verdict {
     decision: Decision,
     error: Option<String>,
     notes: Vec<String>,
+    /// Requesters, the PR author and commit authors: never approvers, never asked.
+    excluded: Vec<String>,
 }
 
 /// Judges PR `opts.pr` and publishes the verdict.
@@ -103,10 +111,11 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
     let pr = api.pull_request(opts.pr).await.map_err(|source| GateError { pr: opts.pr, source })?;
     let verdict = judge(api, &pr, opts).await;
     let (conclusion, exit) = conclude(&verdict);
-    let view = View::new(&pr, &verdict, conclusion);
+    let mut view = view_of(&pr, &verdict, conclusion);
     let mut notes = verdict.notes.clone();
 
-    let (summary, text) = render_check_summary(&view);
+    let templates = verdict.report.as_ref().map(|r| &r.policy.templates);
+    let (summary, text) = render_check_summary(&mut view, templates);
     let check_run = CheckRun {
         name: CHECK_NAME.to_string(),
         head_sha: pr.head_sha.clone(),
@@ -129,10 +138,20 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
         }
     }
 
+    // Who was already asked for this head: the sticky comment's state line.
+    let viewer = if opts.comment { api.viewer_login().await } else { None };
+    let previous = if opts.comment { own_comment(api, pr.number, &viewer).await.ok().flatten().and_then(|c| ask::Asked::parse(&c.body)) } else { None };
+    let asked = ask_reviewers(api, &pr, &verdict, conclusion, previous.as_ref(), &mut published, &mut notes).await;
+
     let base_template = verdict.report.as_ref().and_then(|r| r.policy.templates.get("pr-comment.md.j2")).map(String::as_str);
-    let comment_body = render_comment(&view, base_template, &mut notes);
+    view.notes = notes.clone();
+    let mut comment_body = render_comment(&view, base_template, templates, &mut notes);
+    if let Some(state) = asked.filter(|a| !(a.users.is_empty() && a.teams.is_empty() && a.mentioned.is_empty())) {
+        // After the marker line, before the visible text.
+        comment_body = comment_body.replacen(COMMENT_MARKER, &format!("{COMMENT_MARKER}\n{}", state.line()), 1);
+    }
     if opts.comment {
-        match upsert_comment(api, pr.number, &comment_body).await {
+        match upsert_comment(api, pr.number, &comment_body, &viewer).await {
             Ok((action, id)) => {
                 published.comment = Some(action.to_string());
                 published.comment_id = Some(id);
@@ -155,7 +174,7 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
 }
 
 fn cannot_judge(report: Option<CheckReport>, error: String, notes: Vec<String>) -> Verdict {
-    Verdict { report, decision: unsatisfied(), error: Some(error), notes }
+    Verdict { report, decision: unsatisfied(), error: Some(error), notes, excluded: Vec::new() }
 }
 
 /// The decision when nothing could be judged: never satisfied.
@@ -219,9 +238,15 @@ async fn judge(api: &dyn GitHubApi, pr: &PullRequest, opts: &GateOptions) -> Ver
     let excluded = crate::engine::landing::exclusions(&report, Some(&pr.author), writers);
     let decision = crate::engine::landing::decide(&report, &groups, &reviews, &pr.head_sha, &excluded);
     if report.status == Status::Error {
-        return Verdict { error: Some("the base policies or the repository are invalid (see diagnostics)".to_string()), report: Some(report), decision, notes };
+        return Verdict {
+            error: Some("the base policies or the repository are invalid (see diagnostics)".to_string()),
+            report: Some(report),
+            decision,
+            notes,
+            excluded,
+        };
     }
-    Verdict { report: Some(report), decision, error: None, notes }
+    Verdict { report: Some(report), decision, error: None, notes, excluded }
 }
 
 /// Paths whose changes the judgment depends on: requests and rule files.
@@ -313,6 +338,89 @@ async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, 
     Ok((false, true))
 }
 
+/// Requests reviews from (and, when the policy says so, @-mentions) the
+/// people and teams who can fill the open slots, once per head. Returns the
+/// state to keep in the sticky comment. Failures are notes, never fatal.
+async fn ask_reviewers(
+    api: &dyn GitHubApi,
+    pr: &PullRequest,
+    v: &Verdict,
+    conclusion: Conclusion,
+    previous: Option<&ask::Asked>,
+    published: &mut Published,
+    notes: &mut Vec<String>,
+) -> Option<ask::Asked> {
+    let report = v.report.as_ref()?;
+    // Keep what was asked for this head even when nothing is asked now.
+    let mut state = previous.filter(|p| p.head == pr.head_sha).cloned().unwrap_or_else(|| ask::Asked { head: pr.head_sha.clone(), ..ask::Asked::default() });
+    if conclusion != Conclusion::ActionRequired || v.error.is_some() || pr.state != "open" {
+        return Some(state);
+    }
+    let policy = &report.policy;
+    let new = ask::to_ask(&v.decision, policy, &v.excluded, &pr.head_sha, previous);
+    let (users, teams): (Vec<String>, Vec<String>) = (new.users.iter().cloned().collect(), new.teams.iter().cloned().collect());
+    if policy.notifications.request_reviews && !(users.is_empty() && teams.is_empty()) {
+        match api.request_reviewers(pr.number, &users, &teams).await {
+            Ok(()) => {
+                state.users.extend(users.iter().cloned());
+                state.teams.extend(teams.iter().cloned());
+                published.requested_users = users;
+                published.requested_teams = teams;
+            }
+            Err(e) => {
+                let who = ask::mention_text(&new.users, &new.teams, None).replace('@', "");
+                let teams_part =
+                    if new.teams.is_empty() { String::new() } else { format!(" and team(s) {}", new.teams.iter().cloned().collect::<Vec<_>>().join(", ")) };
+                notes.push(format!(
+                    "could not request reviews from {who}{teams_part} ({e}); ask them yourself, or set `notifications: {{ request_reviews: false }}`"
+                ));
+                // Remembered anyway: a 422 would fail the same way on every rerun.
+                state.users.extend(new.users.iter().cloned());
+                state.teams.extend(new.teams.iter().cloned());
+            }
+        }
+    }
+    if policy.notifications.mention {
+        let mut people = ask::to_ask(&v.decision, policy, &v.excluded, &pr.head_sha, None);
+        people.users.retain(|u| !state.mentioned.contains(u));
+        people.teams.retain(|t| !state.mentioned.contains(&format!("team:{t}")));
+        let text = ask::mention_text(&people.users, &people.teams, ask::team_org(policy).as_deref());
+        if !text.is_empty() {
+            let body = format!("{text}: your review is needed on this access request ({}).", escape_markdown(&v.decision.summary()));
+            match api.create_comment(pr.number, &body).await {
+                Ok(_) => {
+                    published.mentioned = text.split(", ").map(str::to_string).collect();
+                    state.mentioned.extend(people.users);
+                    state.mentioned.extend(people.teams.into_iter().map(|t| format!("team:{t}")));
+                }
+                Err(e) => notes.push(format!("could not post the review mention ({e})")),
+            }
+        }
+    }
+    Some(state)
+}
+
+/// gitgrant's sticky comment on PR `number`, if there is one (see [`upsert_comment`]).
+async fn own_comment(api: &dyn GitHubApi, number: u64, viewer: &Option<String>) -> Result<Option<super::Comment>, ApiError> {
+    Ok(find_own(api.comments(number).await?, viewer))
+}
+
+/// gitgrant's comment among `comments`: see [`upsert_comment`].
+fn find_own(comments: Vec<super::Comment>, viewer: &Option<String>) -> Option<super::Comment> {
+    comments.into_iter().find(|c| {
+        c.body.contains(COMMENT_MARKER)
+            && match viewer {
+                Some(me) => c.author.eq_ignore_ascii_case(me),
+                // The token cannot tell its own login: that is the Actions
+                // token (GitHub answers 403 to `/user`), whose comments are
+                // `github-actions[bot]`'s. Another bot's comment carrying the
+                // marker is not ours (it may be a forged verdict): never edit
+                // or trust it; post our own.
+                None => c.author_type == "Bot" && c.author.eq_ignore_ascii_case(ACTIONS_BOT),
+            }
+    })
+}
+
 /// Updates gitgrant's comment in place, or creates it once.
 ///
 /// The comment is gitgrant's if it carries the marker and was written by the
@@ -320,22 +428,8 @@ async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, 
 /// that cannot ask, by a bot: a person pasting the marker cannot hijack it.
 /// Creating is not retried blindly (a failed POST may have created it): the
 /// comments are listed again first.
-async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<(&'static str, u64), ApiError> {
-    let viewer = api.viewer_login().await;
-    let find = |comments: Vec<super::Comment>| {
-        comments.into_iter().find(|c| {
-            c.body.contains(COMMENT_MARKER)
-                && match &viewer {
-                    Some(me) => c.author.eq_ignore_ascii_case(me),
-                    // The token cannot tell its own login: that is the
-                    // Actions token (GitHub answers 403 to `/user`), whose
-                    // comments are `github-actions[bot]`'s. Another bot's
-                    // comment carrying the marker is not ours (it may be a
-                    // forged verdict): never edit or trust it; post our own.
-                    None => c.author_type == "Bot" && c.author.eq_ignore_ascii_case(ACTIONS_BOT),
-                }
-        })
-    };
+async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str, viewer: &Option<String>) -> Result<(&'static str, u64), ApiError> {
+    let find = |comments: Vec<super::Comment>| find_own(comments, viewer);
     if let Some(existing) = find(api.comments(number).await?) {
         if existing.body == body {
             return Ok(("unchanged", existing.id));
@@ -358,154 +452,29 @@ async fn upsert_comment(api: &dyn GitHubApi, number: u64, body: &str) -> Result<
     }
 }
 
-/// What templates see. Every string here may be user-controlled; templates
-/// escape it (Markdown auto-escaping).
-#[derive(Debug, Serialize)]
-struct View {
-    pr: u64,
-    head: String,
-    conclusion: &'static str,
-    satisfied: bool,
-    title: String,
-    summary: String,
-    error: Option<String>,
-    requests: Vec<RequestView>,
-    policy_change: Option<PolicyChangeView>,
-    /// The effective-access diff of a policy change, and its Markdown.
-    policy_diff: Option<crate::simulate::PolicyDiff>,
-    policy_diff_markdown: Option<minijinja::Value>,
-    slots: Vec<SlotView>,
-    approvers: Vec<String>,
-    blockers: Vec<String>,
-    ignored: Vec<IgnoredView>,
-    diagnostics: Vec<Diagnostic>,
-    notes: Vec<String>,
+/// The card view of a verdict (rendering is separate from judging).
+fn view_of(pr: &PullRequest, v: &Verdict, conclusion: Conclusion) -> CardView {
+    let d = &v.decision;
+    let errors = v.report.as_ref().map_or(0, |r| r.diagnostics.iter().filter(|x| x.is_error()).count());
+    let title = match (&v.error, conclusion) {
+        (Some(_), _) => "could not judge this PR".to_string(),
+        (None, Conclusion::Failure) if errors > 0 => format!("invalid change: {errors} error{}", if errors == 1 { "" } else { "s" }),
+        _ => d.summary(),
+    };
+    let header = Header {
+        pr: pr.number,
+        head: short(&pr.head_sha).to_string(),
+        conclusion: conclusion.as_str(),
+        satisfied: conclusion == Conclusion::Success,
+        title,
+        error: v.error.clone(),
+        notes: v.notes.clone(),
+    };
+    CardView::new(header, v.report.as_ref(), d)
 }
 
-#[derive(Debug, Serialize)]
-struct RequestView {
-    id: String,
-    file: String,
-    change: &'static str,
-    requester: String,
-    role: String,
-    resources: Vec<String>,
-    window: String,
-    start: Option<DateTime<Utc>>,
-    end: Option<DateTime<Utc>>,
-    break_glass: bool,
-    reason: String,
-    ticket: Option<String>,
-    risk: Option<Risk>,
-    needs: String,
-}
-
-#[derive(Debug, Serialize)]
-struct PolicyChangeView {
-    files: Vec<String>,
-    needs: String,
-}
-
-#[derive(Debug, Serialize)]
-struct SlotView {
-    label: String,
-    from: Vec<String>,
-    filled_by: Option<String>,
-    candidates: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct IgnoredView {
-    login: String,
-    why: String,
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
-fn why(reason: &IgnoreReason) -> String {
-    match reason {
-        IgnoreReason::RequesterOrAuthor => "requester, PR author or committer: cannot approve".to_string(),
-        IgnoreReason::Superseded => "superseded by their later review".to_string(),
-        IgnoreReason::Dismissed => "review dismissed".to_string(),
-        IgnoreReason::StaleCommit { commit } => format!("approved an older commit ({}): approve again", short(commit)),
-        IgnoreReason::NotEligible => "not in a group that must approve".to_string(),
-        IgnoreReason::Unused => "every slot they can fill is already filled".to_string(),
-        IgnoreReason::ChangesRequestedNotEligible => "requested changes; not in an approving group, so not blocking".to_string(),
-    }
-}
-
-impl View {
-    fn new(pr: &PullRequest, v: &Verdict, conclusion: Conclusion) -> View {
-        let d = &v.decision;
-        let errors = v.report.as_ref().map_or(0, |r| r.diagnostics.iter().filter(|x| x.is_error()).count());
-        let title = match (&v.error, conclusion) {
-            (Some(_), _) => "could not judge this PR".to_string(),
-            (None, Conclusion::Failure) if errors > 0 => format!("invalid change: {errors} error{}", if errors == 1 { "" } else { "s" }),
-            _ => d.summary(),
-        };
-        let requests = v
-            .report
-            .iter()
-            .flat_map(|r| &r.requests)
-            .map(|o| RequestView {
-                id: o.id.clone(),
-                file: o.file.clone(),
-                change: o.change.as_str(),
-                requester: o.requester.clone(),
-                role: o.role.clone(),
-                resources: o.resources.clone(),
-                window: crate::cli::output::window_text(o),
-                start: o.start,
-                end: o.end,
-                break_glass: o.break_glass,
-                reason: o.request.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
-                ticket: o.request.as_ref().and_then(|r| r.ticket.clone()),
-                risk: o.risk.clone(),
-                needs: if o.change.needs_approval() { describe_rules(&o.approvals.required) } else { "no approval (ends access early)".to_string() },
-            })
-            .collect();
-        View {
-            pr: pr.number,
-            head: short(&pr.head_sha).to_string(),
-            conclusion: conclusion.as_str(),
-            satisfied: conclusion == Conclusion::Success,
-            title,
-            summary: d.summary(),
-            error: v.error.clone(),
-            requests,
-            policy_change: v
-                .report
-                .as_ref()
-                .and_then(|r| r.policy_change.as_ref())
-                .map(|pc| PolicyChangeView { files: pc.files.clone(), needs: describe_rules(&pc.approvals.required) }),
-            policy_diff: v.report.as_ref().and_then(|r| r.policy_diff.clone()),
-            policy_diff_markdown: v
-                .report
-                .as_ref()
-                .and_then(|r| r.policy_diff.as_ref())
-                .map(|pd| minijinja::Value::from_safe_string(crate::simulate::diff::markdown(pd))),
-            slots: d
-                .slots
-                .iter()
-                .map(|s| SlotView { label: s.label.clone(), from: s.from.clone(), filled_by: s.filled_by.clone(), candidates: s.candidates.clone() })
-                .collect(),
-            approvers: d.approvers.clone(),
-            blockers: d.blockers.clone(),
-            ignored: d.ignored.iter().map(|i| IgnoredView { login: i.login.clone(), why: why(&i.reason) }).collect(),
-            diagnostics: v.report.as_ref().map(|r| r.diagnostics.clone()).unwrap_or_default(),
-            notes: v.notes.clone(),
-        }
-    }
-}
-
-fn render(name: &str, source: &str, view: &View) -> Result<String, minijinja::Error> {
-    let mut env = crate::render::environment();
-    // Line-based templates: a block tag's own line leaves no blank line.
-    env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
-    env.add_template(name, source)?;
-    env.get_template(name)?.render(minijinja::Value::from(minijinja::value::Serde(view)))
+fn render(name: &str, source: &str, view: &CardView, templates: Option<&BTreeMap<String, String>>) -> Result<String, minijinja::Error> {
+    render_card_template(name, source, templates, view)
 }
 
 /// Cuts `s` to GitHub's size limit on a character boundary.
@@ -522,13 +491,25 @@ fn clamp(mut s: String, what: &str) -> String {
 }
 
 /// The check-run summary and, when there are diagnostics, its text.
-fn render_check_summary(view: &View) -> (String, Option<String>) {
-    let summary = render("check-run.md.j2", CHECK_SUMMARY, view).unwrap_or_else(|e| format!("{} (summary template failed: {e})", escape_markdown(&view.title)));
+fn render_check_summary(view: &mut CardView, templates: Option<&BTreeMap<String, String>>) -> (String, Option<String>) {
+    view.check_run = true;
+    let summary = render("check-run.md.j2", CHECK_SUMMARY, view, templates)
+        .or_else(|_| render("check-run.md.j2", CHECK_SUMMARY, view, None))
+        .unwrap_or_else(|e| format!("{} (summary template failed: {})", escape_markdown(&view.title), escape_markdown(&e.to_string())));
+    view.check_run = false;
     let text = (!view.diagnostics.is_empty()).then(|| {
         let lines: Vec<String> = view
             .diagnostics
             .iter()
-            .map(|d| format!("- `{}` {} at {}:{}:{}: {}", d.code, d.severity.as_str(), escape_markdown(&d.file), d.line, d.column, escape_markdown(&d.message)))
+            .map(|d| {
+                format!(
+                    "- {} {} at {}: {}",
+                    markdown::code(d.code.as_str()),
+                    d.severity.as_str(),
+                    markdown::code(&format!("{}:{}:{}", d.file, d.line, d.column)),
+                    markdown::rich(&d.message)
+                )
+            })
             .collect();
         clamp(lines.join("\n"), "diagnostics")
     });
@@ -537,19 +518,21 @@ fn render_check_summary(view: &View) -> (String, Option<String>) {
 
 /// The sticky comment: the marker, then `templates/pr-comment.md.j2` from the
 /// base (falling back to the built-in one if it fails to render).
-fn render_comment(view: &View, base_template: Option<&str>, notes: &mut Vec<String>) -> String {
-    let rendered = match base_template.map(|t| render("pr-comment.md.j2", t, view)) {
+fn render_comment(view: &CardView, base_template: Option<&str>, templates: Option<&BTreeMap<String, String>>, notes: &mut Vec<String>) -> String {
+    let rendered = match base_template.map(|t| render("pr-comment.md.j2", t, view, templates)) {
         Some(Ok(s)) => Ok(s),
         Some(Err(e)) => {
             notes.push(format!("templates/pr-comment.md.j2 failed to render ({e}); used the built-in template"));
-            render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view)
+            render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view, None)
         }
-        None => render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view),
+        None => render("pr-comment.md.j2", DEFAULT_PR_COMMENT, view, templates),
     };
     let body = rendered
         .unwrap_or_else(|e| format!("### gitgrant: {}\n\n(comment template failed: {})\n", escape_markdown(&view.title), escape_markdown(&e.to_string())));
     clamp(format!("{COMMENT_MARKER}\n{body}"), "comment")
 }
+
+mod ask;
 
 #[cfg(test)]
 mod tests;

@@ -206,6 +206,12 @@ pub trait GitHubApi: Send + Sync {
         let _ = (title, body);
         Err(unsupported("create_issue"))
     }
+    /// Requests reviews (`POST /pulls/{n}/requested_reviewers`) from users and
+    /// teams (slugs in the repository's organization).
+    async fn request_reviewers(&self, number: u64, users: &[String], teams: &[String]) -> Result<(), ApiError> {
+        let _ = (number, users, teams);
+        Err(unsupported("request_reviewers"))
+    }
     /// Opens a pull request (`gitgrant request --open-pr`); returns its number and URL.
     async fn create_pull_request(&self, pr: &NewPullRequest) -> Result<(u64, String), ApiError>;
 }

@@ -124,6 +124,22 @@ pub struct RawPolicyFile {
     /// Rules `gitgrant monitor` applies to provider activity during grants.
     #[serde(default)]
     pub monitor: Option<Sp<RawMonitor>>,
+    /// Who `gate` asks for reviews, and how.
+    #[serde(default)]
+    pub notifications: Option<Sp<RawNotifications>>,
+}
+
+/// `notifications:` — how gitgrant tells the people who must act.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// `gate` requests reviews (GitHub review requests) from the people and
+    /// teams who can fill the open approval slots, once per PR head. Default `true`.
+    #[serde(default)]
+    pub request_reviews: Option<Sp<bool>>,
+    /// `gate` @-mentions them in a PR comment, once per PR head. Default `false`.
+    #[serde(default)]
+    pub mention: Option<Sp<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -570,6 +586,19 @@ impl Default for Monitor {
 }
 
 /// The merged, checked policies of one revision.
+/// The validated `notifications` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notifications {
+    pub request_reviews: bool,
+    pub mention: bool,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications { request_reviews: true, mention: false }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Policy {
     pub groups: BTreeMap<String, Group>,
@@ -582,6 +611,8 @@ pub struct Policy {
     pub break_glass: Option<BreakGlass>,
     /// Monitor rules (defaults when the policies have no `monitor` section).
     pub monitor: Monitor,
+    /// How people are told (defaults when the policies have no `notifications` section).
+    pub notifications: Notifications,
     /// Template sources by path under templates/ (e.g. `aws/readonly.json.j2`).
     #[serde(skip)]
     pub templates: BTreeMap<String, String>,

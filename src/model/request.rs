@@ -27,16 +27,116 @@ pub struct RawRequest {
     #[serde(default)]
     pub until: Option<Sp<String>>,
     /// Why access is needed; at least 10 characters.
-    pub reason: Sp<String>,
+    pub reason: Sp<StrictString>,
     /// Incident or change ticket; a role may require it and a pattern.
     #[serde(default)]
     pub ticket: Option<Sp<String>>,
     /// Emergency access under the policy's break-glass rules.
     #[serde(default)]
-    pub break_glass: Option<Sp<bool>>,
+    pub break_glass: Option<Sp<StrictBool>>,
     /// The id of the request this one continues (`gitgrant extend`).
     #[serde(default)]
     pub extends: Option<Sp<String>>,
+}
+
+/// A YAML boolean as written: `true` or `false`, never the string `"true"`
+/// (which serde would otherwise coerce, and turn break-glass on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrictBool(pub bool);
+
+/// A YAML string as written: a number or boolean where text belongs
+/// (`reason: 12345678901`) is an error, not silently turned into text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StrictString(pub String);
+
+impl std::ops::Deref for StrictString {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StrictBool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StrictBool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true` or `false` (unquoted)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StrictBool, E> {
+                Ok(StrictBool(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrictBool, E> {
+                Err(E::custom(format!("expected `true` or `false`, found the text `{v}`")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrictBool, E> {
+                Err(E::custom(format!("expected `true` or `false`, found the number `{v}`")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrictBool, E> {
+                Err(E::custom(format!("expected `true` or `false`, found the number `{v}`")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrictBool, E> {
+                Err(E::custom(format!("expected `true` or `false`, found the number `{v}`")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StrictString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StrictString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("text (quote it if it looks like a number or a boolean)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrictString, E> {
+                Ok(StrictString(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StrictString, E> {
+                Ok(StrictString(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StrictString, E> {
+                Err(E::custom(format!("expected text, found the boolean `{v}`")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrictString, E> {
+                Err(E::custom(format!("expected text, found the number `{v}`")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrictString, E> {
+                Err(E::custom(format!("expected text, found the number `{v}`")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrictString, E> {
+                Err(E::custom(format!("expected text, found the number `{v}`")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for StrictBool {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StrictBool".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "boolean" })
+    }
+}
+
+impl JsonSchema for StrictString {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StrictString".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
+    }
 }
 
 /// A request whose fields are parsed (times, durations); references to

@@ -1,33 +1,22 @@
 //! The minijinja environment shared by every template gitgrant renders.
 //!
 //! User-controlled text (reasons, tickets, ids) reaches Markdown and JSON
-//! outputs only through escaping: `.md.j2` templates auto-escape with
-//! [`escape_markdown`], JSON documents use `tojson`.
+//! outputs only through escaping: `.md.j2` templates auto-escape as Markdown
+//! text ([`markdown::text`]); inside HTML tags use the `html` filter, for a
+//! code span the `code` filter (it writes the fences); JSON documents use
+//! `tojson`. Each filter marks its result safe, so text is escaped once.
 
 pub mod escape;
 
 use minijinja::{AutoEscape, Environment, Output, State, Value};
 
-/// Escapes text for GitHub-flavoured Markdown: neutralises formatting, HTML,
-/// links, and @mentions / team pings (a zero-width joiner after `@`).
+pub mod card;
+pub mod markdown;
+pub mod reconcile;
+
+/// Escapes untrusted text for Markdown text: see [`markdown::text`].
 pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.' | '!' | '|' | '~' | '>' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '<' => out.push_str("&lt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '@' => out.push_str("@\u{200d}"),
-            '\n' | '\r' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    markdown::text(s)
 }
 
 fn markdown_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), minijinja::Error> {
@@ -57,20 +46,25 @@ pub fn environment() -> Environment<'static> {
         }
     });
     env.set_formatter(markdown_formatter);
-    env.add_filter("md", |s: String| Value::from_safe_string(escape_markdown(&s)));
+    // One filter per context; each returns safe text so it is escaped once.
+    env.add_filter("md", |s: String| Value::from_safe_string(markdown::text(&s)));
+    env.add_filter("html", |s: String| Value::from_safe_string(markdown::html(&s)));
+    env.add_filter("code", |s: String| Value::from_safe_string(markdown::code(&s)));
+    env.add_filter("rich", |s: String| Value::from_safe_string(markdown::rich(&s)));
     env
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
-    fn mentions_html_and_links_are_neutralised() {
-        let s = escape_markdown("@org/everyone <img src=x> [a](http://x) **b**");
-        assert!(!s.contains("@o"), "{s}");
-        assert!(!s.contains("<img"), "{s}");
-        assert!(s.contains("\\[a\\]\\(http://x\\)"), "{s}");
-        assert!(s.contains("\\*\\*b\\*\\*"), "{s}");
+    fn filters_escape_once_per_context() {
+        let mut env = environment();
+        env.add_template("t.md.j2", "{{ x }}|{{ x | html }}|{{ x | code }}|{{ x | md }}").unwrap();
+        let out = env.get_template("t.md.j2").unwrap().render(minijinja::context! { x => "a*`<b>@c" }).unwrap();
+        assert_eq!(out, "a&#42;&#96;&lt;b&gt;@\u{200d}c|a*`&lt;b&gt;@\u{200d}c|``a*`<b>@c``|a&#42;&#96;&lt;b&gt;@\u{200d}c");
     }
 }

@@ -193,6 +193,13 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
         // serde-saphyr's wording names Rust types; say what the user wrote.
         Diagnostic::new(Code::InvalidValue, path, pos, "a value is required here, not an empty value or `~`")
             .help(format!("write a value, or remove the line if the field is optional; {schema_help}"))
+    } else if lower.starts_with("expected `true` or `false`, found") {
+        // From the strict types of the model: at the value, not its key.
+        let at = value_start(text, pos);
+        Diagnostic::new(Code::InvalidValue, path, at, msg).help("write `true` or `false` without quotes; a quoted \"true\", `yes` or `1` is not a boolean here")
+    } else if lower.starts_with("expected text, found") {
+        let at = value_start(text, pos);
+        Diagnostic::new(Code::InvalidValue, path, at, msg).help("quote it, e.g. `reason: \"12345678901 rows to fix\"`")
     } else if lower.contains("invalid boolean") {
         Diagnostic::new(Code::InvalidValue, path, pos, "expected `true` or `false`").help("YAML 1.1 words like `yes`/`on` are not booleans here")
     } else if lower.starts_with("expected sequence") {
@@ -212,6 +219,17 @@ fn classify(path: &str, text: &str, what: &str, e: &serde_saphyr::Error) -> Diag
         Diagnostic::new(Code::YamlSyntax, path, pos, msg)
             .help("fix the YAML syntax here, or just before: an unclosed bracket or quote is reported where YAML notices it")
     }
+}
+
+/// Where the value of the `key: value` at `pos` starts (serde-saphyr places
+/// errors of custom types at the key). `pos` itself when the line has none.
+fn value_start(text: &str, pos: Pos) -> Pos {
+    let Some(line) = text.lines().nth((pos.line as usize).saturating_sub(1)) else { return pos };
+    let from = (pos.column as usize).saturating_sub(1);
+    let Some(colon) = line.get(from..).and_then(|rest| rest.find(": ")) else { return pos };
+    let after = from + colon + 2;
+    let spaces = line.get(after..).map_or(0, |r| r.len() - r.trim_start().len());
+    Pos::new(pos.line, (line.get(..after + spaces).map_or(0, |p| p.chars().count()) + 1) as u32)
 }
 
 /// serde-saphyr appends ` at line L column C`; the position has its own fields.

@@ -145,10 +145,39 @@ fn load_templates(tree: &dyn Tree, d: &mut Diagnostics) -> BTreeMap<String, Stri
     out
 }
 
+/// A template whose text alone renders above IAM's managed-policy size
+/// limit: every grant of the role would fail at the provider. Rendered with
+/// no values (a lower bound of every real rendering), so it is only reported
+/// when it cannot fit whatever the request.
+fn template_too_large(source: &str) -> Option<usize> {
+    let mut env = crate::render::environment();
+    env.add_template("t.json.j2", source).ok()?;
+    let text = env.get_template("t.json.j2").ok()?.render(minijinja::context! {}).ok()?;
+    crate::provider::aws_iam::policy_size_over_limit(&text)
+}
+
 /// Role grants that name a template must name one that exists.
 fn check_templates(policy: &Policy, files: &[(String, RawPolicyFile)], d: &mut Diagnostics) {
     for (file, raw) in files {
         for (name, role) in &raw.roles {
+            if let Some(g) = &role.grants.aws_iam
+                && let Some(t) = &g.policy_template
+                && let Some(size) = policy.templates.get(t).and_then(|src| template_too_large(src))
+            {
+                d.push(
+                    Diagnostic::new(
+                        Code::PolicyTooLarge,
+                        file,
+                        g.pos,
+                        format!(
+                            "role `{}`: `templates/{t}` renders to {size} characters, above IAM's limit of {} for a customer-managed policy; every grant would fail",
+                            name.value,
+                            crate::provider::aws_iam::MANAGED_POLICY_MAX_CHARS
+                        ),
+                    )
+                    .help("attach an AWS managed policy directly with `managed_policy_arn`, or narrow the template to the actions and resources the role needs"),
+                );
+            }
             if let Some(g) = &role.grants.aws_iam
                 && let Some(t) = &g.policy_template
                 && !policy.templates.contains_key(t)
@@ -246,7 +275,9 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     let mut changes: Option<(&str, &Sp<RawApprovalRule>)> = None;
     let mut bg: Option<(&str, &Sp<RawBreakGlass>)> = None;
     let mut mon: Option<(&str, &Sp<RawMonitor>)> = None;
+    let mut notif: Option<(&str, &Sp<crate::model::policy::RawNotifications>)> = None;
     for (file, raw) in files {
+        single_section(&mut ctx, "notifications", file, raw.notifications.as_ref(), &mut notif);
         single_section(&mut ctx, "monitor", file, raw.monitor.as_ref(), &mut mon);
         single_section(&mut ctx, "risk", file, raw.risk.as_ref(), &mut risk);
         single_section(&mut ctx, "policy_changes", file, raw.policy_changes.as_ref(), &mut changes);
@@ -379,6 +410,13 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     }
     if let Some((file, m)) = mon {
         p.monitor = check_monitor(&mut ctx, file, m, &p.roles);
+    }
+    if let Some((_, n)) = notif {
+        let defaults = crate::model::policy::Notifications::default();
+        p.notifications = crate::model::policy::Notifications {
+            request_reviews: n.request_reviews.as_ref().map_or(defaults.request_reviews, |b| b.value),
+            mention: n.mention.as_ref().map_or(defaults.mention, |b| b.value),
+        };
     }
     p
 }

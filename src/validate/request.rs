@@ -162,9 +162,9 @@ pub fn lower_raw(id: &str, path: &str, raw: RawRequest, d: &mut Diagnostics) -> 
         duration,
         start,
         until,
-        reason: raw.reason.value.clone(),
+        reason: raw.reason.value.0.clone(),
         ticket: raw.ticket.as_ref().map(|t| t.value.clone()),
-        break_glass: raw.break_glass.as_ref().is_some_and(|b| b.value),
+        break_glass: raw.break_glass.as_ref().is_some_and(|b| b.value.0),
         extends: raw.extends.as_ref().map(|e| e.value.clone()),
         raw,
     }

@@ -752,3 +752,25 @@ fn a_negative_approval_count_is_a_wrong_value() {
     assert_eq!(c.error_codes(), ["GG004"], "{}", c.snapshot);
     c.error("policies/risk.yaml", 22, 81, "GG004");
 }
+
+/// A policy template too large for an IAM customer-managed policy is
+/// refused by `check`, naming the fix (issue 16, "fail early").
+#[test]
+fn an_aws_policy_template_above_the_iam_limit_fails_check() {
+    let r = crate::support::Repo::with_policies();
+    let statements: Vec<String> =
+        (0..200).map(|i| format!("{{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::bucket-{i}/*\"}}")).collect();
+    let big = format!("{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}", statements.join(","));
+    assert!(big.len() > 6_144);
+    let roles = r.read("policies/roles.yaml");
+    let template = roles.lines().find_map(|l| l.split("policy_template: ").nth(1)).map(|t| t.trim_end_matches(['}', ' ']).to_string());
+    let Some(template) = template else { panic!("the example roles use no policy_template: {roles}") };
+    r.write(&format!("templates/{template}"), &big);
+    let out = r.run(&["check", "--all", "--now", crate::support::NOW, "--format", "json"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    let diags = out.json()["diagnostics"].as_array().unwrap().clone();
+    let d = diags.iter().find(|d| d["code"] == "GG114").unwrap_or_else(|| panic!("no GG114: {diags:?}"));
+    assert!(d["message"].as_str().unwrap().contains("above IAM's limit of 6144"), "{d}");
+    assert!(d["help"].as_str().unwrap().contains("managed_policy_arn"), "{d}");
+    assert_eq!(d["file"], "policies/roles.yaml", "{d}");
+}

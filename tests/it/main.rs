@@ -30,5 +30,6 @@ mod reconcile;
 mod reconcile_e2e;
 mod risk;
 mod scaffold;
+mod schema_corpus;
 mod simulate;
 mod workflows;

@@ -28,6 +28,10 @@ struct Fake {
     statuses: Mutex<Vec<CommitStatus>>,
     comments: Mutex<Vec<Comment>>,
     team_calls: Mutex<Vec<String>>,
+    /// `request_reviewers` calls: (users, teams).
+    review_requests: Mutex<Vec<(Vec<String>, Vec<String>)>>,
+    /// `request_reviewers` fails with this status.
+    review_request_error: Option<u16>,
 }
 
 fn http(status: u16) -> ApiError {
@@ -88,6 +92,13 @@ impl GitHubApi for Fake {
     async fn viewer_login(&self) -> Option<String> {
         self.viewer.clone()
     }
+    async fn request_reviewers(&self, _: u64, users: &[String], teams: &[String]) -> Result<(), ApiError> {
+        self.review_requests.lock().unwrap().push((users.to_vec(), teams.to_vec()));
+        match self.review_request_error {
+            Some(status) => Err(http(status)),
+            None => Ok(()),
+        }
+    }
     async fn create_pull_request(&self, _: &crate::github::NewPullRequest) -> Result<(u64, String), ApiError> {
         Err(http(404))
     }
@@ -129,6 +140,10 @@ struct Setup {
 const REQUEST: &str = "requests/2026-12-01-carol-orders-rw.yaml";
 
 fn setup() -> Setup {
+    setup_with("'INC-42: fix rows by hand'")
+}
+
+fn setup_with(reason_yaml: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     git(p, &["init", "-q", "-b", "main"]);
@@ -147,7 +162,7 @@ fn setup() -> Setup {
     std::fs::create_dir_all(p.join("requests")).unwrap();
     std::fs::write(
         p.join(REQUEST),
-        "requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nticket: INC-42\nreason: 'INC-42: fix rows by hand'\n",
+        format!("requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nticket: INC-42\nreason: {reason_yaml}\n"),
     )
     .unwrap();
     git(p, &["add", "-A"]);
@@ -291,32 +306,19 @@ async fn an_unreadable_head_cannot_be_judged_but_is_published_as_failure() {
     assert_eq!(api.check_runs.lock().unwrap()[0].conclusion, Conclusion::Failure);
 }
 
+fn bare_view(title: &str, conclusion: &'static str) -> CardView {
+    let header = Header { pr: 1, head: "abc".into(), conclusion, satisfied: conclusion == "success", title: title.into(), error: None, notes: vec![] };
+    CardView::new(header, None, &unsatisfied())
+}
+
 #[test]
 fn a_broken_base_template_falls_back_to_the_built_in_one() {
-    let view = View {
-        pr: 1,
-        head: "abc".into(),
-        conclusion: "success",
-        satisfied: true,
-        title: "t".into(),
-        summary: "s".into(),
-        error: None,
-        requests: vec![],
-        policy_change: None,
-        policy_diff: None,
-        policy_diff_markdown: None,
-        slots: vec![],
-        approvers: vec![],
-        blockers: vec![],
-        ignored: vec![],
-        diagnostics: vec![],
-        notes: vec![],
-    };
+    let view = bare_view("t", "success");
     let mut notes = Vec::new();
-    let body = render_comment(&view, Some("{% for x in %}"), &mut notes);
+    let body = render_comment(&view, Some("{% for x in %}"), None, &mut notes);
     assert!(body.starts_with(COMMENT_MARKER) && body.contains("### gitgrant: approved"), "{body}");
     assert!(notes[0].contains("templates/pr-comment.md.j2 failed to render"), "{notes:?}");
-    let custom = render_comment(&view, Some("custom {{ title }} for #{{ pr }}"), &mut notes);
+    let custom = render_comment(&view, Some("custom {{ title }} for #{{ pr }}"), None, &mut notes);
     assert_eq!(custom, format!("{COMMENT_MARKER}\ncustom t for #1"));
 }
 
@@ -327,29 +329,101 @@ fn the_comment_shows_the_policy_diff_with_names_escaped() {
         eligibility: vec![EligibilityChange { login: "mallory".into(), role: "db-admin".into(), change: Gain::Gains, resources: vec!["@acme/all <b>".into()] }],
         ..Default::default()
     };
-    let view = View {
-        pr: 7,
-        head: "abc".into(),
-        conclusion: "failure",
-        satisfied: false,
-        title: "t".into(),
-        summary: "s".into(),
-        error: None,
-        requests: vec![],
-        policy_change: Some(PolicyChangeView { files: vec!["policies/groups.yaml".into()], needs: "2 from security".into() }),
-        policy_diff_markdown: Some(minijinja::Value::from_safe_string(crate::simulate::diff::markdown(&diff))),
-        policy_diff: Some(diff),
-        slots: vec![],
-        approvers: vec![],
-        blockers: vec![],
-        ignored: vec![],
-        diagnostics: vec![],
-        notes: vec![],
-    };
+    let mut view = bare_view("t", "failure");
+    view.policy_change =
+        Some(crate::render::card::PolicyChangeView { files: vec!["policies/groups.yaml".into()], needs: "2 from security".into(), slots: vec![] });
+    view.policy_diff_markdown = Some(minijinja::Value::from_safe_string(crate::simulate::diff::markdown(&diff)));
+    view.policy_diff = Some(diff);
     let mut notes = Vec::new();
-    let body = render_comment(&view, None, &mut notes);
+    let body = render_comment(&view, None, None, &mut notes);
     assert!(notes.is_empty(), "{notes:?}");
     // The table is Markdown (not escaped twice); the names in it are escaped.
     assert!(body.contains("#### Effective access change\n\n| who | change | role | resources |\n|---|---|---|---|\n"), "{body}");
-    assert!(body.contains("| mallory | **gains** | db\\-admin | @\u{200d}acme/all &lt;b\\> |"), "{body}");
+    assert!(body.contains("| mallory | **gains** | db-admin | @\u{200d}acme/all &lt;b&gt; |"), "{body}");
+}
+
+#[tokio::test]
+async fn reviews_are_requested_once_per_head_from_who_can_fill_open_slots() {
+    let s = setup();
+    // grace fills the managers slot; security is open.
+    let api = fake(&s, vec![approve("grace", &s.head, 1)]);
+    let first = run_gate(&api, &opts(&s)).await.unwrap();
+    assert_eq!(first.conclusion, Conclusion::ActionRequired);
+    assert_eq!(api.review_requests.lock().unwrap().as_slice(), [(vec!["dave".to_string()], vec!["appsec".to_string()])]);
+    assert_eq!((first.published.requested_users.clone(), first.published.requested_teams.clone()), (vec!["dave".into()], vec!["appsec".into()]));
+    assert!(first.comment_body.contains("<!-- gitgrant:asked head="), "{}", first.comment_body);
+    // A rerun on the same head asks nobody again, and leaves the comment as it was.
+    let second = run_gate(&api, &opts(&s)).await.unwrap();
+    assert_eq!(api.review_requests.lock().unwrap().len(), 1);
+    assert_eq!(second.published.comment.as_deref(), Some("unchanged"));
+}
+
+#[tokio::test]
+async fn the_requester_and_author_are_never_asked() {
+    let s = setup();
+    let mut api = fake(&s, vec![]);
+    // The PR author is frank (a manager); carol is the requester.
+    api.pr.as_mut().unwrap().author = "frank".into();
+    run_gate(&api, &opts(&s)).await.unwrap();
+    let calls = api.review_requests.lock().unwrap();
+    assert_eq!(calls[0].0, ["dave", "grace"], "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_refused_review_request_is_a_note_not_a_failure() {
+    let s = setup();
+    let mut api = fake(&s, vec![]);
+    api.review_request_error = Some(422);
+    let out = run_gate(&api, &opts(&s)).await.unwrap();
+    assert_eq!((out.conclusion, out.exit), (Conclusion::ActionRequired, 1));
+    assert!(out.notes.iter().any(|n| n.starts_with("could not request reviews from dave, frank, grace and team(s) appsec")), "{:?}", out.notes);
+    assert!(out.comment_body.contains("could not request reviews"), "{}", out.comment_body);
+    assert!(out.published.comment.is_some());
+}
+
+#[test]
+fn the_asked_state_round_trips_and_refuses_hostile_names() {
+    let a = ask::Asked {
+        head: "abc123".into(),
+        users: ["dave".to_string(), "x-->y".to_string()].into(),
+        teams: ["appsec".to_string()].into(),
+        mentioned: ["team:appsec".to_string()].into(),
+    };
+    let line = a.line();
+    assert_eq!(line, "<!-- gitgrant:asked head=abc123 users=dave teams=appsec mentioned=team:appsec -->");
+    let back = ask::Asked::parse(&format!("{COMMENT_MARKER}\n{line}\nbody")).unwrap();
+    assert_eq!(back.users, ["dave".to_string()].into());
+    assert_eq!(back.mentioned, a.mentioned);
+}
+
+/// The card as a reviewer sees it: rendered by a GFM renderer, hostile text
+/// stays text, nothing is wider than 5 columns, no escape characters show.
+#[tokio::test]
+async fn the_card_renders_hostile_text_as_text() {
+    let reason = r#""INC-42 </details><img src=x onerror=alert(1)> cc @org/team `rm -rf` a|b\n# heading #12 www.evil.example""#;
+    let s = setup_with(reason);
+    let api = fake(&s, vec![approve("grace", &s.head, 1)]);
+    let out = run_gate(&api, &opts(&s)).await.unwrap();
+    let body = &out.comment_body;
+    let summary = api.check_runs.lock().unwrap()[0].output.summary.clone();
+    for (what, md) in [("comment", body.as_str()), ("check run", summary.as_str())] {
+        let html = crate::render::markdown::tests::gfm_html(md);
+        assert!(!html.contains("<img") && !html.contains("<h1>") && !html.contains("<a "), "{what}: {html}");
+        assert_eq!(html.matches("<details>").count(), html.matches("</details>").count(), "{what}: {html}");
+        assert!(!html.contains('\\'), "{what}: no literal backslash: {html}");
+        assert!(!html.contains("&amp;#") && !html.contains("&amp;lt;") && !html.contains("&amp;gt;"), "{what}: no double escapes: {html}");
+        assert!(html.contains("@\u{200d}org/team") && !html.contains("@org/team"), "{what}");
+        assert!(html.contains("INC-42 &lt;/details&gt;&lt;img src=x onerror=alert(1)&gt; cc"), "{what}: the reason is shown as text: {html}");
+        for row in html.split("<tr>").skip(1) {
+            let cells = row.split("</tr>").next().unwrap().matches("<td").count().max(row.split("</tr>").next().unwrap().matches("<th").count());
+            assert!(cells <= 5, "{what}: a table row with {cells} columns: {row}");
+        }
+        assert!(html.contains(r#"<input type="checkbox" checked="" disabled="" /> managers: approved by grace"#), "{what}: {html}");
+        assert!(html.contains(r#"<input type="checkbox" disabled="" /> security: waiting for dave, erin, mallory"#), "{what}: {html}");
+    }
+    // Commit ids change whenever the example policies or templates do.
+    insta::with_settings!({ filters => vec![(r"\b[0-9a-f]{40}\b", "[sha]"), (r"`[0-9a-f]{12}`", "`[head]`")] }, {
+        insta::assert_snapshot!("gate-card-hostile", body);
+        insta::assert_snapshot!("gate-card-hostile-check-run", summary);
+    });
 }
