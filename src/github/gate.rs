@@ -22,12 +22,10 @@ use git2::Repository;
 use serde::Serialize;
 
 use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
-use crate::approval::{self, ApprovalInput, Decision, IgnoreReason, Requirement};
-use crate::check::{self, CheckOptions, CheckReport, Status, describe_rules, run_check};
-use crate::diag::Diagnostic;
+use crate::approval::{Decision, Requirement};
+use crate::check::{self, CheckOptions, CheckReport, Status, run_check};
 use crate::render::card::{CardView, Header, render_card_template, short};
 use crate::render::{escape_markdown, markdown};
-use crate::risk::Risk;
 use crate::source::GitTree;
 
 /// The login of the Actions `GITHUB_TOKEN`: whose sticky comment to edit

@@ -136,7 +136,7 @@ mod tests {
     }
 
     fn done(a: Action, error: Option<&str>) -> Outcome {
-        Outcome { ok: error.is_none(), attempts: if error.is_some() { 5 } else { 1 }, error: error.map(str::to_string), action: a }
+        Outcome { ok: error.is_none(), attempts: if error.is_some() { 5 } else { 1 }, error: error.map(str::to_string), action: a, transient_failure: false }
     }
 
     #[test]
@@ -164,6 +164,9 @@ mod tests {
             }],
             failures: vec![],
             native_expiry: Default::default(),
+            rule_changes_in_force: vec![],
+            warnings: vec![],
+            missed: vec![],
         };
         let outcomes = vec![
             done(action(ActionKind::Grant, "r-granted", Some("2026-12-01T13:00:00Z")), None),
