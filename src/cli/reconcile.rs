@@ -134,7 +134,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         while let Some((resource, outs)) = done.next().await {
             let lines = ledger_entries(&plan.part(Some(&resource)), &outs, &ledger, at);
             if record && !lines.is_empty() && ledger_error.is_none() {
-                let summary = format!("gitgrant reconcile at {}: {resource}", at.to_rfc3339());
+                let summary = format!("gitgrant reconcile at {}: {resource}", crate::model::stamp(&at));
                 if let Err(e) = ledger.append(&repo, &lines, &summary) {
                     ledger_error = Some(e.to_string());
                 }

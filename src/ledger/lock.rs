@@ -35,7 +35,7 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` by {} (pid {} on {}) since {}", self.command, self.owner, self.pid, self.host, self.since.to_rfc3339())
+        write!(f, "`{}` by {} (pid {} on {}) since {}", self.command, self.owner, self.pid, self.host, crate::model::stamp(&self.since))
     }
 }
 

@@ -230,18 +230,18 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
                         }
                         // The ledger says granted, the provider no longer holds it: the gap is recorded, then the re-grant.
                         let since = ledger.entries.iter().rev().find(|x| x.key().as_ref() == Some(&key) && x.action == "grant").map(|x| x.time);
-                        let since = since.map_or_else(String::new, |t| format!(" (recorded as granted at {})", t.to_rfc3339()));
+                        let since = since.map_or_else(String::new, |t| format!(" (recorded as granted at {})", crate::model::stamp(&t)));
                         let mut gone = entry_for(
                             e,
                             a,
                             "revoke",
                             "observed",
-                            format!("no longer held at the provider{since}; removed outside gitgrant or lost, found missing at {}", now.to_rfc3339()),
+                            format!("no longer held at the provider{since}; removed outside gitgrant or lost, found missing at {}", crate::model::stamp(&now)),
                             now,
                         );
                         gone.end = ledger.open_until(&["revoke", "release"]).get(&key).copied().flatten();
                         out.push(gone);
-                        reason = format!("{reason}; granted again: the access had vanished at the provider{since}, a gap until {}", now.to_rfc3339());
+                        reason = format!("{reason}; granted again: the access had vanished at the provider{since}, a gap until {}", crate::model::stamp(&now));
                     }
                     let (action, result, detail) = match (outcome, ok) {
                         (Some(_), true) => ("grant", "ok", reason),
@@ -321,8 +321,8 @@ pub fn ledger_entries(plan: &Plan, outcomes: &[Outcome], ledger: &Ledger, now: D
             result: "missed".into(),
             detail: format!(
                 "its window {} to {} opened and closed between two reconcile runs: never granted (whether it was approved was not judged)",
-                m.start.to_rfc3339(),
-                m.end.to_rfc3339()
+                crate::model::stamp(&m.start),
+                crate::model::stamp(&m.end)
             ),
             ..Entry::default()
         });

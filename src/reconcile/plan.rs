@@ -287,7 +287,7 @@ fn overdue(desired: &Desired) -> Vec<String> {
     vec![format!(
         "the ledger holds {} grant(s) open past their end, the oldest ended {by} ago ({}): reconcile has not run successfully since, or its revokes failed; check the scheduled workflow",
         late.len(),
-        oldest.to_rfc3339()
+        crate::model::stamp(oldest)
     )]
 }
 

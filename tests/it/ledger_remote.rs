@@ -106,12 +106,17 @@ fn a_fresh_clone_reads_the_remote_ledger_and_still_revokes_a_retired_resource() 
 
     // The resource and its request leave main (an approved policy change).
     let m = &w.main;
+    // First the request, then the resource: a rule change lands alone (GG301).
+    m.branch("retire-request");
+    m.remove("requests/heidi-sandbox.yaml");
+    m.commit_as("alice", "remove heidi-sandbox");
+    m.checkout("main");
+    m.merge("retire-request", "Merge pull request #2 from retire-request\n");
     m.branch("retire");
     m.write("policies/all.yaml", World::policies_in(w.shared.path(), false));
-    m.remove("requests/heidi-sandbox.yaml");
     m.commit_as("alice", "retire sandbox");
     m.checkout("main");
-    m.merge("retire", "Merge pull request #2 from retire\n\nApproved-by: frank\n");
+    m.merge("retire", "Merge pull request #3 from retire\n\nApproved-by: frank\n");
     m.git(&["push", "-q", "origin", "main"]);
 
     let c = w.clone("c");

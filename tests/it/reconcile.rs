@@ -536,7 +536,7 @@ fn a_re_grant_after_the_access_vanished_is_recorded_with_the_gap() {
     let l = ledger(&r);
     let gap = lines_of(&l, "revoke", "observed", "heidi-a");
     assert_eq!(gap.len(), 1, "{l:#?}");
-    assert!(gap[0]["detail"].as_str().unwrap().contains("no longer held at the provider (recorded as granted at 2026-12-01T10:05:00+00:00)"), "{l:#?}");
+    assert!(gap[0]["detail"].as_str().unwrap().contains("no longer held at the provider (recorded as granted at 2026-12-01T10:05:00Z)"), "{l:#?}");
     let granted = lines_of(&l, "grant", "ok", "heidi-a");
     assert_eq!(granted.len(), 2, "{l:#?}");
     assert!(granted[1]["detail"].as_str().unwrap().contains("granted again"), "{l:#?}");
@@ -595,11 +595,11 @@ fn a_late_run_says_how_late_and_records_a_missed_window() {
     let plan = r.run(&["plan", "--at", "2026-12-01T14:00:00Z"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     assert!(
-        plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00+00:00)"),
+        plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00Z)"),
         "{}",
         plan.all()
     );
-    assert!(plan.stdout.contains("missed: heidi-b (window 2026-12-01T12:00:00+00:00 to 2026-12-01T13:00:00+00:00"), "{}", plan.all());
+    assert!(plan.stdout.contains("missed: heidi-b (window 2026-12-01T12:00:00Z to 2026-12-01T13:00:00Z"), "{}", plan.all());
     for at in ["2026-12-01T14:00:00Z", "2026-12-01T14:05:00Z"] {
         assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
     }

@@ -205,7 +205,8 @@ fn the_check_workflows_judge_prs_reviews_retargets_and_merge_queues() {
         }
         assert!(wf.yaml["on"].get("merge_group").is_some(), "{}: merge queues need the merge_group trigger", wf.name);
         let check = &jobs(&wf)["check"];
-        assert_eq!(check["permissions"], json!({"contents": "read"}), "{}: the judging job has no write token", wf.name);
+        // Read-only: the commits, and the reviews of rule-file PRs (chain of trust).
+        assert_eq!(check["permissions"], json!({"contents": "read", "pull-requests": "read"}), "{}: the judging job has no write token", wf.name);
         assert!(runs(check).contains("check --format github"), "{}", wf.name);
         assert!(runs(check).contains("--base \"$BASE_SHA\" --head \"$HEAD_SHA\""), "{}: the merge queue judges the merged result", wf.name);
         let gate = &jobs(&wf)["gate"];
