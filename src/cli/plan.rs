@@ -47,7 +47,12 @@ pub(super) async fn prepare_with(
 ) -> Result<(crate::reconcile::Desired, std::collections::BTreeMap<String, std::sync::Arc<dyn crate::provider::Provider>>, Plan), u8> {
     let client = verify.client().await.map_err(fail)?;
     let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
-    prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))
+    let prepared = prepare(&g.repo, at, api).await.map_err(|e| desired_error(g, e))?;
+    // A provider compiled out of this binary cannot be planned: could not judge (exit 2).
+    if let Some(e) = crate::provider::first_compiled_out(&prepared.0.policy.resources) {
+        return Err(fail(e));
+    }
+    Ok(prepared)
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {

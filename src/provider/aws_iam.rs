@@ -73,7 +73,7 @@ impl AwsIamProvider {
     /// Builds the provider with the SDK's normal environment configuration
     /// (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL_IAM`).
     pub async fn from_env(resource: &str, config: &BTreeMap<String, Value>) -> Result<Self, ProviderError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(super::aws_http_client());
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }

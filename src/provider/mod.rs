@@ -12,13 +12,20 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
+#[cfg(feature = "aws")]
 pub mod aws_iam;
+#[cfg(feature = "aws")]
 pub mod aws_sso;
+#[cfg(feature = "azure")]
 pub mod azure_rbac;
+#[cfg(feature = "gcp")]
 pub mod gcp_iam;
+#[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "gcp", feature = "azure"))]
 pub mod rest;
 
 use std::collections::BTreeSet;
@@ -154,20 +161,75 @@ pub struct ProviderContext<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The cargo feature a provider needs, and whether this binary has it.
+pub fn feature_of(kind: ProviderKind) -> (Option<&'static str>, bool) {
+    match kind {
+        ProviderKind::Local => (None, true),
+        ProviderKind::AwsIam | ProviderKind::AwsSso => (Some("aws"), cfg!(feature = "aws")),
+        ProviderKind::GcpIam => (Some("gcp"), cfg!(feature = "gcp")),
+        ProviderKind::AzureRbac => (Some("azure"), cfg!(feature = "azure")),
+        ProviderKind::Kubernetes => (Some("kubernetes"), cfg!(feature = "kubernetes")),
+        ProviderKind::Postgres => (Some("postgres"), cfg!(feature = "postgres")),
+    }
+}
+
+/// The error for a resource whose provider this binary was built without.
+pub fn compiled_out(kind: ProviderKind, resource: &str) -> Option<ProviderError> {
+    match feature_of(kind) {
+        (Some(feature), false) => Some(ProviderError::permanent(
+            kind,
+            resource,
+            format!(
+                "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); install a build with it: `cargo install --locked gitgrant --features {feature}`, or the default features, or the release binary"
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The first resource of `resources` whose provider is compiled out of this binary.
+pub fn first_compiled_out<'a>(resources: impl IntoIterator<Item = (&'a String, &'a crate::model::policy::Resource)>) -> Option<ProviderError> {
+    resources.into_iter().find_map(|(name, res)| compiled_out(res.provider, name))
+}
+
 /// Builds the provider instance serving one resource. Each provider reads
-/// its credentials from the environment the way its SDK normally does.
+/// its credentials from the environment the way its SDK normally does. A
+/// provider compiled out of this binary (cargo features) is a permanent error
+/// naming the provider, the resource and the feature to enable.
 pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {
+    crate::install_crypto_provider();
     let kind = ctx.config.provider;
+    if let Some(e) = compiled_out(kind, ctx.resource) {
+        return Err(e);
+    }
     match kind {
         ProviderKind::Local => {
             let state = ctx.config.config.get("state").and_then(|v| v.as_str());
             Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
         }
+        #[cfg(feature = "postgres")]
         ProviderKind::Postgres => Ok(Box::new(postgres::PostgresProvider::new(ctx.resource, &ctx.config.config, |k| std::env::var(k).ok(), ctx.now)?)),
+        #[cfg(feature = "aws")]
         ProviderKind::AwsIam => Ok(Box::new(aws_iam::AwsIamProvider::from_env(ctx.resource, &ctx.config.config).await?)),
+        #[cfg(feature = "aws")]
         ProviderKind::AwsSso => aws_sso::build(ctx).await,
+        #[cfg(feature = "gcp")]
         ProviderKind::GcpIam => gcp_iam::build(ctx).await,
+        #[cfg(feature = "azure")]
         ProviderKind::AzureRbac => azure_rbac::build(ctx).await,
+        #[cfg(feature = "kubernetes")]
         ProviderKind::Kubernetes => kubernetes::build(ctx).await,
+        #[allow(unreachable_patterns)]
+        other => {
+            Err(compiled_out(other, ctx.resource).unwrap_or_else(|| ProviderError::permanent(other, ctx.resource, "provider not available in this build")))
+        }
     }
+}
+
+/// The HTTP client every AWS SDK client uses: rustls with ring, the one
+/// crypto stack of gitgrant (the SDK's default client would compile aws-lc-rs).
+#[cfg(feature = "aws")]
+pub fn aws_http_client() -> aws_sdk_iam::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
 }

@@ -316,7 +316,9 @@ fn entitlements(req: &Request, window: Window, policy: &Policy, evidence: &Evide
             provider: res.provider,
             // Compared with what the provider lists: an IAM ARN without its path.
             principal: match res.provider {
+                #[cfg(feature = "aws")]
                 ProviderKind::AwsIam => crate::provider::aws_iam::principal_key(&principal),
+                #[cfg(feature = "gcp")]
                 ProviderKind::GcpIam => crate::provider::gcp_iam::member_key(&principal),
                 ProviderKind::AzureRbac => principal.to_ascii_lowercase(),
                 _ => principal,
