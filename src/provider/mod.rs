@@ -176,15 +176,19 @@ pub fn feature_of(kind: ProviderKind) -> (Option<&'static str>, bool) {
 /// The error for a resource whose provider this binary was built without.
 pub fn compiled_out(kind: ProviderKind, resource: &str) -> Option<ProviderError> {
     match feature_of(kind) {
-        (Some(feature), false) => Some(ProviderError::permanent(
-            kind,
-            resource,
-            format!(
-                "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); install a build with it: `cargo install --locked gitgrant --features {feature}`, or the default features, or the release binary"
-            ),
-        )),
+        (Some(feature), false) => Some(missing_feature(kind, resource, feature)),
         _ => None,
     }
+}
+
+fn missing_feature(kind: ProviderKind, resource: &str, feature: &str) -> ProviderError {
+    ProviderError::permanent(
+        kind,
+        resource,
+        format!(
+            "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); install a build with it: `cargo install --locked gitgrant --features {feature}`, or the default features, or the release binary"
+        ),
+    )
 }
 
 /// The first resource of `resources` whose provider is compiled out of this binary.
@@ -232,4 +236,37 @@ pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, Provi
 pub fn aws_http_client() -> aws_sdk_iam::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
     aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_compiled_out_provider_names_itself_the_resource_and_the_feature() {
+        let e = missing_feature(ProviderKind::AwsIam, "prod-aws", "aws");
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "aws-iam prod-aws: this gitgrant was built without the aws-iam provider (cargo feature `aws`); install a build with it: `cargo install --locked gitgrant --features aws`, or the default features, or the release binary"
+        );
+    }
+
+    #[test]
+    fn compiled_out_follows_the_cargo_features_of_this_build() {
+        assert!(compiled_out(ProviderKind::Local, "demo").is_none(), "local is always there");
+        let cases = [
+            (ProviderKind::AwsIam, cfg!(feature = "aws")),
+            (ProviderKind::AwsSso, cfg!(feature = "aws")),
+            (ProviderKind::GcpIam, cfg!(feature = "gcp")),
+            (ProviderKind::AzureRbac, cfg!(feature = "azure")),
+            (ProviderKind::Kubernetes, cfg!(feature = "kubernetes")),
+            (ProviderKind::Postgres, cfg!(feature = "postgres")),
+        ];
+        for (kind, built_in) in cases {
+            assert_eq!(compiled_out(kind, "r").is_none(), built_in, "{kind}");
+            assert_eq!(feature_of(kind).1, built_in, "{kind}");
+        }
+    }
 }
