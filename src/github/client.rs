@@ -175,7 +175,7 @@ enum Auth {
     Token(String),
     /// A GitHub App installation: its token is minted with the app's JWT and
     /// minted again shortly before it expires.
-    App { app: AppKey, installation: u64, token: Mutex<Option<InstallationToken>> },
+    App { app: Box<AppKey>, installation: u64, token: Mutex<Option<InstallationToken>> },
 }
 
 struct InstallationToken {
@@ -259,7 +259,7 @@ impl Client {
         let path = client.repo_path("/installation");
         let installation = client.json(Method::Get, &path, None).await?;
         let id = installation.get("id").and_then(Value::as_u64).ok_or_else(|| decode_err(&path, "/id"))?;
-        client.auth = Auth::App { app, installation: id, token: Mutex::new(None) };
+        client.auth = Auth::App { app: Box::new(app), installation: id, token: Mutex::new(None) };
         // Mint now, so a misconfigured app fails before any real call.
         client.authorization().await?;
         Ok(client)
@@ -379,13 +379,13 @@ impl Client {
                         waited += wait;
                         continue;
                     }
-                    return Err(ApiError::Transport { method: m.into(), path: path.into(), message: transport_message(&e) });
+                    return Err(ApiError::Transport { method: m.into(), path: path.into(), message: crate::provider::error_chain(&e) });
                 }
             };
             let text = match text {
                 Ok(t) => t,
                 Err(_) if idempotent && attempt < self.retry.attempts => continue,
-                Err(e) => return Err(ApiError::Transport { method: m.into(), path: path.into(), message: transport_message(&e) }),
+                Err(e) => return Err(ApiError::Transport { method: m.into(), path: path.into(), message: crate::provider::error_chain(&e) }),
             };
             if (200..300).contains(&status) {
                 return Ok(Response { headers, body: text });
@@ -446,19 +446,6 @@ impl Client {
         }
         Err(ApiError::Decode { method: "GET".into(), path: first.into(), message: format!("more than {MAX_PAGES} pages") })
     }
-}
-
-/// A reqwest error with its causes (reqwest's own message is often just
-/// "error sending request").
-fn transport_message(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::policy::{ProviderKind, Resource};
@@ -193,7 +193,7 @@ impl ActivitySource for CloudTrail {
                 let name = e.event_name().map(str::to_string).or_else(|| s("eventName")).unwrap_or_default();
                 let time = e
                     .event_time()
-                    .and_then(|t| Utc.timestamp_opt(t.secs(), 0).single())
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), 0))
                     .or_else(|| s("eventTime").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)));
                 let Some(time) = time else { continue };
                 out.push(ActivityEvent {

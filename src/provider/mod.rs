@@ -136,6 +136,26 @@ pub trait Provider: Send + Sync {
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
 }
 
+/// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases, unlike `DefaultHasher`.
+#[cfg(any(feature = "aws", feature = "kubernetes"))]
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// A string key of a resource config (`None` when absent), trimmed; any
 /// other type is a config error naming the key.
 pub fn config_str<'a>(
