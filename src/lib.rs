@@ -25,3 +25,18 @@ pub mod scaffold;
 pub mod simulate;
 pub mod source;
 pub mod validate;
+
+/// Installs rustls' ring crypto provider as the process default, once.
+///
+/// Every TLS client (reqwest, the Google and Azure SDKs, kube, the AWS SDK)
+/// runs on rustls with ring: one crypto stack, and no C build of aws-lc-rs.
+/// reqwest and google-cloud-auth need the provider installed before their
+/// first client is built; every constructor of an HTTP client in gitgrant
+/// calls this first (it is cheap after the first call).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed: that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -3,7 +3,7 @@
 //!
 //! The engine itself stays pure ([`super::evaluate`] takes resolved groups);
 //! resolution happens here, through [`TeamResolver`], which the GitHub code
-//! implements (octocrab is async, hence an async trait) and tests fake with
+//! implements (the GitHub client is async, hence an async trait) and tests fake with
 //! [`StaticTeams`]. Failing closed: when a team cannot be resolved, its group
 //! is its listed members only and a warning says so; an unresolved team's
 //! members never count as approvers.

@@ -55,6 +55,10 @@ pub(super) async fn prepare_with(
     let client = verify.client().await.map_err(fail)?;
     let api = client.as_ref().map(|c| c as &dyn crate::github::GitHubApi);
     let (desired, providers, mut plan) = crate::reconcile::prepare_with_options(&g.repo, at, api, opts).await.map_err(|e| desired_error(g, e))?;
+    // A provider compiled out of this binary cannot be planned: could not judge (exit 2).
+    if let Some(e) = crate::provider::first_compiled_out(&desired.policy.resources) {
+        return Err(fail(e));
+    }
     crate::reconcile::enforce_trust(&g.repo, &mut plan, verify.trust_root.as_deref(), api).await.map_err(fail)?;
     Ok((desired, providers, plan))
 }

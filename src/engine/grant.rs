@@ -12,7 +12,9 @@ pub fn principal_key(policy: &Policy, requester: &str, resource: &str) -> Result
     let identity = policy.identities.get(requester).ok_or_else(|| format!("`{requester}` has no identity"))?;
     let principal = identity.principal(requester, res.provider).ok_or_else(|| format!("`{requester}` has no principal for {}", res.provider))?;
     let key = match res.provider {
+        #[cfg(feature = "aws")]
         ProviderKind::AwsIam => crate::provider::aws_iam::principal_key(&principal),
+        #[cfg(feature = "gcp")]
         ProviderKind::GcpIam => crate::provider::gcp_iam::member_key(&principal),
         ProviderKind::AzureRbac => principal.to_ascii_lowercase(),
         _ => principal.clone(),

@@ -1,23 +1,33 @@
-//! The production [`GitHubApi`]: octocrab for transport and authentication,
-//! with our own retry loop and pagination on top.
+//! The production [`GitHubApi`]: a thin REST client on reqwest, with our own
+//! retry loop, pagination and GitHub App authentication.
 //!
-//! Why our own retry: octocrab's retry layer retries 5xx immediately and has
-//! no bound on the total wait; the gate runs in CI and must both honour
-//! GitHub's `Retry-After` / `x-ratelimit-reset` and give up in bounded time
-//! (`GITGRANT_GITHUB_MAX_WAIT`, default 120 s). Creating a comment is never
-//! retried after a 5xx (it may have been created): the gate re-lists instead.
+//! Why our own retry: GitHub asks clients to honour `Retry-After` and
+//! `x-ratelimit-reset`, and the gate runs in CI where it must also give up in
+//! bounded time (`GITGRANT_GITHUB_MAX_WAIT`, default 120 s). Creating a
+//! comment is never retried after a 5xx (it may have been created): the gate
+//! re-lists instead.
 //!
-//! Why pagination rewrites `Link` URLs: octocrab only sends the token to
-//! relative URIs (and api.github.com), so a `next` link is checked to point
-//! at the configured API (same scheme, host and path prefix) and followed as
-//! a relative path. A link elsewhere is refused: the token never leaves.
+//! Why pagination checks `Link` URLs: a `next` link is followed only when it
+//! points at the configured API (same scheme, host and path prefix), so the
+//! token is never sent anywhere else. A link elsewhere is refused.
+//!
+//! App authentication: the app's JWT (RS256, signed with ring) finds the
+//! installation on the repository and mints an installation token, minted
+//! again five minutes before it expires.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use octocrab::Octocrab;
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
+use tokio::sync::Mutex;
 
 use super::{ApiError, CheckRun, Comment, CommitStatus, GitHubApi, NewPullRequest, PullRequest, RepoSlug, Review};
 use crate::approval::ReviewState;
@@ -159,13 +169,67 @@ fn error_message(body: &str) -> String {
     if msg.is_empty() { "no message".to_string() } else { msg }
 }
 
-/// A GitHub REST client for one repository.
+/// How a client authenticates.
+enum Auth {
+    /// A token used as is (`GITHUB_TOKEN`, or a JWT while finding the installation).
+    Token(String),
+    /// A GitHub App installation: its token is minted with the app's JWT and
+    /// minted again shortly before it expires.
+    App { app: Box<AppKey>, installation: u64, token: Mutex<Option<InstallationToken>> },
+}
+
+struct InstallationToken {
+    value: String,
+    expires: DateTime<Utc>,
+}
+
+/// A GitHub App's id and RSA private key.
+pub struct AppKey {
+    id: u64,
+    key: RsaKeyPair,
+}
+
+impl AppKey {
+    /// Parses the app's private key (PKCS#1 `RSA PRIVATE KEY`, as GitHub
+    /// downloads it, or PKCS#8 `PRIVATE KEY`).
+    pub fn from_pem(id: u64, pem: &str) -> Result<AppKey, ApiError> {
+        let bad = |e: String| ApiError::Auth(format!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form: {e}"));
+        let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let key = match &der {
+            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
+            PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+            _ => return Err(bad("an elliptic-curve key; GitHub Apps use RSA keys".to_string())),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(AppKey { id, key })
+    }
+
+    /// The app's JWT (RS256), valid for nine minutes from a minute ago
+    /// (GitHub allows ten, and clocks drift).
+    pub fn jwt(&self, now: DateTime<Utc>) -> Result<String, ApiError> {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = json!({ "iat": now.timestamp() - 60, "exp": now.timestamp() + 540, "iss": self.id.to_string() });
+        let signing_input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+            .map_err(|_| ApiError::Auth(format!("GitHub App {}: cannot sign the app's JWT with GITHUB_APP_PRIVATE_KEY", self.id)))?;
+        Ok(format!("{signing_input}.{}", b64(&signature)))
+    }
+}
+
+/// A GitHub REST client for one repository: reqwest for transport, with
+/// GitHub's headers, our retry loop and pagination.
 pub struct Client {
-    crab: Octocrab,
+    http: reqwest::Client,
     base: String,
     repo: RepoSlug,
     retry: RetryPolicy,
+    auth: Auth,
 }
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Client {
     /// Authenticates from the environment: `GITHUB_TOKEN`, else a GitHub App
@@ -174,18 +238,10 @@ impl Client {
     /// `GITHUB_API_URL` (GitHub Enterprise Server, tests), else api.github.com.
     pub async fn from_env(repo: RepoSlug) -> Result<Client, ApiError> {
         let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let base = var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_string()).trim_end_matches('/').to_string();
+        let base = var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_string());
         let retry = RetryPolicy::from_env();
-        let builder = || {
-            Octocrab::builder()
-                .set_connect_timeout(Some(Duration::from_secs(10)))
-                .set_read_timeout(Some(Duration::from_secs(60)))
-                .base_uri(base.as_str())
-                .map_err(|e| ApiError::Auth(format!("GITHUB_API_URL `{base}` is not a URL: {e}")))
-        };
         if let Some(token) = var("GITHUB_TOKEN") {
-            let crab = builder()?.personal_token(token).build().map_err(|e| ApiError::Auth(e.to_string()))?;
-            return Ok(Client { crab, base, repo, retry });
+            return Client::new(&base, &token, repo, retry);
         }
         let (Some(app_id), Some(key)) = (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) else {
             return Err(ApiError::Auth("no credentials: set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY".to_string()));
@@ -197,48 +253,110 @@ impl Client {
             std::fs::read_to_string(&key)
                 .map_err(|e| ApiError::Auth(format!("GITHUB_APP_PRIVATE_KEY is neither a PEM key nor a readable file `{key}`: {e}")))?
         };
-        let key = octocrab::EncodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|e| ApiError::Auth(format!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form: {e}")))?;
-        let app = builder()?.app(octocrab::models::AppId(app_id), key).build().map_err(|e| ApiError::Auth(e.to_string()))?;
+        let app = AppKey::from_pem(app_id, &pem)?;
         // The installation of the app on this repository mints the token.
-        let app_client = Client { crab: app, base: base.clone(), repo: repo.clone(), retry };
-        let path = format!("/repos/{}/{}/installation", seg(&repo.owner), seg(&repo.name));
-        let installation = app_client.json(Method::Get, &path, None).await?;
-        let id = installation.get("id").and_then(Value::as_u64).ok_or_else(|| ApiError::Decode {
-            method: "GET".into(),
-            path: path.clone(),
-            message: "no installation id".into(),
-        })?;
-        let crab = app_client
-            .crab
-            .installation(octocrab::models::InstallationId(id))
-            .map_err(|e| ApiError::Auth(format!("GitHub App {app_id}: installation {id} on {repo}: {e}")))?;
-        Ok(Client { crab, base, repo, retry })
+        let mut client = Client::new(&base, &app.jwt(Utc::now())?, repo, retry)?;
+        let path = client.repo_path("/installation");
+        let installation = client.json(Method::Get, &path, None).await?;
+        let id = installation.get("id").and_then(Value::as_u64).ok_or_else(|| decode_err(&path, "/id"))?;
+        client.auth = Auth::App { app: Box::new(app), installation: id, token: Mutex::new(None) };
+        // Mint now, so a misconfigured app fails before any real call.
+        client.authorization().await?;
+        Ok(client)
     }
 
-    /// A client with an explicit octocrab instance (tests, embedding).
-    pub fn new(crab: Octocrab, base: &str, repo: RepoSlug, retry: RetryPolicy) -> Client {
-        Client { crab, base: base.trim_end_matches('/').to_string(), repo, retry }
+    /// A client that sends `token` (tests, embedding).
+    pub fn new(base: &str, token: &str, repo: RepoSlug, retry: RetryPolicy) -> Result<Client, ApiError> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        reqwest::Url::parse(&base).map_err(|e| ApiError::Auth(format!("GITHUB_API_URL `{base}` is not a URL: {e}")))?;
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("gitgrant/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Auth(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client { http, base, repo, retry, auth: Auth::Token(token.to_string()) })
     }
 
     fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", seg(&self.repo.owner), seg(&self.repo.name))
     }
 
+    /// The `Authorization` header value, minting an installation token when
+    /// there is none or it expires within five minutes.
+    async fn authorization(&self) -> Result<String, ApiError> {
+        match &self.auth {
+            Auth::Token(t) => Ok(format!("Bearer {t}")),
+            Auth::App { app, installation, token } => {
+                let mut token = token.lock().await;
+                let now = Utc::now();
+                if let Some(t) = token.as_ref().filter(|t| t.expires - chrono::Duration::minutes(5) > now) {
+                    return Ok(format!("Bearer {}", t.value));
+                }
+                let minted = self.mint(app, *installation).await?;
+                let header = format!("Bearer {}", minted.value);
+                *token = Some(minted);
+                Ok(header)
+            }
+        }
+    }
+
+    /// `POST /app/installations/{id}/access_tokens` with the app's JWT.
+    fn mint<'a>(&'a self, app: &'a AppKey, installation: u64) -> BoxFuture<'a, Result<InstallationToken, ApiError>> {
+        Box::pin(async move {
+            let path = format!("/app/installations/{installation}/access_tokens");
+            let jwt = format!("Bearer {}", app.jwt(Utc::now())?);
+            // Minting twice is harmless, so a 5xx is retried.
+            let resp = self.send_as(Method::Post, &path, None, true, Some(&jwt)).await.map_err(|e| match e {
+                ApiError::Http { status, message, .. } => {
+                    ApiError::Auth(format!("GitHub App {}: installation {installation} on {}: HTTP {status}: {message}", app.id, self.repo))
+                }
+                other => other,
+            })?;
+            let v: Value =
+                serde_json::from_str(&resp.body).map_err(|e| ApiError::Decode { method: "POST".into(), path: path.clone(), message: e.to_string() })?;
+            let value = str_at(&v, "/token").ok_or_else(|| decode_err(&path, "/token"))?.to_string();
+            let expires = str_at(&v, "/expires_at")
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map_or_else(|| Utc::now() + chrono::Duration::minutes(55), |t| t.with_timezone(&Utc));
+            Ok(InstallationToken { value, expires })
+        })
+    }
+
     /// One call with retries; `idempotent` calls are also retried on 5xx and
     /// transport errors.
     async fn send(&self, method: Method, path: &str, body: Option<&Value>, idempotent: bool) -> Result<Response, ApiError> {
+        self.send_as(method, path, body, idempotent, None).await
+    }
+
+    /// [`Client::send`] with an explicit `Authorization` header (the app's JWT).
+    async fn send_as(&self, method: Method, path: &str, body: Option<&Value>, idempotent: bool, auth: Option<&str>) -> Result<Response, ApiError> {
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         let m = method.as_str();
+        let url = format!("{}{path}", self.base);
         loop {
             attempt += 1;
-            let sent = match method {
-                Method::Get => self.crab._get(path).await,
-                Method::Post => self.crab._post(path, body).await,
-                Method::Patch => self.crab._patch(path, body).await,
+            let authorization = match auth {
+                Some(a) => a.to_string(),
+                None => self.authorization().await?,
             };
-            let (status, headers, text) = match sent {
+            let verb = match method {
+                Method::Get => reqwest::Method::GET,
+                Method::Post => reqwest::Method::POST,
+                Method::Patch => reqwest::Method::PATCH,
+            };
+            let mut req = self
+                .http
+                .request(verb, &url)
+                .header(reqwest::header::AUTHORIZATION, authorization)
+                .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let sent = match req.send().await {
                 Ok(resp) => {
                     let header = |k: &str| resp.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
                     let headers = RateHeaders {
@@ -248,9 +366,12 @@ impl Client {
                         link: header("link"),
                     };
                     let status = resp.status().as_u16();
-                    let text = self.crab.body_to_string(resp).await;
-                    (status, headers, text)
+                    Ok((status, headers, resp.text().await))
                 }
+                Err(e) => Err(e),
+            };
+            let (status, headers, text) = match sent {
+                Ok(got) => got,
                 Err(e) => {
                     let wait = self.retry.base_delay.saturating_mul(2u32.saturating_pow(attempt - 1));
                     if idempotent && attempt < self.retry.attempts && waited + wait <= self.retry.max_total_wait {
@@ -258,13 +379,13 @@ impl Client {
                         waited += wait;
                         continue;
                     }
-                    return Err(ApiError::Transport { method: m.into(), path: path.into(), message: e.to_string() });
+                    return Err(ApiError::Transport { method: m.into(), path: path.into(), message: crate::provider::error_chain(&e) });
                 }
             };
             let text = match text {
                 Ok(t) => t,
                 Err(_) if idempotent && attempt < self.retry.attempts => continue,
-                Err(e) => return Err(ApiError::Transport { method: m.into(), path: path.into(), message: e.to_string() }),
+                Err(e) => return Err(ApiError::Transport { method: m.into(), path: path.into(), message: crate::provider::error_chain(&e) }),
             };
             if (200..300).contains(&status) {
                 return Ok(Response { headers, body: text });

@@ -3,9 +3,9 @@
 //! Design choices:
 //! - Every call goes through the [`GitHubApi`] trait (as Atlantis does with its
 //!   VCS client), so the gate's decision code runs against an in-memory fake
-//!   in unit tests and against [`client::Client`] (octocrab) in production.
-//! - The client speaks REST through octocrab's raw `_get`/`_post`/`_patch`,
-//!   because the gate needs what the typed API hides: status codes (a 403 on
+//!   in unit tests and against [`client::Client`] (reqwest) in production.
+//! - The client speaks raw REST (`GET`/`POST`/`PATCH` with JSON bodies),
+//!   because the gate needs what a typed API hides: status codes (a 403 on
 //!   check runs means "fall back to a commit status"), `Retry-After` and
 //!   `x-ratelimit-reset` headers (our own retry loop honours them, with a
 //!   capped total wait), and `Link` headers (every list is followed to its

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::policy::{ProviderKind, Resource};
@@ -114,11 +114,13 @@ impl ActivitySource for LocalActivity {
 }
 
 /// CloudTrail `LookupEvents` by user name, all pages (NextToken).
+#[cfg(feature = "aws")]
 pub struct CloudTrail {
     client: aws_sdk_cloudtrail::Client,
     resource: String,
 }
 
+#[cfg(feature = "aws")]
 impl CloudTrail {
     pub fn new(client: aws_sdk_cloudtrail::Client, resource: &str) -> Self {
         CloudTrail { client, resource: resource.to_string() }
@@ -127,7 +129,7 @@ impl CloudTrail {
     /// The SDK's usual environment (credentials, `AWS_ENDPOINT_URL_CLOUDTRAIL`
     /// or `AWS_ENDPOINT_URL`), in the resource's `region` when it names one.
     pub async fn from_env(resource: &str, config: &Resource) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(crate::provider::aws_http_client());
         if let Some(region) = config.config.get("region").and_then(|v| v.as_str()) {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
@@ -153,6 +155,7 @@ pub fn cloudtrail_action(source: &str, name: &str) -> String {
     format!("{}:{name}", source.strip_suffix(".amazonaws.com").unwrap_or(source))
 }
 
+#[cfg(feature = "aws")]
 #[async_trait::async_trait]
 impl ActivitySource for CloudTrail {
     fn name(&self) -> String {
@@ -190,7 +193,7 @@ impl ActivitySource for CloudTrail {
                 let name = e.event_name().map(str::to_string).or_else(|| s("eventName")).unwrap_or_default();
                 let time = e
                     .event_time()
-                    .and_then(|t| Utc.timestamp_opt(t.secs(), 0).single())
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), 0))
                     .or_else(|| s("eventTime").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)));
                 let Some(time) = time else { continue };
                 out.push(ActivityEvent {
@@ -215,6 +218,7 @@ impl ActivitySource for CloudTrail {
 pub async fn source_for(repo: &Path, name: &str, res: &Resource) -> Option<Box<dyn ActivitySource>> {
     match res.provider {
         ProviderKind::Local => Some(Box::new(LocalActivity::new(repo, name, res.config.get("activity").and_then(|v| v.as_str())))),
+        #[cfg(feature = "aws")]
         ProviderKind::AwsIam => Some(Box::new(CloudTrail::from_env(name, res).await)),
         _ => None,
     }

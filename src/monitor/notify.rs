@@ -42,6 +42,7 @@ pub fn finding_lines(findings: &[Finding], revoked: &[String]) -> String {
 
 /// POSTs `{"text": ...}` to a Slack-compatible incoming webhook.
 pub async fn webhook(url: &str, text: &str) -> Result<(), String> {
+    crate::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(|e| e.to_string())?;
     let resp = client.post(url).json(&serde_json::json!({ "text": text })).send().await.map_err(|e| format!("webhook: {e}"))?;
     if !resp.status().is_success() {

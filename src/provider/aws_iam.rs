@@ -73,7 +73,7 @@ impl AwsIamProvider {
     /// Builds the provider with the SDK's normal environment configuration
     /// (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL_IAM`).
     pub async fn from_env(resource: &str, config: &BTreeMap<String, Value>) -> Result<Self, ProviderError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(super::aws_http_client());
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
@@ -563,19 +563,8 @@ pub(crate) fn http_excerpt(raw: &HttpResponse) -> String {
     if excerpt.is_empty() { format!("{head} (empty body)") } else { format!("{head}: {excerpt}") }
 }
 
-/// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
+// `error_chain` and `fnv1a64` live in `provider` (kubernetes and GitHub use them without the aws feature).
+pub(crate) use super::{error_chain, fnv1a64};
 
 /// The policy name for a request on a resource: `gitgrant.<request>@<resource>`.
 ///
@@ -605,11 +594,6 @@ pub fn policy_name(request: &str, resource: &str) -> Option<String> {
 pub fn request_of(name: &str, resource: &str) -> Option<String> {
     let (request, _) = name.strip_prefix(NAME_PREFIX)?.split_once('@')?;
     (policy_name(request, resource)?.as_str() == name).then(|| request.to_string())
-}
-
-/// FNV-1a, 64 bits: stable across Rust releases, unlike `DefaultHasher`.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

@@ -94,7 +94,7 @@ impl AwsSsoProvider {
     /// Builds the provider with the SDK's normal environment configuration
     /// (credentials chain, `AWS_REGION`, `AWS_ENDPOINT_URL`).
     pub async fn from_env(resource: &str, config: &BTreeMap<String, Value>) -> Result<Self, ProviderError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(super::aws_http_client());
         if let Some(region) = cfg_str(config, "region", resource)? {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
@@ -534,11 +534,13 @@ mod tests {
     fn clients() -> (aws_sdk_ssoadmin::Client, aws_sdk_identitystore::Client) {
         let creds = aws_sdk_ssoadmin::config::Credentials::new("t", "t", None, None, "test");
         let a = aws_sdk_ssoadmin::Config::builder()
+            .http_client(crate::provider::aws_http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(aws_sdk_ssoadmin::config::Region::new("us-east-1"))
             .credentials_provider(creds.clone())
             .build();
         let s = aws_sdk_identitystore::Config::builder()
+            .http_client(crate::provider::aws_http_client())
             .behavior_version(aws_sdk_identitystore::config::BehaviorVersion::latest())
             .region(aws_sdk_identitystore::config::Region::new("us-east-1"))
             .credentials_provider(creds)

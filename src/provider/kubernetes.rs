@@ -188,7 +188,7 @@ fn principal_of(subjects: &[Subject]) -> Option<String> {
 /// `gitgrant-<16 hex>`: deterministic per (resource, principal, access).
 pub fn binding_name(resource: &str, principal: &str, access: &str) -> String {
     let key = format!("{resource}\0{principal}\0{access}");
-    format!("gitgrant-{:016x}", super::aws_iam::fnv1a64(key.as_bytes()))
+    format!("gitgrant-{:016x}", super::fnv1a64(key.as_bytes()))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -230,9 +230,9 @@ impl KubernetesProvider {
                 }
             }
             kube::Error::HyperError(_) | kube::Error::Service(_) => {
-                transient(&self.resource, format!("{op} {what}: cannot reach the Kubernetes API server: {}", super::aws_iam::error_chain(&e)))
+                transient(&self.resource, format!("{op} {what}: cannot reach the Kubernetes API server: {}", super::error_chain(&e)))
             }
-            other => self.perm(format!("{op} {what}: {}", super::aws_iam::error_chain(&other))),
+            other => self.perm(format!("{op} {what}: {}", super::error_chain(&other))),
         }
     }
 

@@ -12,13 +12,20 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
+#[cfg(feature = "aws")]
 pub mod aws_iam;
+#[cfg(feature = "aws")]
 pub mod aws_sso;
+#[cfg(feature = "azure")]
 pub mod azure_rbac;
+#[cfg(feature = "gcp")]
 pub mod gcp_iam;
+#[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "gcp", feature = "azure"))]
 pub mod rest;
 
 use std::collections::BTreeSet;
@@ -136,6 +143,26 @@ pub trait Provider: Send + Sync {
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
 }
 
+/// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases, unlike `DefaultHasher`.
+#[cfg(any(feature = "aws", feature = "kubernetes"))]
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// A string key of a resource config (`None` when absent), trimmed; any
 /// other type is a config error naming the key.
 pub fn config_str<'a>(
@@ -178,20 +205,112 @@ pub struct ProviderContext<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The cargo feature a provider needs, and whether this binary has it.
+pub fn feature_of(kind: ProviderKind) -> (Option<&'static str>, bool) {
+    match kind {
+        ProviderKind::Local => (None, true),
+        ProviderKind::AwsIam | ProviderKind::AwsSso => (Some("aws"), cfg!(feature = "aws")),
+        ProviderKind::GcpIam => (Some("gcp"), cfg!(feature = "gcp")),
+        ProviderKind::AzureRbac => (Some("azure"), cfg!(feature = "azure")),
+        ProviderKind::Kubernetes => (Some("kubernetes"), cfg!(feature = "kubernetes")),
+        ProviderKind::Postgres => (Some("postgres"), cfg!(feature = "postgres")),
+    }
+}
+
+/// The error for a resource whose provider this binary was built without.
+pub fn compiled_out(kind: ProviderKind, resource: &str) -> Option<ProviderError> {
+    match feature_of(kind) {
+        (Some(feature), false) => Some(missing_feature(kind, resource, feature)),
+        _ => None,
+    }
+}
+
+fn missing_feature(kind: ProviderKind, resource: &str, feature: &str) -> ProviderError {
+    ProviderError::permanent(
+        kind,
+        resource,
+        format!(
+            "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); install a build with it: `cargo install --locked gitgrant --features {feature}`, or the default features, or the release binary"
+        ),
+    )
+}
+
+/// The first resource of `resources` whose provider is compiled out of this binary.
+pub fn first_compiled_out<'a>(resources: impl IntoIterator<Item = (&'a String, &'a crate::model::policy::Resource)>) -> Option<ProviderError> {
+    resources.into_iter().find_map(|(name, res)| compiled_out(res.provider, name))
+}
+
 /// Builds the provider instance serving one resource. Each provider reads
-/// its credentials from the environment the way its SDK normally does.
+/// its credentials from the environment the way its SDK normally does. A
+/// provider compiled out of this binary (cargo features) is a permanent error
+/// naming the provider, the resource and the feature to enable.
 pub async fn build(ctx: &ProviderContext<'_>) -> Result<Box<dyn Provider>, ProviderError> {
+    crate::install_crypto_provider();
     let kind = ctx.config.provider;
+    if let Some(e) = compiled_out(kind, ctx.resource) {
+        return Err(e);
+    }
     match kind {
         ProviderKind::Local => {
             let state = ctx.config.config.get("state").and_then(|v| v.as_str());
             Ok(Box::new(local::LocalProvider::new(ctx.repo, ctx.resource, state, ctx.now)))
         }
+        #[cfg(feature = "postgres")]
         ProviderKind::Postgres => Ok(Box::new(postgres::PostgresProvider::new(ctx.resource, &ctx.config.config, |k| std::env::var(k).ok(), ctx.now)?)),
+        #[cfg(feature = "aws")]
         ProviderKind::AwsIam => Ok(Box::new(aws_iam::AwsIamProvider::from_env(ctx.resource, &ctx.config.config).await?)),
+        #[cfg(feature = "aws")]
         ProviderKind::AwsSso => aws_sso::build(ctx).await,
+        #[cfg(feature = "gcp")]
         ProviderKind::GcpIam => gcp_iam::build(ctx).await,
+        #[cfg(feature = "azure")]
         ProviderKind::AzureRbac => azure_rbac::build(ctx).await,
+        #[cfg(feature = "kubernetes")]
         ProviderKind::Kubernetes => kubernetes::build(ctx).await,
+        #[allow(unreachable_patterns)]
+        other => {
+            Err(compiled_out(other, ctx.resource).unwrap_or_else(|| ProviderError::permanent(other, ctx.resource, "provider not available in this build")))
+        }
+    }
+}
+
+/// The HTTP client every AWS SDK client uses: rustls with ring, the one
+/// crypto stack of gitgrant (the SDK's default client would compile aws-lc-rs).
+#[cfg(feature = "aws")]
+pub fn aws_http_client() -> aws_sdk_iam::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_compiled_out_provider_names_itself_the_resource_and_the_feature() {
+        let e = missing_feature(ProviderKind::AwsIam, "prod-aws", "aws");
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "aws-iam prod-aws: this gitgrant was built without the aws-iam provider (cargo feature `aws`); install a build with it: `cargo install --locked gitgrant --features aws`, or the default features, or the release binary"
+        );
+    }
+
+    #[test]
+    fn compiled_out_follows_the_cargo_features_of_this_build() {
+        assert!(compiled_out(ProviderKind::Local, "demo").is_none(), "local is always there");
+        let cases = [
+            (ProviderKind::AwsIam, cfg!(feature = "aws")),
+            (ProviderKind::AwsSso, cfg!(feature = "aws")),
+            (ProviderKind::GcpIam, cfg!(feature = "gcp")),
+            (ProviderKind::AzureRbac, cfg!(feature = "azure")),
+            (ProviderKind::Kubernetes, cfg!(feature = "kubernetes")),
+            (ProviderKind::Postgres, cfg!(feature = "postgres")),
+        ];
+        for (kind, built_in) in cases {
+            assert_eq!(compiled_out(kind, "r").is_none(), built_in, "{kind}");
+            assert_eq!(feature_of(kind).1, built_in, "{kind}");
+        }
     }
 }

@@ -358,6 +358,7 @@ async fn cloudtrail_source_reads_every_page() {
     let arn = "arn:aws:iam::123456789012:user/people/alice";
     let server = cloudtrail_fake("alice", two_pages("alice", arn)).await;
     let conf = aws_sdk_cloudtrail::Config::builder()
+        .http_client(gitgrant::provider::aws_http_client())
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(server.uri())

@@ -42,6 +42,7 @@ impl Intercept for Calls {
 
 fn client_at(endpoint: &str, calls: &Calls, retry: RetryConfig) -> Client {
     let conf = aws_sdk_iam::Config::builder()
+        .http_client(gitgrant::provider::aws_http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)

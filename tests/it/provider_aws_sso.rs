@@ -46,6 +46,7 @@ fn creds() -> Credentials {
 
 fn admin_at(endpoint: &str, retry: RetryConfig) -> aws_sdk_ssoadmin::Client {
     let conf = aws_sdk_ssoadmin::Config::builder()
+        .http_client(gitgrant::provider::aws_http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -57,6 +58,7 @@ fn admin_at(endpoint: &str, retry: RetryConfig) -> aws_sdk_ssoadmin::Client {
 
 fn store_at(endpoint: &str) -> aws_sdk_identitystore::Client {
     let conf = aws_sdk_identitystore::Config::builder()
+        .http_client(gitgrant::provider::aws_http_client())
         .behavior_version(aws_sdk_identitystore::config::BehaviorVersion::latest())
         .region(aws_sdk_identitystore::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)

@@ -463,6 +463,7 @@ async fn the_request_lifecycle_pending_approval_and_failure() {
 #[tokio::test]
 async fn the_fake_rejects_what_arm_rejects() {
     let fake = AzureFake::start().await;
+    gitgrant::install_crypto_provider();
     let http = reqwest::Client::new();
     let put = |name: &str, body: Value, version: &str| {
         let url = format!("{}{SCOPE}{PIM}roleAssignmentScheduleRequests/{name}?api-version={version}", fake.uri());

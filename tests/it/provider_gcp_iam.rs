@@ -350,6 +350,7 @@ async fn concurrent_grants_of_one_instance_take_turns_instead_of_conflicting() {
 async fn the_fake_rejects_what_google_rejects() {
     let fake = GcpFake::start().await;
     fake.lock().seed("projects/acme", vec![]);
+    gitgrant::install_crypto_provider();
     let http = reqwest::Client::new();
     let call = |verb: &str, body: Value, token: &str| {
         let req = http.post(format!("{}/v3/projects/acme:{verb}", fake.uri())).bearer_auth(token).json(&body);
