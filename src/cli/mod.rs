@@ -165,6 +165,8 @@ pub struct Global {
 
 pub fn run() -> ExitCode {
     quiet_on_broken_pipe();
+    // Every HTTP client (GitHub, GCP, Azure, webhooks) needs the one TLS crypto provider.
+    crate::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
