@@ -137,17 +137,7 @@ fn chapter_blocks(text: &str, info: &str) -> Vec<Block> {
 /// Chapters other branches are writing at the same time. A link to one of them
 /// is allowed while the file is missing; once it exists it is checked like the
 /// rest. Empty this list when they have all landed.
-const PENDING_CHAPTERS: &[&str] = &[
-    "docs/src/how-requests-are-judged.md",
-    "docs/src/chain-of-trust.md",
-    "docs/src/output-safety.md",
-    "docs/src/ledger.md",
-    "docs/src/ci-setup.md",
-    "docs/src/pull-request-ui.md",
-    "docs/src/notifications.md",
-    "docs/src/build-features.md",
-    "docs/RELIABILITY.md",
-];
+const PENDING_CHAPTERS: &[&str] = &[];
 
 /// GitHub's and mdBook's heading anchors: lowercase; letters, digits, `-` and
 /// `_` kept; spaces become `-`; everything else dropped; repeats get `-1`, `-2`.
