@@ -55,6 +55,9 @@ pub struct AwsIamProvider {
     resource: String,
     path: String,
     account_id: Option<String>,
+    /// Managed policy ARN -> its decoded default document, read once per run
+    /// (by the plan's limit check, then reused by the grant).
+    copies: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 fn cfg_str<'a>(config: &'a BTreeMap<String, Value>, key: &str, resource: &str) -> Result<Option<&'a str>, ProviderError> {
@@ -99,7 +102,7 @@ impl AwsIamProvider {
         if !path_ok {
             return Err(permanent(resource, format!("config `path` `{path}` must look like `/gitgrant/`: start and end with `/`, not be `/` alone")));
         }
-        Ok(AwsIamProvider { client, resource: resource.to_string(), path, account_id })
+        Ok(AwsIamProvider { client, resource: resource.to_string(), path, account_id, copies: std::sync::Mutex::default() })
     }
 
     fn perm(&self, message: impl Into<String>) -> ProviderError {
@@ -149,8 +152,21 @@ impl AwsIamProvider {
         expiring_document(&raw, spec.end).map_err(|m| self.perm(format!("{source} of role `{}`: {m}", spec.role)))
     }
 
-    /// The default version's document of an existing managed policy.
+    /// The default version's document of an existing managed policy, cached
+    /// per ARN for the life of this provider (one run).
     async fn fetch_policy_document(&self, arn: &str) -> Result<String, ProviderError> {
+        if let Some(doc) = self.copies.lock().ok().and_then(|c| c.get(arn).cloned()) {
+            return Ok(doc);
+        }
+        let doc = self.read_policy_document(arn).await?;
+        if let Ok(mut c) = self.copies.lock() {
+            c.insert(arn.to_string(), doc.clone());
+        }
+        Ok(doc)
+    }
+
+    /// GetPolicy, then GetPolicyVersion of its default version, URL-decoded.
+    async fn read_policy_document(&self, arn: &str) -> Result<String, ProviderError> {
         let missing = |e: &dyn ProvideErrorMetadata| e.code() == Some("NoSuchEntity");
         let policy = match self.client.get_policy().policy_arn(arn).send().await {
             Ok(p) => p,
@@ -360,6 +376,10 @@ impl Provider for AwsIamProvider {
         }
         self.check_account(&principal.arn, &principal.account)?;
         let doc = self.document(spec).await?;
+        // Never try CreatePolicy with a document IAM refuses (the plan refuses it first).
+        if let Some(size) = policy_size_over_limit(&doc) {
+            return Err(self.perm(too_large(spec, size)));
+        }
         let tags = tags(spec).map_err(|m| self.perm(m))?;
         let arn = format!("arn:{}:iam::{}:policy{}{}", principal.partition, principal.account, self.path, name);
         let request = spec.requests.iter().cloned().collect::<Vec<_>>().join(" ");
@@ -393,6 +413,14 @@ impl Provider for AwsIamProvider {
         let end = serde_json::from_str(&doc).ok().and_then(|d: Value| document_end(&d));
         let access = Access { principal: principal_key(&principal.arn), ..spec.access.clone() };
         Ok(Held { access, requests: spec.requests.clone(), end, handle: arn })
+    }
+
+    /// A `managed_policy_arn` grant is copied into a customer-managed policy:
+    /// reads the source (GetPolicy + GetPolicyVersion, cached per ARN) and
+    /// refuses when the copy, with the expiry condition on every statement,
+    /// is above IAM's 6,144 characters. Templates are checked by `check`.
+    async fn exceeds_limits(&self, spec: &GrantSpec) -> Result<Option<String>, ProviderError> {
+        copy_over_limit(self, spec).await
     }
 
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError> {
@@ -462,6 +490,33 @@ impl Provider for AwsIamProvider {
 }
 
 /// The gitgrant tags of a policy. Values outside IAM's tag alphabet become `_`.
+/// Why a `managed_policy_arn` grant cannot be copied within IAM's managed
+/// policy size limit (`None`: it fits, or the grant is a template). Reads the
+/// source policy before anything is created; the size is that of the
+/// document the grant would write (compact JSON, expiry condition injected).
+pub async fn copy_over_limit(p: &AwsIamProvider, spec: &GrantSpec) -> Result<Option<String>, ProviderError> {
+    if spec.grant.get("policy_template").and_then(Value::as_str).is_some() {
+        return Ok(None);
+    }
+    let Some(arn) = spec.grant.get("managed_policy_arn").and_then(Value::as_str) else { return Ok(None) };
+    let raw = p.fetch_policy_document(arn).await?;
+    let doc = expiring_document(&raw, spec.end).map_err(|m| p.perm(format!("managed policy `{arn}` of role `{}`: {m}", spec.role)))?;
+    Ok(policy_size_over_limit(&doc).map(|size| too_large(spec, size)))
+}
+
+/// The refusal of a copy above IAM's limit, with the fix.
+fn too_large(spec: &GrantSpec, size: usize) -> String {
+    let source = match spec.grant.get("managed_policy_arn").and_then(Value::as_str) {
+        Some(arn) => format!("the copy of managed policy `{arn}`"),
+        None => "the rendered `policy_template`".to_string(),
+    };
+    format!(
+        "{}: role `{}`: {source} (with the expiry condition on every statement) is {size} characters, above IAM's limit of {MANAGED_POLICY_MAX_CHARS} for a customer-managed policy; nothing was created. The aws-iam provider copies managed policies (so AWS itself ends the access) and cannot attach one directly: in the role's `grants: {{ aws-iam: ... }}`, replace `managed_policy_arn` with a `policy_template` listing only the actions and resources the role needs, or grant the managed policy through an `aws-sso` permission set (`grants: {{ aws-sso: {{ permission_set_arn: ... }} }}`)",
+        crate::diag::Code::PolicyTooLarge.as_str(),
+        spec.role
+    )
+}
+
 fn tags(spec: &GrantSpec) -> Result<Vec<Tag>, String> {
     let requests = spec.requests.iter().cloned().collect::<Vec<_>>().join(" ");
     let pairs = [

@@ -139,6 +139,12 @@ pub trait Provider: Send + Sync {
     async fn list(&self) -> Result<Vec<Held>, ProviderError>;
     /// Creates the grant, or updates it in place when it exists (idempotent).
     async fn grant(&self, spec: &GrantSpec) -> Result<Held, ProviderError>;
+    /// Why `spec` cannot fit the provider's limits, found by reading only
+    /// (plan time, before anything changes): `Ok(Some(reason))` refuses the
+    /// grant; `Ok(None)` when it fits or the provider knows no such limit.
+    async fn exceeds_limits(&self, _spec: &GrantSpec) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
     /// Removes the grant; succeeds if it is already gone (idempotent).
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
 }

@@ -185,8 +185,39 @@ pub async fn prepare_with_options(
         let native = providers.get(name).is_some_and(|p| p.native_expiry());
         states.insert(name.clone(), ResourceState { provider: kind, access_for: none.as_ref(), native_expiry: native, held: h });
     }
-    let plan = make_plan(&desired, &states);
+    let mut plan = make_plan(&desired, &states);
+    refuse_over_limits(&mut plan, &providers).await;
     Ok((desired, providers, plan))
+}
+
+/// Grants that cannot fit their provider's limits (an IAM copy above 6,144
+/// characters) become refusals of that request on that resource, before any
+/// provider call changes anything. A limit check that cannot read (the
+/// source policy is missing) leaves the grant, which reports the error.
+async fn refuse_over_limits(plan: &mut Plan, providers: &BTreeMap<String, Arc<dyn Provider>>) {
+    let mut kept = Vec::with_capacity(plan.actions.len());
+    for a in std::mem::take(&mut plan.actions) {
+        let reason = match (a.action, &a.spec, providers.get(&a.resource)) {
+            (ActionKind::Grant, Some(spec), Some(p)) => p.exceeds_limits(spec).await.ok().flatten(),
+            _ => None,
+        };
+        let Some(reason) = reason else {
+            kept.push(a);
+            continue;
+        };
+        for e in &a.entitlements {
+            plan.refused.push(desired::Refusal {
+                request: e.request.clone(),
+                requester: e.requester.clone(),
+                role: e.role.clone(),
+                resources: vec![a.resource.clone()],
+                commit: Some(e.evidence.landing_commit.clone()),
+                reason: reason.clone(),
+            });
+        }
+    }
+    plan.actions = kept;
+    plan.refused.sort_by(|a, b| a.request.cmp(&b.request));
 }
 
 /// (resource, principal, access) -> (request ids, latest end), as the ledger records them.

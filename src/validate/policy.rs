@@ -175,7 +175,7 @@ fn check_templates(policy: &Policy, files: &[(String, RawPolicyFile)], d: &mut D
                             crate::provider::aws_iam::MANAGED_POLICY_MAX_CHARS
                         ),
                     )
-                    .help("attach an AWS managed policy directly with `managed_policy_arn`, or narrow the template to the actions and resources the role needs"),
+                    .help("narrow the template to the actions and resources the role needs; for a large AWS managed policy use an `aws-sso` permission set (aws-iam copies `managed_policy_arn` into a policy of the same limit)"),
                 );
             }
             if let Some(g) = &role.grants.aws_iam

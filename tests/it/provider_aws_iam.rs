@@ -548,3 +548,76 @@ async fn revoking_a_hand_attachment_keeps_the_rightful_grant() {
     assert_eq!(attached_to_user(&client, &alice).await, vec![held.handle.clone()]);
     assert_eq!(p.list().await.unwrap(), vec![held]);
 }
+
+/// The names of gitgrant's policies in moto's account (path `/gitgrant/`).
+async fn gitgrant_policy_names(client: &Client) -> Vec<String> {
+    let out = client.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).path_prefix("/gitgrant/").max_items(1000).send().await.unwrap();
+    out.policies().iter().filter_map(|p| p.policy_name()).map(str::to_string).collect()
+}
+
+/// Issue 16 item 5: IAM's managed policy `ReadOnlyAccess` (~95,000
+/// characters in moto's copy of AWS's list) cannot be copied into a
+/// customer-managed policy. The limit check reads it once (GetPolicy +
+/// GetPolicyVersion, cached per ARN) and refuses with the fix; the grant
+/// refuses the same without calling CreatePolicy. Needs moto started with
+/// `MOTO_IAM_LOAD_MANAGED_POLICIES=true` (AWS managed policies loaded).
+#[tokio::test]
+#[ignore = "needs moto (GITGRANT_TEST_MOTO) started with MOTO_IAM_LOAD_MANAGED_POLICIES=true"]
+async fn readonlyaccess_copied_is_refused_by_the_limit_check_and_never_created() {
+    let (client, calls) = moto();
+    let arn = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+    if let Err(e) = client.get_policy().policy_arn(arn).send().await {
+        panic!("{arn} is not in moto ({e:?}): start moto_server with MOTO_IAM_LOAD_MANAGED_POLICIES=true");
+    }
+    let p = provider(&client, &unique("res"));
+    let alice = user(&client).await;
+    let s = spec(&p, &alice, &unique("req"), "2026-03-01T18:00:00Z", json!({"managed_policy_arn": arn}), None);
+    calls.take();
+
+    let reason = p.exceeds_limits(&s).await.unwrap().expect("ReadOnlyAccess cannot fit 6,144 characters");
+    assert_eq!(calls.take(), 2, "GetPolicy and GetPolicyVersion, nothing else");
+    assert!(reason.starts_with("GG114: role `db-readonly`: the copy of managed policy `arn:aws:iam::aws:policy/ReadOnlyAccess`"), "{reason}");
+    let size: usize = reason.split(" is ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("a size in the reason");
+    assert!(size > 50_000, "ReadOnlyAccess with the condition is far above the limit: {size}");
+    assert!(
+        reason.contains("limit of 6144") && reason.contains("replace `managed_policy_arn` with a `policy_template`") && reason.contains("aws-sso"),
+        "{reason}"
+    );
+
+    // Cached per ARN: a second request for the same role reads nothing.
+    let again = spec(&p, &alice, &unique("req"), "2026-03-02T18:00:00Z", json!({"managed_policy_arn": arn}), None);
+    assert!(p.exceeds_limits(&again).await.unwrap().is_some());
+    let err = permanent_message(p.grant(&s).await.unwrap_err());
+    assert!(err.contains("GG114") && err.contains("nothing was created"), "{err}");
+    assert_eq!(calls.take(), 0, "no further IAM call: the document is cached and CreatePolicy is never tried");
+    assert!(!gitgrant_policy_names(&client).await.contains(&s.access.access), "no policy was created");
+    assert!(attached_to_user(&client, &alice).await.is_empty());
+}
+
+/// A small managed policy fits and is planned normally; one that fits as
+/// written but not once every statement carries the expiry condition is
+/// refused (the size is that of the document the grant would write).
+#[tokio::test]
+#[ignore = "needs moto (GITGRANT_TEST_MOTO)"]
+async fn the_limit_counts_the_copy_with_the_expiry_condition() {
+    let (client, _) = moto();
+    let p = provider(&client, &unique("res"));
+    let alice = user(&client).await;
+    let small = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::reports/*"}});
+    let small = client.create_policy().policy_name(unique("small")).path("/shared/").policy_document(small.to_string()).send().await.unwrap();
+    let small_arn = small.policy().unwrap().arn().unwrap().to_string();
+    let s = spec(&p, &alice, &unique("req"), "2026-03-01T18:00:00Z", json!({"managed_policy_arn": small_arn}), None);
+    assert_eq!(p.exceeds_limits(&s).await.unwrap(), None);
+    p.grant(&s).await.unwrap();
+
+    let statements: Vec<Value> =
+        (0..65).map(|i| json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::reports-bucket-{i:03}/*")})).collect();
+    let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    assert!((5_000..6_144).contains(&doc.len()), "the source itself fits IAM's limit: {}", doc.len());
+    let near = client.create_policy().policy_name(unique("near")).path("/shared/").policy_document(doc).send().await.unwrap();
+    let near_arn = near.policy().unwrap().arn().unwrap().to_string();
+    let s = spec(&p, &alice, &unique("req"), "2026-03-01T18:00:00Z", json!({"managed_policy_arn": near_arn}), None);
+    let reason = p.exceeds_limits(&s).await.unwrap().expect("above the limit once the condition is added");
+    assert!(reason.contains(&format!("the copy of managed policy `{near_arn}` (with the expiry condition on every statement) is ")), "{reason}");
+    assert!(!gitgrant_policy_names(&client).await.contains(&s.access.access));
+}
