@@ -224,7 +224,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
         eprintln!("error: {} failed: {}", o.action.action.as_str(), human(&error));
     }
     for ((provider, resource), n) in skipped {
-        eprintln!("error: {provider} {}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back", human(&resource));
+        eprintln!(
+            "error: {provider} {}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back",
+            human(&resource)
+        );
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || !plan.rule_changes_in_force.is_empty() || ledger_error.is_some())
 }

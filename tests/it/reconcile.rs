@@ -594,11 +594,7 @@ fn a_late_run_says_how_late_and_records_a_missed_window() {
     // The runner is down until 14:00.
     let plan = r.run(&["plan", "--at", "2026-12-01T14:00:00Z"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
-    assert!(
-        plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00Z)"),
-        "{}",
-        plan.all()
-    );
+    assert!(plan.stdout.contains("warning: the ledger holds 1 grant(s) open past their end, the oldest ended 3h ago (2026-12-01T11:00:00Z)"), "{}", plan.all());
     assert!(plan.stdout.contains("missed: heidi-b (window 2026-12-01T12:00:00Z to 2026-12-01T13:00:00Z"), "{}", plan.all());
     for at in ["2026-12-01T14:00:00Z", "2026-12-01T14:05:00Z"] {
         assert_eq!(r.run(&["reconcile", "--at", at]).code, 0);
