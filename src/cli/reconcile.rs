@@ -20,6 +20,18 @@ pub struct LedgerArgs {
     pub remote: String,
 }
 
+/// Publishes the history index this run read on `refs/gitgrant/index` and
+/// pushes it, so a fresh CI clone that fetches the ref walks only newer
+/// commits. A cache: failing costs the next clone time, never a decision,
+/// so it only warns.
+fn share_index(repo: &Repository, main: &str, remote: &str) {
+    use crate::history::travel;
+    let result = travel::publish(repo, &crate::history::index_path(repo), main).map_err(|e| e.to_string()).and_then(|_| travel::push(repo, remote));
+    if let Err(e) = result {
+        eprintln!("warning: the history index could not be shared on `{}`: {}", travel::INDEX_REF, e.escape_debug());
+    }
+}
+
 /// Opens the repository and reads its ledger before anything changes, so a
 /// corrupt ledger stops a run first (exit 2).
 pub(super) fn open_with_ledger(g: &Global) -> Result<(Repository, Ledger), u8> {
@@ -94,6 +106,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         && let Err(e) = ledger.record(&repo, &entries, &summary, &a.ledger.remote)
     {
         ledger_error = Some(e.to_string());
+    }
+    if !a.ledger.no_ledger {
+        share_index(&repo, &plan.main, &a.ledger.remote);
     }
     match g.format {
         Format::Json => {

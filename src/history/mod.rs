@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod codec;
 mod rawtree;
+pub mod travel;
 
 pub use codec::Detail;
 
@@ -141,6 +142,11 @@ pub struct History {
     /// The newest commit covered (the walk's start).
     #[serde(with = "opt_oid")]
     pub head: Option<Oid>,
+    /// The root commit (no parent) the first-parent chain starts from. An
+    /// index whose root has gained a parent (built in a shallow clone, then
+    /// `git fetch --unshallow`) or is unknown here is rebuilt, never trusted.
+    #[serde(with = "opt_oid")]
+    pub root: Option<Oid>,
     /// First-parent commits walked in all.
     pub walked: usize,
     /// Set when read with [`Detail::Decisions`]: `commits` and the records'
@@ -287,7 +293,9 @@ fn parse_blobs(repo: &Repository, pending: &[(usize, DateTime<Utc>, String, Opti
 }
 
 /// Reads the first-parent history ending at `head` into a [`History`] (cold).
+/// A shallow clone is refused ([`crate::git::refuse_shallow`]).
 pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error> {
+    crate::git::refuse_shallow(repo)?;
     let mut h = History::default();
     extend(repo, &mut h, head, None)?;
     Ok(h)
@@ -296,7 +304,17 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
 /// Walks the first-parent commits after `from` (exclusive) up to `head` and
 /// adds them to `h`. `from` must be the head `h` already covers, on the chain.
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
+    crate::git::refuse_shallow(repo)?;
     let chain = first_parent_chain(repo, head, from)?.ok_or_else(|| git2::Error::from_str("the indexed commit is not on the first-parent chain"))?;
+    if from.is_none() {
+        // The walk stopped at a commit without a (readable) parent: it must
+        // be a real root, not a cut-off history missing its parents' objects.
+        let root = chain.first().copied().unwrap_or(head);
+        if repo.find_commit(root)?.parent_count() != 0 {
+            return Err(crate::git::shallow_error());
+        }
+        h.root = Some(root);
+    }
     // libgit2 re-hashes every object it reads (SHA-1 with collision
     // detection) unless told not to: 3/4 of a cold walk over big trees went
     // there. git itself does not verify on read; `git fsck` does.
@@ -380,14 +398,16 @@ pub fn read_history_cached(repo: &Repository, head: Oid, path: &std::path::Path)
 /// needs no commit metadata, and skipping it keeps a warm read of a
 /// 100,000-commit index within a few milliseconds.
 pub fn read_history_cached_with(repo: &Repository, head: Oid, path: &std::path::Path, detail: Detail<'_>) -> Result<(History, CacheUse), git2::Error> {
+    crate::git::refuse_shallow(repo)?;
+    travel::seed(repo, path);
     if let Detail::Requesters(_) = detail {
         // A partial read can't be extended and saved: only an exact hit is served.
-        if let Some(h) = codec::read(path, detail).filter(|h| h.head == Some(head)) {
+        if let Some(h) = codec::read(path, detail).filter(|h| h.head == Some(head) && root_holds(repo, h.root)) {
             return Ok((h, CacheUse::Warm(0)));
         }
         return read_history_cached_with(repo, head, path, Detail::Decisions);
     }
-    let cached = codec::read(path, detail);
+    let cached = codec::read(path, detail).filter(|h| root_holds(repo, h.root));
     let mut keep_cached = false;
     let (h, used) = match cached.and_then(|h| h.head.map(|c| (h, c))) {
         Some((h, covered)) if covered == head => (h, CacheUse::Warm(0)),
@@ -407,6 +427,14 @@ pub fn read_history_cached_with(repo: &Repository, head: Oid, path: &std::path::
         save_index(path, &h);
     }
     Ok((h, used))
+}
+
+/// Is `root` a commit of this repository that still has no parent? (An
+/// index built in a shallow clone recorded the cut-off commit, which gains a
+/// parent after `git fetch --unshallow`; one from another repository names a
+/// commit unknown here.)
+fn root_holds(repo: &Repository, root: Option<Oid>) -> bool {
+    root.and_then(|r| repo.find_commit(r).ok()).is_some_and(|c| c.parent_count() == 0)
 }
 
 /// Is `ancestor` on the first-parent chain of `head`? (An unknown commit, as
@@ -511,6 +539,66 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    /// Three commits on main, each adding a request; returns their ids.
+    fn three_commits(repo: &Repository) -> Vec<Oid> {
+        let sig = git2::Signature::new("carol", "carol@example.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
+        let mut parent: Option<Oid> = None;
+        let mut out = Vec::new();
+        for i in 0..3 {
+            let text = format!("requester: carol\nrole: r\nresources: [a]\nduration: 1h\nreason: a long enough reason {i}\n");
+            let blob = repo.blob(text.as_bytes()).unwrap();
+            let base = parent.map(|p| repo.find_commit(p).unwrap().tree().unwrap().get_name("requests").unwrap().id());
+            let mut sub = repo.treebuilder(base.map(|b| repo.find_tree(b).unwrap()).as_ref()).unwrap();
+            sub.insert(format!("2026-12-01-carol-{i}.yaml"), blob, 0o100644).unwrap();
+            let sub = sub.write().unwrap();
+            let mut root = repo.treebuilder(None).unwrap();
+            root.insert("requests", sub, 0o040000).unwrap();
+            let tree = repo.find_tree(root.write().unwrap()).unwrap();
+            let parents: Vec<git2::Commit> = parent.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+            let refs: Vec<&git2::Commit> = parents.iter().collect();
+            let c = repo.commit(Some("refs/heads/main"), &sig, &sig, &format!("land {i}"), &tree, &refs).unwrap();
+            out.push(c);
+            parent = Some(c);
+        }
+        out
+    }
+
+    #[test]
+    fn an_index_whose_root_gained_a_parent_is_rebuilt_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let ids = three_commits(&repo);
+        let path = index_path(&repo);
+        let (cold, used) = read_history_cached(&repo, ids[2], &path).unwrap();
+        assert_eq!(used, CacheUse::Cold);
+        assert_eq!(cold.root, Some(ids[0]), "the chain's root is recorded");
+        assert_eq!(read_history_cached(&repo, ids[2], &path).unwrap().1, CacheUse::Warm(0));
+
+        // What an index built in a `--depth 2` clone looked like: its walk
+        // stopped at commit 1 and missed commit 0's request. After
+        // `git fetch --unshallow`, commit 1 has a parent: rebuilt.
+        let mut shallow_built = read_history(&repo, ids[2]).unwrap();
+        shallow_built.root = Some(ids[1]);
+        shallow_built.requests.remove("2026-12-01-carol-0");
+        save_index(&path, &shallow_built);
+        let (h, used) = read_history_cached(&repo, ids[2], &path).unwrap();
+        assert_eq!(used, CacheUse::Cold);
+        assert_eq!(h, cold);
+        assert!(h.requests.contains_key("2026-12-01-carol-0"));
+        // Also for a partial (per-requester) read.
+        save_index(&path, &shallow_built);
+        let who = std::collections::BTreeSet::from(["carol".to_string()]);
+        let (h, used) = read_history_cached_with(&repo, ids[2], &path, Detail::Requesters(&who)).unwrap();
+        assert_eq!(used, CacheUse::Cold);
+        assert!(h.requests.contains_key("2026-12-01-carol-0"));
+
+        // A root unknown here (an index copied from another repository): rebuilt.
+        let mut foreign = cold.clone();
+        foreign.root = Some(Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap());
+        save_index(&path, &foreign);
+        assert_eq!(read_history_cached(&repo, ids[2], &path).unwrap(), (cold, CacheUse::Cold));
+    }
 
     #[test]
     fn parsing_blobs_on_two_threads_gives_what_one_thread_does() {

@@ -52,7 +52,7 @@ fn req(requester: &str, role: &str, resource: &str, start: &str, dur: &str) -> S
     format!("requester: {requester}\nrole: {role}\nresources: [{resource}]\nstart: {start}\nduration: {dur}\nreason: \"INC-1: investigate the incident\"\n")
 }
 
-fn repo() -> Repo {
+pub(crate) fn repo() -> Repo {
     let r = Repo::new();
     r.at("2026-11-20T10:00:00Z");
     r.write("policies/all.yaml", POLICIES);
