@@ -467,6 +467,7 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
         skipped: Some(Skipped { commits, header, partial }),
         findings: HashMap::new(),
         grants: HashMap::new(),
+        lookup: Default::default(),
     })
 }
 
@@ -588,6 +589,7 @@ mod tests {
             skipped: None,
             findings: HashMap::new(),
             grants: HashMap::new(),
+            lookup: Default::default(),
         }
     }
 
