@@ -81,6 +81,9 @@ pub struct Trail {
     pub main: Oid,
     pub history: History,
     pub ledger: Ledger,
+    /// [`Trail::policy_at`] by the id of the commit's `policies/` tree: the
+    /// policies change in a handful of commits, not per landing or event.
+    policies: std::cell::RefCell<HashMap<Option<Oid>, Option<Policy>>>,
 }
 
 impl Trail {
@@ -89,15 +92,22 @@ impl Trail {
         let main = main_commit(&repo).ok_or(AuditError::NoMain)?;
         let (history, _) = read_history_cached(&repo, main, &crate::history::index_path(&repo))?;
         let ledger = Ledger::read(&repo)?;
-        Ok(Trail { repo, main, history, ledger })
+        Ok(Trail { repo, main, history, ledger, policies: Default::default() })
     }
 
     /// The policies at `commit` (None when they cannot be read or are invalid).
     pub fn policy_at(&self, commit: &str) -> Option<Policy> {
         let oid = Oid::from_str(commit).ok()?;
+        let root = self.repo.find_commit(oid).ok()?.tree().ok()?;
+        let key = root.get_name(crate::validate::policy::POLICY_DIR).map(|e| e.id());
+        if let Some(p) = self.policies.borrow().get(&key) {
+            return p.clone();
+        }
         let tree = GitTree::new(&self.repo, oid).ok()?;
         let load = load_policy(&tree);
-        (!load.diagnostics.has_errors() && !load.empty).then_some(load.policy)
+        let policy = (!load.diagnostics.has_errors() && !load.empty).then_some(load.policy);
+        self.policies.borrow_mut().insert(key, policy.clone());
+        policy
     }
 }
 

@@ -28,6 +28,18 @@ pub struct LedgerArgs {
     pub lock_stale: u64,
 }
 
+/// Publishes the history index this run read on `refs/gitgrant/index` and
+/// pushes it, so a fresh CI clone that fetches the ref walks only newer
+/// commits. A cache: failing costs the next clone time, never a decision,
+/// so it only warns.
+fn share_index(repo: &Repository, main: &str, remote: &str) {
+    use crate::history::travel;
+    let result = travel::publish(repo, &crate::history::index_path(repo), main).map_err(|e| e.to_string()).and_then(|_| travel::push(repo, remote));
+    if let Err(e) = result {
+        eprintln!("warning: the history index could not be shared on `{}`: {}", travel::INDEX_REF, crate::render::escape::human(&e));
+    }
+}
+
 /// What a command that changes the providers does before touching any:
 /// takes the run lock (another run: wait, then exit with `busy` and a
 /// message), clears ref locks a killed run left, fetches the remote's ledger,
@@ -168,6 +180,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         }
     }
     entries.extend(refusals);
+    if !a.ledger.no_ledger {
+        share_index(&repo, &plan.main, &a.ledger.remote);
+    }
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({

@@ -51,8 +51,25 @@ pub fn main_commit(repo: &Repository) -> Option<Oid> {
     head_commit(repo)
 }
 
-/// The merge-base of `a` and `b`; the names are for the message.
+/// What a shallow clone is told: its history is cut off, so requester facts,
+/// landings and approvals read from it would be wrong, not merely slow.
+pub const SHALLOW_HINT: &str = "this is a shallow clone: its history is cut off, so gitgrant cannot judge requester history, landings or approvals from it. \
+Fetch the whole history: `git fetch --unshallow` (GitHub Actions: `actions/checkout` with `fetch-depth: 0`)";
+
+/// The error every history reader returns in a shallow clone.
+pub fn shallow_error() -> git2::Error {
+    git2::Error::new(git2::ErrorCode::GenericError, git2::ErrorClass::Repository, SHALLOW_HINT)
+}
+
+/// Refuses a shallow repository (exit 2 at every command that reads history).
+pub fn refuse_shallow(repo: &Repository) -> Result<(), git2::Error> {
+    if repo.is_shallow() { Err(shallow_error()) } else { Ok(()) }
+}
+
+/// The merge-base of `a` and `b`; the names are for the message. A shallow
+/// clone is refused first (its missing merge-base is not the real problem).
 pub fn merge_base(repo: &Repository, a: Oid, b: Oid, names: (&str, &str)) -> Result<Oid, GitError> {
+    refuse_shallow(repo)?;
     repo.merge_base(a, b).map_err(|_| GitError::NoMergeBase(names.0.to_string(), names.1.to_string()))
 }
 

@@ -15,7 +15,7 @@ use git2::Oid;
 use super::{CommitInfo, Event, EventKind, History, RequestRecord, Version};
 use crate::model::request::Window;
 
-const MAGIC: &[u8; 8] = b"GGHIDX\0\x04";
+const MAGIC: &[u8; 8] = b"GGHIDX\0\x05";
 
 struct W(Vec<u8>);
 
@@ -167,6 +167,9 @@ pub(crate) struct Skipped {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Header {
     head: Option<Oid>,
+    /// The root (parentless) commit the walk started from: verified on read,
+    /// so an index built before `git fetch --unshallow` is never reused.
+    root: Option<Oid>,
     walked: usize,
     n_commits: usize,
     commits_len: usize,
@@ -183,6 +186,7 @@ const HEADER_MAX: usize = 256;
 fn put_header(w: &mut W, h: &Header) {
     w.0.extend_from_slice(MAGIC);
     w.os(h.head.map(|o| o.to_string()).as_deref());
+    w.os(h.root.map(|o| o.to_string()).as_deref());
     for v in [h.walked, h.n_commits, h.commits_len, h.n_events, h.events_len, h.state_len] {
         w.u(v as u64);
     }
@@ -190,11 +194,14 @@ fn put_header(w: &mut W, h: &Header) {
 
 fn get_header(bytes: &[u8]) -> Option<Header> {
     let mut r = R(bytes.strip_prefix(MAGIC)?);
-    let head = match r.os()? {
-        Some(s) => Some(Oid::from_str(&s).ok()?),
-        None => None,
+    let mut oid = || -> Option<Option<Oid>> {
+        match r.os()? {
+            Some(s) => Some(Some(Oid::from_str(&s).ok()?)),
+            None => Some(None),
+        }
     };
-    let mut h = Header { head, walked: r.n()?, n_commits: r.n()?, commits_len: r.n()?, n_events: r.n()?, events_len: r.n()?, state_len: r.n()?, size: 0 };
+    let (head, root) = (oid()?, oid()?);
+    let mut h = Header { head, root, walked: r.n()?, n_commits: r.n()?, commits_len: r.n()?, n_events: r.n()?, events_len: r.n()?, state_len: r.n()?, size: 0 };
     h.size = bytes.len() - r.0.len();
     Some(h)
 }
@@ -323,6 +330,7 @@ pub(super) fn encode(h: &History, old: Option<(&[u8], &[u8])>) -> Vec<u8> {
     put_state(&mut st, h);
     let header = Header {
         head: h.head,
+        root: h.root,
         walked: h.walked,
         n_commits: h.commit_count(),
         commits_len: c.0.len(),
@@ -454,10 +462,12 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
         requests,
         by_requester,
         head: header.head,
+        root: header.root,
         walked: header.walked,
         skipped: Some(Skipped { commits, header, partial }),
         findings: HashMap::new(),
         grants: HashMap::new(),
+        lookup: Default::default(),
     })
 }
 
@@ -574,10 +584,12 @@ mod tests {
             requests,
             by_requester: HashMap::from([("carol".to_string(), vec!["2026-12-01-carol-a".to_string()])]),
             head: Some(Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap()),
+            root: Some(Oid::from_str("89abcdef0123456789abcdef0123456789abcdef").unwrap()),
             walked: 9,
             skipped: None,
             findings: HashMap::new(),
             grants: HashMap::new(),
+            lookup: Default::default(),
         }
     }
 
