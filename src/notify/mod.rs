@@ -49,7 +49,7 @@ pub enum Kind {
     BreakGlassOverdue { review_by: DateTime<Utc> },
     ExpiringSoon { extend_command: String },
     /// A `gitgrant monitor` finding (`detail` as recorded on the ledger).
-    MonitorFinding { detail: String },
+    MonitorFinding { detail: String, action: String },
 }
 
 impl Kind {
@@ -155,7 +155,7 @@ pub fn headline(e: &Event) -> String {
             let end = e.end.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
             format!("{what} ends at {end}; to extend: {extend_command}")
         }
-        Kind::MonitorFinding { detail } => format!("monitor finding on {} ({what}): {detail}", e.request),
+        Kind::MonitorFinding { detail, action } => format!("monitor finding ({action}) on {} ({what}): {detail}", e.request),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
             }
             ("verify-failed", _) => push(event(Kind::Refused { reason: e.detail.clone() }, e, e.time)),
             ("finding", _) => {
-                let mut ev = event(Kind::MonitorFinding { detail: e.detail.clone() }, e, e.time);
+                let mut ev = event(Kind::MonitorFinding { detail: e.detail.clone(), action: e.result.clone() }, e, e.time);
                 // Several findings per request at one instant: the finding key keeps them apart.
                 let key = e.detail.strip_prefix('[').and_then(|d| d.split_once(']')).map(|(k, _)| k.to_string()).unwrap_or_default();
                 ev.id = format!("{}:{key}", ev.id);
@@ -123,7 +123,7 @@ fn wants(events: &[String], e: &Event) -> bool {
 pub async fn deliver(
     events: &[Event],
     n: &Notifications,
-    extra: &[Webhook],
+    extra: &[(Webhook, Vec<String>)],
     env: &dyn Fn(&str) -> Option<String>,
     github: Option<&dyn Commenter>,
     outbox: &mut Outbox,
@@ -131,7 +131,7 @@ pub async fn deliver(
 ) -> Report {
     let mut report = Report::default();
     let timeout = std::time::Duration::from_secs(10);
-    let mut hooks: Vec<(Webhook, Vec<String>)> = extra.iter().map(|w| (w.clone(), Vec::new())).collect();
+    let mut hooks: Vec<(Webhook, Vec<String>)> = extra.to_vec();
     let mut gh: Vec<(String, Vec<String>)> = Vec::new();
     for s in &n.sinks {
         match s.kind {
@@ -197,7 +197,7 @@ pub async fn run_round(
     push: bool,
     events: &[Event],
     n: &Notifications,
-    extra: &[Webhook],
+    extra: &[(Webhook, Vec<String>)],
     github: Option<&dyn Commenter>,
 ) -> Report {
     let mut report = Report::default();
