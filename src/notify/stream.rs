@@ -30,7 +30,21 @@ fn event(kind: Kind, e: &Entry, key: DateTime<Utc>) -> Event {
 /// and kind (a request granted on three resources is one `granted`).
 pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
     let mut out: Vec<Event> = Vec::new();
-    for e in entries.iter().filter(|e| e.time >= since) {
+    for (i, line) in entries.iter().enumerate().filter(|(_, e)| e.time >= since) {
+        // Revoke lines name the access, not always who and what: take those
+        // from the request's last grant line before it.
+        let mut filled;
+        let mut e = line;
+        if e.requester.is_empty()
+            && let Some(g) = entries[..i].iter().rev().find(|g| g.action == "grant" && g.request == e.request && !g.requester.is_empty())
+        {
+            filled = e.clone();
+            filled.requester.clone_from(&g.requester);
+            filled.role.clone_from(&g.role);
+            filled.resources.clone_from(&g.resources);
+            filled.pr = filled.pr.or(g.pr);
+            e = &filled;
+        }
         let mut push = |ev: Event| {
             if !out.iter().any(|o| o.id == ev.id) {
                 out.push(ev);

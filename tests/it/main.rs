@@ -18,6 +18,7 @@ mod install;
 mod hostile;
 mod ledger_remote;
 mod monitor;
+mod notify;
 mod provider_aws_iam;
 mod provider_aws_sso;
 mod provider_azure_rbac;
