@@ -45,6 +45,13 @@ pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
             filled.pr = filled.pr.or(g.pr);
             e = &filled;
         }
+        let own;
+        if e.resources.is_empty()
+            && let Some(r) = &e.resource
+        {
+            own = Entry { resources: vec![r.clone()], ..e.clone() };
+            e = &own;
+        }
         let mut push = |ev: Event| {
             if !out.iter().any(|o| o.id == ev.id) {
                 out.push(ev);
