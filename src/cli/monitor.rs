@@ -90,7 +90,12 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 .webhook
                 .iter()
                 .map(|url| {
-                    let hook = crate::notify::Webhook { name: "monitor-webhook".into(), url: url.clone(), format: crate::notify::Format::Slack, timeout: std::time::Duration::from_secs(20) };
+                    let hook = crate::notify::Webhook {
+                        name: "monitor-webhook".into(),
+                        url: url.clone(),
+                        format: crate::notify::Format::Slack,
+                        timeout: std::time::Duration::from_secs(20),
+                    };
                     (hook, vec!["monitor_finding".to_string()])
                 })
                 .collect();

@@ -84,7 +84,14 @@ pub struct Args {
 
 /// Delivers this run's events (and any not yet delivered) to the policies'
 /// sinks; the failures, as warnings.
-async fn notify(g: &Global, a: &Args, n: &crate::model::policy::Notifications, ledger: &Ledger, plan: &crate::reconcile::Plan, at: DateTime<Utc>) -> Vec<String> {
+async fn notify(
+    g: &Global,
+    a: &Args,
+    n: &crate::model::policy::Notifications,
+    ledger: &Ledger,
+    plan: &crate::reconcile::Plan,
+    at: DateTime<Utc>,
+) -> Vec<String> {
     if n.sinks.is_empty() {
         return Vec::new();
     }
@@ -201,7 +208,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
     entries.extend(refusals);
     // Notifications: derived from the ledger as recorded (so what failed or
     // was never sent is derived again next run), after the ledger is pushed.
-    let notify_failed = if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired.policy.notifications, &ledger, &plan, at)) } else { Vec::new() };
+    let notify_failed =
+        if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired.policy.notifications, &ledger, &plan, at)) } else { Vec::new() };
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({
@@ -264,7 +272,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
         eprintln!("error: {} failed: {}", o.action.action.as_str(), human(&error));
     }
     for ((provider, resource), n) in skipped {
-        eprintln!("error: {provider} {}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back", human(&resource));
+        eprintln!(
+            "error: {provider} {}: {n} more call(s) not attempted: the resource is unreachable (above); rerun reconcile once it is back",
+            human(&resource)
+        );
     }
     u8::from(!failed.is_empty() || !plan.failures.is_empty() || !plan.refused.is_empty() || !plan.rule_changes_in_force.is_empty() || ledger_error.is_some())
 }

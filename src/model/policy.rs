@@ -625,7 +625,13 @@ pub struct Notifications {
 
 impl Default for Notifications {
     fn default() -> Self {
-        Notifications { request_reviews: true, mention: false, expiring_soon: Duration::from_secs(1800), extend_by: Duration::from_secs(3600), sinks: Vec::new() }
+        Notifications {
+            request_reviews: true,
+            mention: false,
+            expiring_soon: Duration::from_secs(1800),
+            extend_by: Duration::from_secs(3600),
+            sinks: Vec::new(),
+        }
     }
 }
 

@@ -43,13 +43,24 @@ pub enum RevokeWhy {
 pub enum Kind {
     Landed,
     Granted,
-    Revoked { why: RevokeWhy },
-    Refused { reason: String },
+    Revoked {
+        why: RevokeWhy,
+    },
+    Refused {
+        reason: String,
+    },
     BreakGlassOpened,
-    BreakGlassOverdue { review_by: DateTime<Utc> },
-    ExpiringSoon { extend_command: String },
+    BreakGlassOverdue {
+        review_by: DateTime<Utc>,
+    },
+    ExpiringSoon {
+        extend_command: String,
+    },
     /// A `gitgrant monitor` finding (`detail` as recorded on the ledger).
-    MonitorFinding { detail: String, action: String },
+    MonitorFinding {
+        detail: String,
+        action: String,
+    },
 }
 
 impl Kind {

@@ -76,7 +76,13 @@ pub fn save(repo_dir: &Path, remote: &str, outbox: &Outbox, push: bool) -> Resul
             tb.insert(FILE, blob, 0o100644).map_err(|e| e.to_string())?;
             let tree = tb.write().and_then(|t| repo.find_tree(t)).map_err(|e| e.to_string())?;
             let sig = repo.signature().or_else(|_| Signature::now("gitgrant", "gitgrant@localhost")).map_err(|e| e.to_string())?;
-            let parents: Vec<git2::Commit> = [local, theirs_oid].into_iter().flatten().collect::<std::collections::BTreeSet<_>>().into_iter().filter_map(|o| repo.find_commit(o).ok()).collect();
+            let parents: Vec<git2::Commit> = [local, theirs_oid]
+                .into_iter()
+                .flatten()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter_map(|o| repo.find_commit(o).ok())
+                .collect();
             let refs: Vec<&git2::Commit> = parents.iter().collect();
             let oid = repo.commit(None, &sig, &sig, "gitgrant: notifications delivered", &tree, &refs).map_err(|e| e.to_string())?;
             let moved = match local {

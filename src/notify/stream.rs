@@ -165,7 +165,9 @@ pub async fn deliver(
                     None => {
                         let pending = events.iter().filter(|e| wants(&s.events, e) && !outbox.has(&s.name, &e.id)).count();
                         if pending > 0 {
-                            report.failed.push(format!("sink `{}`: the environment variable `{var}` is not set; {pending} event(s) kept for the next run", s.name));
+                            report
+                                .failed
+                                .push(format!("sink `{}`: the environment variable `{var}` is not set; {pending} event(s) kept for the next run", s.name));
                         }
                     }
                 }

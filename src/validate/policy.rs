@@ -456,12 +456,21 @@ fn check_notifications(ctx: &mut Ctx, file: &str, n: &Sp<RawNotifications>) -> N
         }
         let webhook = matches!(kind, Some(SinkKind::Slack | SinkKind::Json));
         match &s.url_env {
-            Some(v) if !webhook => {
-                if kind.is_some() {
-                    ctx.err(Code::InvalidSink, file, v.pos, format!("sink `{}`: `url_env` is for webhook sinks only", name.value), "remove `url_env`: the github sink uses the GitHub token of the run");
-                }
+            Some(v) if !webhook && kind.is_some() => {
+                ctx.err(
+                    Code::InvalidSink,
+                    file,
+                    v.pos,
+                    format!("sink `{}`: `url_env` is for webhook sinks only", name.value),
+                    "remove `url_env`: the github sink uses the GitHub token of the run",
+                );
             }
-            Some(v) if v.value.is_empty() || !v.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || v.value.starts_with(|c: char| c.is_ascii_digit()) => {
+            Some(_) if !webhook => {}
+            Some(v)
+                if v.value.is_empty()
+                    || !v.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || v.value.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
                 ctx.err(
                     Code::InvalidUrlEnv,
                     file,
@@ -471,7 +480,13 @@ fn check_notifications(ctx: &mut Ctx, file: &str, n: &Sp<RawNotifications>) -> N
                 );
             }
             None if webhook && s.url.is_none() => {
-                ctx.err(Code::InvalidUrlEnv, file, name.pos, format!("sink `{}`: no `url_env`", name.value), "name the environment variable that holds the webhook URL, e.g. `url_env: SLACK_WEBHOOK_URL`");
+                ctx.err(
+                    Code::InvalidUrlEnv,
+                    file,
+                    name.pos,
+                    format!("sink `{}`: no `url_env`", name.value),
+                    "name the environment variable that holds the webhook URL, e.g. `url_env: SLACK_WEBHOOK_URL`",
+                );
             }
             _ => {}
         }

@@ -476,7 +476,12 @@ async fn a_failed_finding_delivery_is_retried_next_run_once() {
     let hook = format!("{}/hook", hooks.uri());
     let m0 = run(&r, &["monitor", "--at", "2026-12-01T10:30:00Z", "--webhook", &hook, "--plain-git"], &[]);
     assert_eq!(m0.code, 1, "a new finding exits 1: {}", m0.all());
-    assert!(m0.stderr.contains("warning: notification: sink `monitor-webhook`: event monitor_finding:heidi_sandbox:") && m0.stderr.contains("HTTP 503; retried on the next run"), "{}", m0.all());
+    assert!(
+        m0.stderr.contains("warning: notification: sink `monitor-webhook`: event monitor_finding:heidi_sandbox:")
+            && m0.stderr.contains("HTTP 503; retried on the next run"),
+        "{}",
+        m0.all()
+    );
     assert_eq!(hooks.received_requests().await.unwrap().len(), 1);
 
     // The next run finds nothing new, but delivers the finding it could not.

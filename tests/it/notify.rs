@@ -131,7 +131,11 @@ async fn a_failed_delivery_is_retried_next_run_and_never_duplicated() {
 
     let t0 = reconcile(&w.clone("a"), "2026-12-01T10:05:00Z", &hooks);
     assert_eq!(t0.code, 0, "a failed notification is not a failed run: {}", t0.all());
-    assert!(t0.stderr.contains("warning: notification: sink `chat`: event granted:heidi-sandbox:20261201T120000Z: HTTP 500; retried on the next run"), "{}", t0.all());
+    assert!(
+        t0.stderr.contains("warning: notification: sink `chat`: event granted:heidi-sandbox:20261201T120000Z: HTTP 500; retried on the next run"),
+        "{}",
+        t0.all()
+    );
     assert_eq!(bodies(&hooks, "slack").await.len(), 1, "one attempt");
     assert_eq!(bodies(&hooks, "json").await.len(), 1, "the other sink got it");
 
@@ -182,7 +186,11 @@ async fn a_sink_without_its_url_variable_is_a_warning_and_catches_up() {
     let json = format!("{}/json", hooks.uri());
     let t0 = run_in_env(&w.clone("a"), &["reconcile", "--at", "2026-12-01T10:05:00Z"], &[("TEST_JSON_URL", json.as_str())]);
     assert_eq!(t0.code, 0, "{}", t0.all());
-    assert!(t0.stderr.contains("warning: notification: sink `chat`: the environment variable `TEST_SLACK_URL` is not set; 1 event(s) kept for the next run"), "{}", t0.all());
+    assert!(
+        t0.stderr.contains("warning: notification: sink `chat`: the environment variable `TEST_SLACK_URL` is not set; 1 event(s) kept for the next run"),
+        "{}",
+        t0.all()
+    );
     assert!(bodies(&hooks, "slack").await.is_empty());
     let t1 = reconcile(&w.clone("b"), "2026-12-01T10:20:00Z", &hooks);
     assert_eq!(t1.code, 0, "{}", t1.all());
