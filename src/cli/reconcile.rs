@@ -105,7 +105,13 @@ async fn notify(
         .flatten()
         .collect();
     events.extend(crate::notify::stream::expiring(&ledger.entries, &ends, at, n));
-    let gh = if n.sinks.iter().any(|s| s.kind == crate::model::policy::SinkKind::Github) { a.verify.client().await } else { Ok(None) };
+    // The GitHub sink comments with the run's token even when approvals are judged by trailers (--plain-git).
+    let gh = if n.sinks.iter().any(|s| s.kind == crate::model::policy::SinkKind::Github) {
+        let verify = super::plan::VerifyArgs { github_repo: a.verify.github_repo.clone(), plain_git: false, trust_root: None };
+        verify.client().await
+    } else {
+        Ok(None)
+    };
     let mut warnings = Vec::new();
     let client = match gh {
         Ok(c) => c,

@@ -225,3 +225,44 @@ fn sink_configuration_errors_name_the_place() {
         assert!(lines[at + 1].ends_with(place), "{code} at {place}:\n{all}");
     }
 }
+
+/// The GitHub sink: one comment on the request's PR (number from the
+/// landing evidence), the headline as escaped Markdown, sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_sink_comments_once_on_the_requests_pr() {
+    let shared = tempfile::tempdir().unwrap();
+    let r = Repo::new();
+    r.at("2026-11-20T10:00:00Z");
+    let state = shared.path().join("grants.json").display().to_string();
+    r.write(
+        "policies/all.yaml",
+        format!("{}\nnotifications:\n  sinks:\n    pr: {{ kind: github, events: [granted] }}\n", POLICIES.replace("state/grants.json", &state)),
+    );
+    r.commit("bootstrap policies");
+    land(&r, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+    let gh = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/access/issues/1/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 77})))
+        .mount(&gh)
+        .await;
+    let uri = gh.uri();
+    let env = [("GITHUB_TOKEN", "t0ken"), ("GITHUB_API_URL", uri.as_str()), ("GITGRANT_GITHUB_MAX_WAIT", "1")];
+    for at in ["2026-12-01T10:05:00Z", "2026-12-01T10:20:00Z"] {
+        let out = run_in_env(r.path(), &["reconcile", "--at", at, "--plain-git", "--github-repo", "acme/access"], &env);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(!out.stderr.contains("notification"), "{}", out.all());
+    }
+    let got: Vec<Value> = gh
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path().ends_with("/comments"))
+        .map(|q| serde_json::from_slice(&q.body).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1, "one comment, not one per run: {got:?}");
+    let body = got[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("**gitgrant**: granted heidi -"), "{body}");
+    assert!(body.contains("heidi-sandbox") && !body.contains('\n'), "{body}");
+}
