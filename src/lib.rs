@@ -40,3 +40,16 @@ pub fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// A reqwest client builder with the crypto provider installed: the one way
+/// gitgrant builds an HTTP client (reqwest panics without a provider).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+/// A default HTTP client (see [`http_client_builder`]); `Err` only if the TLS
+/// backend cannot start, which callers report as a delivery failure.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    http_client_builder().build().map_err(|e| format!("cannot start the HTTP client: {e}"))
+}

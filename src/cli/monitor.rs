@@ -66,12 +66,6 @@ pub fn run(g: &Global, a: Args) -> u8 {
         let new: Vec<monitor::rules::Finding> = run.findings.iter().filter(|f| run.new.contains(&f.key())).cloned().collect();
         if !new.is_empty() {
             let revoked: Vec<String> = run.revocations.iter().filter(|r| r.ok).map(|r| r.request.clone()).collect();
-            let text = format!("gitgrant monitor: {} new finding(s) at {}\n{}", new.len(), crate::model::stamp(&at), notify::finding_lines(&new, &revoked));
-            if let Some(url) = &a.webhook
-                && let Err(e) = notify::webhook(url, &text).await
-            {
-                problems.push(e);
-            }
             if a.github_issue {
                 let title = format!("gitgrant monitor: {} finding(s) at {}", new.len(), crate::model::stamp(&at));
                 let body = issue_body(&new, &revoked, &desired.policy);
@@ -84,8 +78,35 @@ pub fn run(g: &Global, a: Args) -> u8 {
                 }
             }
         }
+        // Findings go through the notification stream: derived from the
+        // ledger as recorded, delivered (policies' sinks, --webhook) only
+        // after a 2xx, retried next run otherwise.
+        let mut warnings = Vec::new();
+        if !a.ledger.no_ledger && problems.is_empty() {
+            let n = &desired.policy.notifications;
+            let since = at - chrono::Duration::hours(crate::notify::stream::HORIZON_HOURS);
+            let events = crate::notify::stream::from_ledger(&ledger.entries, since);
+            let extra: Vec<(crate::notify::Webhook, Vec<String>)> = a
+                .webhook
+                .iter()
+                .map(|url| {
+                    let hook = crate::notify::Webhook {
+                        name: "monitor-webhook".into(),
+                        url: url.clone(),
+                        format: crate::notify::Format::Slack,
+                        timeout: std::time::Duration::from_secs(20),
+                    };
+                    (hook, vec!["monitor_finding".to_string()])
+                })
+                .collect();
+            let gh = client.as_ref().map(|c| c as &dyn crate::notify::stream::Commenter);
+            warnings = crate::notify::stream::run_round(&g.repo, &a.ledger.remote, true, &events, n, &extra, gh).await.failed;
+        }
         if let Err(code) = print(g, &run, !a.ledger.no_ledger && problems.is_empty()) {
             return code;
+        }
+        for w in &warnings {
+            eprintln!("warning: notification: {}", human(w));
         }
         for e in run.errors.iter().chain(problems.iter()) {
             eprintln!("error: {}", human(e));

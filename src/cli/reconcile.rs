@@ -94,6 +94,50 @@ pub struct Args {
     pub verify: super::plan::VerifyArgs,
 }
 
+/// Delivers this run's events (and any not yet delivered) to the policies'
+/// sinks; the failures, as warnings.
+async fn notify(
+    g: &Global,
+    a: &Args,
+    n: &crate::model::policy::Notifications,
+    ledger: &Ledger,
+    plan: &crate::reconcile::Plan,
+    at: DateTime<Utc>,
+) -> Vec<String> {
+    if n.sinks.is_empty() {
+        return Vec::new();
+    }
+    let since = at - chrono::Duration::hours(crate::notify::stream::HORIZON_HOURS);
+    let mut events = crate::notify::stream::from_ledger(&ledger.entries, since);
+    let ends: Vec<(String, DateTime<Utc>)> = plan
+        .actions
+        .iter()
+        .filter(|x| matches!(x.action, ActionKind::Keep | ActionKind::Grant))
+        .filter_map(|x| x.end.map(|end| x.requests.iter().map(move |r| (r.clone(), end))))
+        .flatten()
+        .collect();
+    events.extend(crate::notify::stream::expiring(&ledger.entries, &ends, at, n));
+    // The GitHub sink comments with the run's token even when approvals are judged by trailers (--plain-git).
+    let gh = if n.sinks.iter().any(|s| s.kind == crate::model::policy::SinkKind::Github) {
+        let verify = super::plan::VerifyArgs { github_repo: a.verify.github_repo.clone(), plain_git: false, trust_root: None };
+        verify.client().await
+    } else {
+        Ok(None)
+    };
+    let mut warnings = Vec::new();
+    let client = match gh {
+        Ok(c) => c,
+        Err(e) => {
+            warnings.push(format!("the GitHub sink cannot comment: {e}"));
+            None
+        }
+    };
+    let commenter = client.as_ref().map(|c| c as &dyn crate::notify::stream::Commenter);
+    let report = crate::notify::stream::run_round(&g.repo, &a.ledger.remote, true, &events, n, &[], commenter).await;
+    warnings.extend(report.failed);
+    warnings
+}
+
 pub fn run(g: &Global, a: Args) -> u8 {
     let started = tokio::time::Instant::now();
     let at = a.at.unwrap_or(g.now);
@@ -114,7 +158,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         deadline: Some(started + budget),
         ..base
     };
-    let (_, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at, &opts)) {
+    let (desired, providers, plan) = match rt.block_on(super::plan::prepare_with(g, &a.verify, at, &opts)) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -183,6 +227,10 @@ pub fn run(g: &Global, a: Args) -> u8 {
     if !a.ledger.no_ledger {
         share_index(&repo, &plan.main, &a.ledger.remote);
     }
+    // Notifications: derived from the ledger as recorded (so what failed or
+    // was never sent is derived again next run), after the ledger is pushed.
+    let notify_failed =
+        if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired.policy.notifications, &ledger, &plan, at)) } else { Vec::new() };
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({
@@ -227,6 +275,12 @@ pub fn run(g: &Global, a: Args) -> u8 {
     }
     if let Some(e) = &ledger_error {
         eprintln!("error: the ledger could not be written: {}", human(e));
+    }
+    for w in &notify_failed {
+        if g.format == Format::Github {
+            println!("{}", escape::gh_annotation(GhCommand::Warning, "gitgrant notify", w));
+        }
+        eprintln!("warning: notification: {}", human(w));
     }
     // A resource that is down: its first failure, then one line for the calls not attempted.
     let mut skipped: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();

@@ -58,6 +58,10 @@ codes! {
     UnsatisfiableApproval = "GG112", Warning, "approval cannot be satisfied";
     UnknownIdentity = "GG113", Error, "unknown identity";
     PolicyTooLarge = "GG114", Error, "grant too large for the provider";
+    InvalidSink = "GG115", Error, "invalid notification sink";
+    InlineWebhookUrl = "GG116", Error, "webhook URL written inline";
+    InvalidUrlEnv = "GG117", Error, "invalid or missing url_env";
+    UnknownEventKind = "GG118", Error, "unknown notification event";
     TeamUnresolved = "GG190", Warning, "GitHub team not resolved";
     // Policy files: the `monitor` section.
     InvalidMonitorRule = "GG120", Error, "invalid monitor rule";

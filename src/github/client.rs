@@ -269,8 +269,7 @@ impl Client {
     pub fn new(base: &str, token: &str, repo: RepoSlug, retry: RetryPolicy) -> Result<Client, ApiError> {
         let base = base.trim().trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).map_err(|e| ApiError::Auth(format!("GITHUB_API_URL `{base}` is not a URL: {e}")))?;
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .user_agent(concat!("gitgrant/", env!("CARGO_PKG_VERSION")))

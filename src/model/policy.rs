@@ -140,6 +140,33 @@ pub struct RawNotifications {
     /// `gate` @-mentions them in a PR comment, once per PR head. Default `false`.
     #[serde(default)]
     pub mention: Option<Sp<bool>>,
+    /// How long before a grant ends its holder is warned (`expiring_soon`). Default `30m`.
+    #[serde(default)]
+    pub expiring_soon: Option<Sp<String>>,
+    /// By how much the suggested `gitgrant extend` command extends. Default `1h`.
+    #[serde(default)]
+    pub extend_by: Option<Sp<String>>,
+    /// Where `reconcile` and `monitor` send events, by sink name.
+    #[serde(default)]
+    pub sinks: BTreeMap<Sp<String>, RawSink>,
+}
+
+/// One notification sink under `notifications.sinks`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// `slack` (Slack-compatible incoming webhook), `json` (generic JSON webhook) or `github` (a comment on the request's PR).
+    pub kind: Sp<String>,
+    /// The environment variable holding the webhook URL (slack, json). The URL is a secret.
+    #[serde(default)]
+    pub url_env: Option<Sp<String>>,
+    /// Refused: a webhook URL is a secret; use `url_env`.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub url: Option<Sp<String>>,
+    /// The event kinds this sink gets (default: all).
+    #[serde(default)]
+    pub events: Option<Vec<Sp<String>>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -591,13 +618,43 @@ impl Default for Monitor {
 pub struct Notifications {
     pub request_reviews: bool,
     pub mention: bool,
+    pub expiring_soon: Duration,
+    pub extend_by: Duration,
+    pub sinks: Vec<Sink>,
 }
 
 impl Default for Notifications {
     fn default() -> Self {
-        Notifications { request_reviews: true, mention: false }
+        Notifications {
+            request_reviews: true,
+            mention: false,
+            expiring_soon: Duration::from_secs(1800),
+            extend_by: Duration::from_secs(3600),
+            sinks: Vec::new(),
+        }
     }
 }
+
+/// The kind of a notification sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Slack,
+    Json,
+    Github,
+}
+
+/// A validated sink: its name, kind, URL variable (webhooks) and the events it gets (empty: all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sink {
+    pub name: String,
+    pub kind: SinkKind,
+    pub url_env: Option<String>,
+    pub events: Vec<String>,
+}
+
+/// The event kinds a sink may subscribe to.
+pub const EVENT_KINDS: &[&str] = &["landed", "granted", "revoked", "refused", "break_glass_opened", "break_glass_overdue", "expiring_soon", "monitor_finding"];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Policy {

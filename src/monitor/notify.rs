@@ -1,5 +1,5 @@
-//! Telling people: a Slack-compatible webhook (`{"text": ...}`) and a
-//! GitHub issue. Every value a user controls (request ids, principals,
+//! The findings issue's text. (Webhook delivery of findings goes through
+//! the notification stream, `crate::notify`.) Every value a user controls (request ids, principals,
 //! actions from the provider's log) is escaped, so a crafted action name
 //! cannot ping a channel, inject a link or break the formatting.
 
@@ -38,17 +38,6 @@ pub fn finding_lines(findings: &[Finding], revoked: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// POSTs `{"text": ...}` to a Slack-compatible incoming webhook.
-pub async fn webhook(url: &str, text: &str) -> Result<(), String> {
-    crate::install_crypto_provider();
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(|e| e.to_string())?;
-    let resp = client.post(url).json(&serde_json::json!({ "text": text })).send().await.map_err(|e| format!("webhook: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("webhook: HTTP {} (check the webhook URL)", resp.status()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

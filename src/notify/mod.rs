@@ -1,10 +1,9 @@
 //! Notifications people act on: one event stream, several sinks, durable
 //! and idempotent delivery.
 //!
-//! Status: the event model, the sinks (Slack-compatible webhook, generic JSON
-//! webhook) and the outbox are here and tested; producing the events from
-//! `reconcile` (and moving monitor findings onto this stream) is not wired
-//! yet.
+//! `reconcile` and `monitor` derive the events from the ledger lines they
+//! recorded ([`stream`]), deliver them to the sinks named in the policies,
+//! and keep the outbox on the ref `refs/gitgrant/notify` ([`store`]).
 //!
 //! Design choices:
 //! - Every [`Event`] has a stable id built from what it is about (kind,
@@ -44,11 +43,24 @@ pub enum RevokeWhy {
 pub enum Kind {
     Landed,
     Granted,
-    Revoked { why: RevokeWhy },
-    Refused { reason: String },
+    Revoked {
+        why: RevokeWhy,
+    },
+    Refused {
+        reason: String,
+    },
     BreakGlassOpened,
-    BreakGlassOverdue { review_by: DateTime<Utc> },
-    ExpiringSoon { extend_command: String },
+    BreakGlassOverdue {
+        review_by: DateTime<Utc>,
+    },
+    ExpiringSoon {
+        extend_command: String,
+    },
+    /// A `gitgrant monitor` finding (`detail` as recorded on the ledger).
+    MonitorFinding {
+        detail: String,
+        action: String,
+    },
 }
 
 impl Kind {
@@ -61,6 +73,7 @@ impl Kind {
             Kind::BreakGlassOpened => "break_glass_opened",
             Kind::BreakGlassOverdue { .. } => "break_glass_overdue",
             Kind::ExpiringSoon { .. } => "expiring_soon",
+            Kind::MonitorFinding { .. } => "monitor_finding",
         }
     }
 }
@@ -153,6 +166,7 @@ pub fn headline(e: &Event) -> String {
             let end = e.end.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
             format!("{what} ends at {end}; to extend: {extend_command}")
         }
+        Kind::MonitorFinding { detail, action } => format!("monitor finding ({action}) on {} ({what}): {detail}", e.request),
     }
 }
 
@@ -205,6 +219,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Whether `sink` already got event `id`.
+    pub fn has(&self, sink: &str, id: &str) -> bool {
+        self.delivered.contains(&Outbox::key(sink, id))
+    }
+    /// Records that `sink` got event `id`.
+    pub fn mark(&mut self, sink: &str, id: &str) {
+        self.delivered.insert(Outbox::key(sink, id));
+    }
+}
+
+impl Outbox {
     pub fn from_json(text: &str) -> Result<Outbox, serde_json::Error> {
         if text.trim().is_empty() { Ok(Outbox::default()) } else { serde_json::from_str(text) }
     }
@@ -247,6 +272,9 @@ pub async fn deliver(events: &[Event], sinks: &[Webhook], outbox: &mut Outbox, c
     }
     out
 }
+
+pub mod store;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;

@@ -55,7 +55,7 @@ async fn delivered_once_after_a_2xx_and_retried_after_a_500() {
     Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(500)).up_to_n_times(1).mount(&bad).await;
     Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&bad).await;
     let sinks = [sink(&ok, "slack", Format::Slack), sink(&bad, "json", Format::Json)];
-    let client = reqwest::Client::new();
+    let client = crate::http_client().unwrap();
     let mut outbox = Outbox::default();
 
     let first = deliver(&[warning()], &sinks, &mut outbox, &client).await;
@@ -76,7 +76,7 @@ async fn a_timeout_is_a_failure_to_retry() {
     let slow = MockServer::start().await;
     Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3))).mount(&slow).await;
     let mut outbox = Outbox::default();
-    let d = deliver(&[warning()], &[sink(&slow, "json", Format::Json)], &mut outbox, &reqwest::Client::new()).await;
+    let d = deliver(&[warning()], &[sink(&slow, "json", Format::Json)], &mut outbox, &crate::http_client().unwrap()).await;
     assert_eq!(d.failed.len(), 1, "{d:?}");
     assert!(d.failed[0].contains("no answer within"), "{d:?}");
     assert!(outbox.delivered.is_empty());

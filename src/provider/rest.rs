@@ -82,8 +82,7 @@ pub struct RestClient {
 
 impl RestClient {
     pub fn new(kind: ProviderKind, resource: &str, token: Arc<dyn TokenSource>, forbidden_hint: &str, auth_hint: &str) -> Result<Self, ProviderError> {
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("gitgrant/", env!("CARGO_PKG_VERSION")))

@@ -411,14 +411,104 @@ fn merge_and_check(files: &[(String, RawPolicyFile)], d: &mut Diagnostics) -> Po
     if let Some((file, m)) = mon {
         p.monitor = check_monitor(&mut ctx, file, m, &p.roles);
     }
-    if let Some((_, n)) = notif {
-        let defaults = crate::model::policy::Notifications::default();
-        p.notifications = crate::model::policy::Notifications {
-            request_reviews: n.request_reviews.as_ref().map_or(defaults.request_reviews, |b| b.value),
-            mention: n.mention.as_ref().map_or(defaults.mention, |b| b.value),
-        };
+    if let Some((file, n)) = notif {
+        p.notifications = check_notifications(&mut ctx, file, n);
     }
     p
+}
+
+/// The `notifications` section: lead times, and sinks whose URLs come from
+/// environment variables (never inline), with known event kinds.
+fn check_notifications(ctx: &mut Ctx, file: &str, n: &Sp<RawNotifications>) -> Notifications {
+    let mut out = Notifications::default();
+    out.request_reviews = n.request_reviews.as_ref().map_or(out.request_reviews, |b| b.value);
+    out.mention = n.mention.as_ref().map_or(out.mention, |b| b.value);
+    if let Some(d) = &n.expiring_soon {
+        out.expiring_soon = duration(ctx, file, d, "notifications.expiring_soon").unwrap_or(out.expiring_soon);
+    }
+    if let Some(d) = &n.extend_by {
+        out.extend_by = duration(ctx, file, d, "notifications.extend_by").unwrap_or(out.extend_by);
+    }
+    for (name, s) in &n.sinks {
+        let kind = match s.kind.value.as_str() {
+            "slack" => Some(SinkKind::Slack),
+            "json" => Some(SinkKind::Json),
+            "github" => Some(SinkKind::Github),
+            other => {
+                ctx.err(
+                    Code::InvalidSink,
+                    file,
+                    s.kind.pos,
+                    format!("sink `{}`: unknown kind `{other}`", name.value),
+                    "write `kind: slack` (Slack-compatible webhook), `kind: json` (generic JSON webhook) or `kind: github` (a comment on the request's PR)",
+                );
+                None
+            }
+        };
+        if let Some(u) = &s.url {
+            ctx.err(
+                Code::InlineWebhookUrl,
+                file,
+                u.pos,
+                format!("sink `{}`: a webhook URL is a secret and must not be written in the repository", name.value),
+                "put the URL in a CI secret and name its environment variable instead, e.g. `url_env: SLACK_WEBHOOK_URL`",
+            );
+        }
+        let webhook = matches!(kind, Some(SinkKind::Slack | SinkKind::Json));
+        match &s.url_env {
+            Some(v) if !webhook && kind.is_some() => {
+                ctx.err(
+                    Code::InvalidSink,
+                    file,
+                    v.pos,
+                    format!("sink `{}`: `url_env` is for webhook sinks only", name.value),
+                    "remove `url_env`: the github sink uses the GitHub token of the run",
+                );
+            }
+            Some(_) if !webhook => {}
+            Some(v)
+                if v.value.is_empty()
+                    || !v.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || v.value.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                ctx.err(
+                    Code::InvalidUrlEnv,
+                    file,
+                    v.pos,
+                    format!("sink `{}`: `{}` is not an environment variable name", name.value, v.value),
+                    "name a variable with letters, digits and `_`, e.g. `url_env: SLACK_WEBHOOK_URL`",
+                );
+            }
+            None if webhook && s.url.is_none() => {
+                ctx.err(
+                    Code::InvalidUrlEnv,
+                    file,
+                    name.pos,
+                    format!("sink `{}`: no `url_env`", name.value),
+                    "name the environment variable that holds the webhook URL, e.g. `url_env: SLACK_WEBHOOK_URL`",
+                );
+            }
+            _ => {}
+        }
+        let mut events = Vec::new();
+        for e in s.events.iter().flatten() {
+            if EVENT_KINDS.contains(&e.value.as_str()) {
+                events.push(e.value.clone());
+            } else {
+                ctx.err(
+                    Code::UnknownEventKind,
+                    file,
+                    e.pos,
+                    format!("sink `{}`: unknown event `{}`", name.value, e.value),
+                    format!("known events: {}", EVENT_KINDS.join(", ")),
+                );
+            }
+        }
+        if let Some(kind) = kind {
+            out.sinks.push(Sink { name: name.value.clone(), kind, url_env: s.url_env.as_ref().map(|v| v.value.clone()), events });
+        }
+    }
+    out
 }
 
 /// The `monitor` section: one check per rule, known roles, valid globs.

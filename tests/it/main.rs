@@ -19,6 +19,7 @@ mod index_ref;
 mod install;
 mod ledger_remote;
 mod monitor;
+mod notify;
 mod provider_aws_iam;
 mod provider_aws_sso;
 mod provider_azure_rbac;

@@ -144,7 +144,11 @@ async fn forbidden_action_revokes_records_alerts_and_stays_revoked() {
     let received = hooks.received_requests().await.unwrap();
     let hook_body: Value = serde_json::from_slice(&received.iter().find(|q| q.url.path() == "/hook").unwrap().body).unwrap();
     let text = hook_body["text"].as_str().unwrap();
-    assert!(text.contains("heidi\\_sandbox") && text.contains("iam:CreateUser") && text.contains("revoked"), "{text}");
+    // Slack escaping only (`&`, `<`, `>`): Slack shows backslashes literally.
+    assert_eq!(
+        text,
+        "monitor finding (revoke) on heidi_sandbox (heidi -&gt; user on sandbox): [no-iam/heidi_sandbox/sandbox/ev-2] rule `no-iam`: heidi performed forbidden action(s) iam:CreateUser (1 event(s)) under heidi_sandbox. Evidence: ev-2 at 2026-12-01T10:20:00Z: iam:CreateUser"
+    );
     let issue: Value = serde_json::from_slice(&received.iter().find(|q| q.url.path().ends_with("/issues")).unwrap().body).unwrap();
     assert!(issue["body"].as_str().unwrap().contains("no-iam"), "{issue}");
 
@@ -456,4 +460,40 @@ monitor:
     let revoke = lines.iter().rev().find(|l| l["action"] == "revoke").unwrap();
     assert_eq!(revoke["sticky"], true);
     assert!(revoke["detail"].as_str().unwrap().contains("ct-2"), "{revoke}");
+}
+
+/// Issue 14, what broke 7: a failed webhook delivery marked the finding as
+/// sent and the next run sent nothing. Now the finding goes through the
+/// notification stream: retried on the next run, then never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_finding_delivery_is_retried_next_run_once() {
+    let r = repo();
+    land(&r, "heidi", "heidi", &[("requests/heidi_sandbox.yaml", req("heidi", "2026-12-01T10:00:00Z", "2h", ""))], &[]);
+    assert_eq!(run(&r, &["reconcile", "--at", "2026-12-01T10:05:00Z"], &[]).code, 0);
+    activity(&r, &[("ev-2", "2026-12-01T10:20:00Z", "heidi", "iam:CreateUser")]);
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).with_priority(1).mount(&hooks).await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(200)).with_priority(5).mount(&hooks).await;
+    let hook = format!("{}/hook", hooks.uri());
+    let m0 = run(&r, &["monitor", "--at", "2026-12-01T10:30:00Z", "--webhook", &hook, "--plain-git"], &[]);
+    assert_eq!(m0.code, 1, "a new finding exits 1: {}", m0.all());
+    assert!(
+        m0.stderr.contains("warning: notification: sink `monitor-webhook`: event monitor_finding:heidi_sandbox:")
+            && m0.stderr.contains("HTTP 503; retried on the next run"),
+        "{}",
+        m0.all()
+    );
+    assert_eq!(hooks.received_requests().await.unwrap().len(), 1);
+
+    // The next run finds nothing new, but delivers the finding it could not.
+    let m1 = run(&r, &["monitor", "--at", "2026-12-01T10:40:00Z", "--webhook", &hook, "--plain-git"], &[]);
+    assert!(!m1.stderr.contains("notification"), "{}", m1.all());
+    let got = hooks.received_requests().await.unwrap();
+    assert_eq!(got.len(), 2, "retried once");
+    let body: Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert!(body["text"].as_str().unwrap().starts_with("monitor finding (revoke) on heidi_sandbox"), "{body}");
+
+    let m2 = run(&r, &["monitor", "--at", "2026-12-01T10:50:00Z", "--webhook", &hook, "--plain-git"], &[]);
+    assert!(!m2.stderr.contains("notification"), "{}", m2.all());
+    assert_eq!(hooks.received_requests().await.unwrap().len(), 2, "never sent again after a 2xx");
 }
