@@ -91,6 +91,20 @@ pub fn reconcile_summary(plan: &Plan, outcomes: &[Outcome], at: DateTime<Utc>) -
         count("refused"),
         failed
     );
+    // Late runs first: a schedule that stopped is what a reader must act on.
+    for w in &plan.warnings {
+        out.push_str(&format!("> **Warning:** {}\n\n", text(w)));
+    }
+    for m in &plan.missed {
+        out.push_str(&format!(
+            "> **Missed:** {} ({} on {}): its whole window, {} to {}, passed between two runs\n\n",
+            text(&m.request),
+            text(&m.role),
+            text(&m.resources.join(", ")),
+            m.start.format("%Y-%m-%d %H:%M UTC"),
+            m.end.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
     if rows.is_empty() {
         out.push_str("Nothing to grant or revoke.\n");
         return out;
@@ -182,5 +196,32 @@ mod tests {
             assert!(row.matches("<td").count() <= 5 && row.matches("<th").count() <= 5, "{row}");
         }
         assert!(!html.contains("<b>"), "{html}");
+    }
+
+    #[test]
+    fn an_overdue_run_and_a_missed_window_are_said_first() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T14:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let plan = Plan {
+            at,
+            main: "abc".into(),
+            actions: vec![],
+            refused: vec![],
+            failures: vec![],
+            native_expiry: Default::default(),
+            rule_changes_in_force: vec![],
+            warnings: vec!["the ledger holds 1 grant(s) open past their end <b>".into()],
+            missed: vec![crate::reconcile::plan::Missed {
+                request: "heidi-b".into(),
+                requester: "heidi".into(),
+                role: "user".into(),
+                resources: vec!["sandbox".into()],
+                start: at - chrono::Duration::hours(2),
+                end: at - chrono::Duration::hours(1),
+            }],
+        };
+        let md = reconcile_summary(&plan, &[], at);
+        let warning = md.find("> **Warning:** the ledger holds 1 grant(s) open past their end &lt;b&gt;").expect(&md);
+        let missed = md.find("> **Missed:** heidi-b (user on sandbox): its whole window, 2026-12-01 12:00 UTC to 2026-12-01 13:00 UTC").expect(&md);
+        assert!(warning < missed && missed < md.find("Nothing to grant or revoke.").expect(&md), "{md}");
     }
 }
