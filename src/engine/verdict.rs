@@ -107,29 +107,19 @@ pub struct CheckOptions {
     pub now: DateTime<Utc>,
 }
 
+/// Why a change could not be judged: the repository or a revision could not
+/// be read ([`crate::git::GitError`]), or the files in it.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("`{0}` is not a git repository: {1}")]
-    NotARepo(String, git2::Error),
-    #[error("cannot resolve `{0}`: {1} (fetch it first, e.g. `git fetch origin main`)")]
-    BadRef(String, git2::Error),
-    #[error("`{0}` and `{1}` have no common ancestor")]
-    NoMergeBase(String, String),
-    #[error("reading the repository: {0}")]
-    Git(#[from] git2::Error),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
     #[error("reading files: {0}")]
     Tree(#[from] crate::source::TreeError),
 }
 
-impl From<crate::git::GitError> for CheckError {
-    fn from(e: crate::git::GitError) -> Self {
-        use crate::git::GitError as G;
-        match e {
-            G::NotARepo(d, e) => CheckError::NotARepo(d, e),
-            G::BadRef(n, e) => CheckError::BadRef(n, e),
-            G::NoMergeBase(a, b) => CheckError::NoMergeBase(a, b),
-            G::Git(e) => CheckError::Git(e),
-        }
+impl From<git2::Error> for CheckError {
+    fn from(e: git2::Error) -> Self {
+        CheckError::Git(crate::git::GitError::Git(e))
     }
 }
 
@@ -151,7 +141,7 @@ pub fn run_check_on(repo_dir: &std::path::Path, opts: &CheckOptions, worktree: &
     let repo = match (repo, &opts.base, &opts.head) {
         (Ok(r), _, _) => Some(r),
         (Err(e), None, None) if e.code() == git2::ErrorCode::NotFound => None,
-        (Err(e), _, _) => return Err(CheckError::NotARepo(repo_dir.display().to_string(), e)),
+        (Err(e), _, _) => return Err(crate::git::GitError::NotARepo(repo_dir.display().to_string(), e).into()),
     };
     check_in(repo.as_ref(), opts, worktree)
 }

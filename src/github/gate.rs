@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use git2::Repository;
 use serde::Serialize;
 
 use super::{ApiError, CHECK_NAME, COMMENT_MARKER, CheckOutput, CheckRun, CommitStatus, Conclusion, GitHubApi, PullRequest};
@@ -263,7 +262,7 @@ fn local_authors(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<B
 /// The request, policy and template paths changed between the merge-base
 /// of `base` and `head`, and `head`: what `run_check` read.
 fn local_changes(repo_dir: &std::path::Path, base: &str, head: &str) -> Result<BTreeSet<String>, check::CheckError> {
-    let repo = Repository::open(repo_dir).map_err(|e| check::CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+    let repo = crate::git::open(repo_dir).map_err(check::CheckError::from)?;
     let head = check::resolve(&repo, head)?;
     let base = repo.merge_base(check::resolve(&repo, base)?, head)?;
     let (b, h) = (GitTree::new(&repo, base)?, GitTree::new(&repo, head)?);

@@ -149,13 +149,14 @@ pub trait Provider: Send + Sync {
     async fn revoke(&self, held: &Held) -> Result<(), ProviderError>;
 }
 
-/// `Display` of an error and its sources, e.g. "dispatch failure: io error: connection refused".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// `Display` of an error and its sources, e.g. "dispatch failure: io error:
+/// connection refused"; a source already said by the part before is left out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
         let text = s.to_string();
-        if parts.last() != Some(&text) {
+        if !parts.last().is_some_and(|l| l.contains(&text)) {
             parts.push(text);
         }
         cur = s.source();

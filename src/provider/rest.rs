@@ -190,19 +190,7 @@ fn clip(text: &str) -> String {
     out
 }
 
-/// `Display` of an error and its sources ("error sending request: connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.last().is_some_and(|l| l.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
+pub use super::error_chain;
 
 /// The endpoint to call: the resource config `endpoint`, else the environment
 /// variable `env`, else `default`. Plain `http` only for loopback hosts

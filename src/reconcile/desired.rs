@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use git2::Repository;
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -109,7 +108,7 @@ pub enum DesiredError {
 /// Computes the desired state of main at `at`. With `github`, landings are
 /// judged by the PR's reviews on GitHub; without, by `Approved-by:` trailers.
 pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&dyn GitHubApi>) -> Result<Desired, DesiredError> {
-    let repo = Repository::open(repo_dir).map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+    let repo = crate::git::open(repo_dir).map_err(CheckError::from)?;
     let main = main_commit(&repo).ok_or(DesiredError::NoMain)?;
     let tree = GitTree::new(&repo, main)?;
     let load = load_policy(&tree);

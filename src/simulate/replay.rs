@@ -42,7 +42,7 @@ pub enum SimulateError {
 
 impl From<git2::Error> for SimulateError {
     fn from(e: git2::Error) -> Self {
-        SimulateError::Check(CheckError::Git(e))
+        SimulateError::Check(CheckError::from(e))
     }
 }
 
@@ -102,7 +102,7 @@ fn policies_at(repo: &Repository, oid: Oid, name: &str) -> Result<Policy, Simula
 }
 
 pub fn simulate(repo_dir: &std::path::Path, opts: &SimulateOptions) -> Result<SimulateReport, SimulateError> {
-    let repo = Repository::open(repo_dir).map_err(|e| CheckError::NotARepo(repo_dir.display().to_string(), e))?;
+    let repo = crate::git::open(repo_dir).map_err(CheckError::from)?;
     let base = match &opts.base {
         Some(b) => resolve(&repo, b)?,
         None => main_commit(&repo).ok_or_else(|| SimulateError::NoPolicies("main".into()))?,
