@@ -12,6 +12,7 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
+pub mod aws_limits;
 #[cfg(feature = "aws")]
 pub mod aws_iam;
 #[cfg(feature = "aws")]
@@ -189,6 +190,7 @@ pub fn config_str<'a>(
 /// 5 s, one attempt 20 s, one operation (all retries) 60 s. Without them an
 /// endpoint that accepts connections and never answers hangs the run.
 /// `GITGRANT_AWS_ATTEMPT_TIMEOUT_MS` shortens the attempt bound (tests).
+#[cfg(feature = "aws")]
 pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
     let attempt = std::env::var("GITGRANT_AWS_ATTEMPT_TIMEOUT_MS")
         .ok()

@@ -153,7 +153,7 @@ fn template_too_large(source: &str) -> Option<usize> {
     let mut env = crate::render::environment();
     env.add_template("t.json.j2", source).ok()?;
     let text = env.get_template("t.json.j2").ok()?.render(minijinja::context! {}).ok()?;
-    crate::provider::aws_iam::policy_size_over_limit(&text)
+    crate::provider::aws_limits::policy_size_over_limit(&text)
 }
 
 /// Role grants that name a template must name one that exists.
@@ -172,7 +172,7 @@ fn check_templates(policy: &Policy, files: &[(String, RawPolicyFile)], d: &mut D
                         format!(
                             "role `{}`: `templates/{t}` renders to {size} characters, above IAM's limit of {} for a customer-managed policy; every grant would fail",
                             name.value,
-                            crate::provider::aws_iam::MANAGED_POLICY_MAX_CHARS
+                            crate::provider::aws_limits::MANAGED_POLICY_MAX_CHARS
                         ),
                     )
                     .help("narrow the template to the actions and resources the role needs; for a large AWS managed policy use an `aws-sso` permission set (aws-iam copies `managed_policy_arn` into a policy of the same limit)"),
