@@ -393,6 +393,8 @@ fn run_replay(g: &Global, r: &ReplayArgs) -> u8 {
 }
 
 fn run_verify(g: &Global, v: &VerifyArgs) -> u8 {
+    // Acts on what it reads: only its own walk, never the travelling index.
+    crate::history::travel::distrust();
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

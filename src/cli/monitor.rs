@@ -33,6 +33,8 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
+    // Acts on what it reads: only its own walk, never the travelling index.
+    crate::history::travel::distrust();
     let at = a.at.unwrap_or(g.now);
     let rt = match super::runtime() {
         Ok(rt) => rt,

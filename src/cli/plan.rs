@@ -64,6 +64,8 @@ pub(super) async fn prepare_with(
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
+    // Shows what reconcile would do, from the same walk reconcile trusts.
+    crate::history::travel::distrust();
     let at = a.at.unwrap_or(g.now);
     let rt = match super::runtime() {
         Ok(rt) => rt,

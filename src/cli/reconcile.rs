@@ -28,15 +28,15 @@ pub struct LedgerArgs {
     pub lock_stale: u64,
 }
 
-/// Publishes the history index this run read on `refs/gitgrant/index` and
-/// pushes it, so a fresh CI clone that fetches the ref walks only newer
-/// commits. A cache: failing costs the next clone time, never a decision,
+/// Publishes the history index this run read on the branch
+/// `gitgrant-index` and pushes it, so a fresh CI clone (which has every
+/// branch) walks only newer commits. A cache: failing costs the next clone time, never a decision,
 /// so it only warns.
 fn share_index(repo: &Repository, main: &str, remote: &str) {
     use crate::history::travel;
     let result = travel::publish(repo, &crate::history::index_path(repo), main).map_err(|e| e.to_string()).and_then(|_| travel::push(repo, remote));
     if let Err(e) = result {
-        eprintln!("warning: the history index could not be shared on `{}`: {}", travel::INDEX_REF, crate::render::escape::human(&e));
+        eprintln!("warning: the history index could not be shared on `{}`: {}", travel::INDEX_BRANCH, crate::render::escape::human(&e));
     }
 }
 
@@ -139,6 +139,8 @@ async fn notify(
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
+    // Acts on what it reads: only its own walk, never the travelling index.
+    crate::history::travel::distrust();
     let started = tokio::time::Instant::now();
     let at = a.at.unwrap_or(g.now);
     let rt = match super::runtime() {

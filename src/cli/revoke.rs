@@ -48,6 +48,8 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> u8 {
+    // Acts on what it reads: only its own walk, never the travelling index.
+    crate::history::travel::distrust();
     let now_mode = a.immediately;
     // With `--format json`, stdout holds only the JSON document.
     let json = g.format == Format::Json;

@@ -46,9 +46,11 @@ fn joiner_after(chars: &[char], i: usize) -> Option<char> {
     }
 }
 
-/// Untrusted text as inline Markdown text (paragraphs, list items, table
-/// cells, headings). Safe also inside HTML blocks; not inside code spans.
-pub fn text(s: &str) -> String {
+/// The walk `text` and `html` share: invisible characters dropped, line
+/// breaks and tabs folded to spaces, and the joiners that keep mentions and
+/// autolinks inert; `special` writes a character escaped (given what was
+/// written so far) or leaves it as it is.
+fn walk(s: &str, special: impl Fn(char, &str) -> Option<String>) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
@@ -62,64 +64,51 @@ pub fn text(s: &str) -> String {
             continue;
         }
         let c = if matches!(c, '\n' | '\r' | '\t') { ' ' } else { c };
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '$' | '^' => {
-                out.push_str(&format!("&#{};", c as u32));
-            }
-            // Only at the very start can these begin a block (heading, list,
-            // setext underline, numbered list, quote); escaping them there
-            // is enough because newlines never survive.
-            // A leading space as a reference: no indentation (code block),
-            // and what follows is no longer at the start of a line.
-            ' ' if out.is_empty() => out.push_str("&#32;"),
-            '#' | '-' | '+' | '=' if out.is_empty() => out.push_str(&format!("&#{};", c as u32)),
-            '.' | ')' if out.chars().all(|d| d.is_ascii_digit()) && !out.is_empty() => out.push_str(&format!("&#{};", c as u32)),
-            _ => {
-                out.push(c);
-                if let Some(j) = joiner_after(&chars, i).filter(|_| c != '.') {
-                    out.push(j);
-                }
-            }
+        if let Some(escaped) = special(c, &out) {
+            out.push_str(&escaped);
+            continue;
+        }
+        out.push(c);
+        if let Some(j) = joiner_after(&chars, i).filter(|_| c != '.') {
+            out.push(j);
         }
     }
     out
+}
+
+/// Untrusted text as inline Markdown text (paragraphs, list items, table
+/// cells, headings). Safe also inside HTML blocks; not inside code spans.
+pub fn text(s: &str) -> String {
+    walk(s, |c, out| match c {
+        '&' => Some("&amp;".to_string()),
+        '<' => Some("&lt;".to_string()),
+        '>' => Some("&gt;".to_string()),
+        '"' => Some("&quot;".to_string()),
+        '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '$' | '^' => Some(format!("&#{};", c as u32)),
+        // Only at the very start can these begin a block (heading, list,
+        // setext underline, numbered list, quote); escaping them there
+        // is enough because newlines never survive.
+        // A leading space as a reference: no indentation (code block),
+        // and what follows is no longer at the start of a line.
+        ' ' if out.is_empty() => Some("&#32;".to_string()),
+        '#' | '-' | '+' | '=' if out.is_empty() => Some(format!("&#{};", c as u32)),
+        '.' | ')' if out.chars().all(|d| d.is_ascii_digit()) && !out.is_empty() => Some(format!("&#{};", c as u32)),
+        _ => None,
+    })
 }
 
 /// Untrusted text inside an HTML element or a quoted attribute value
 /// (`<summary>…</summary>`, `title="…"`): HTML-escaped, no Markdown escapes
 /// (GitHub shows those literally there).
 pub fn html(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, &c) in chars.iter().enumerate() {
-        if dropped(c) {
-            continue;
-        }
-        if c == '.' && joiner_after(&chars, i) == Some(WJ) {
-            out.push(WJ);
-            out.push('.');
-            continue;
-        }
-        match c {
-            '\n' | '\r' | '\t' => out.push(' '),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => {
-                out.push(c);
-                if let Some(j) = joiner_after(&chars, i).filter(|_| c != '.') {
-                    out.push(j);
-                }
-            }
-        }
-    }
-    out
+    walk(s, |c, _| match c {
+        '&' => Some("&amp;".to_string()),
+        '<' => Some("&lt;".to_string()),
+        '>' => Some("&gt;".to_string()),
+        '"' => Some("&quot;".to_string()),
+        '\'' => Some("&#39;".to_string()),
+        _ => None,
+    })
 }
 
 /// Untrusted text as a complete inline code span, fences included:

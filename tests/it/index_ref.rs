@@ -1,5 +1,6 @@
-//! The index that travels: `reconcile` pushes the history index to
-//! `refs/gitgrant/index`; a fresh clone that fetches it walks only the newer
+//! The index that travels: `reconcile` pushes the history index to the
+//! branch `gitgrant-index`; a fresh clone (which has every branch, as
+//! `actions/checkout` with `fetch-depth: 0` does) walks only the newer
 //! commits and answers exactly as a cold clone does; a corrupt or foreign
 //! index on the ref is rebuilt, never trusted.
 
@@ -18,13 +19,13 @@ fn req(requester: &str, start: &str) -> String {
     format!("requester: {requester}\nrole: user\nresources: [sandbox]\nstart: {start}\nduration: 2h\nreason: \"INC-1: investigate the incident\"\n")
 }
 
-/// A fresh clone of `bare`, with the index ref fetched when `fetch_index`.
-fn fresh_clone(bare: &Path, fetch_index: bool) -> tempfile::TempDir {
+/// A fresh clone of `bare` (every branch, as CI's checkout has them); with
+/// its copy of the index branch deleted unless `with_index`.
+fn fresh_clone(bare: &Path, with_index: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     assert!(git(dir.path(), &["clone", "-q", &format!("file://{}", bare.display()), "."]).0);
-    if fetch_index {
-        let (ok, out) = git(dir.path(), &["fetch", "-q", "origin", "refs/gitgrant/index:refs/gitgrant/index"]);
-        assert!(ok, "{out}");
+    if !with_index {
+        git(dir.path(), &["update-ref", "-d", "refs/remotes/origin/gitgrant-index"]);
     }
     dir
 }
@@ -46,8 +47,8 @@ fn reconcile_pushes_the_index_and_a_fresh_clone_walks_only_newer_commits() {
     let (r, bare) = setup();
     let out = r.run(&["reconcile", "--at", "2026-12-01T10:05:00Z"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    let (ok, pushed) = git(bare.path(), &["rev-parse", "refs/gitgrant/index"]);
-    assert!(ok, "reconcile pushed the index ref: {pushed}");
+    let (ok, pushed) = git(bare.path(), &["rev-parse", "refs/heads/gitgrant-index"]);
+    assert!(ok, "reconcile pushed the index branch: {pushed}");
 
     // main moves on after the reconcile: two more landings.
     land(&r, "bob", "bob", &[("requests/bob-sandbox.yaml", req("bob", "2026-12-02T10:00:00Z"))], &[]);
@@ -88,7 +89,7 @@ fn a_corrupt_or_foreign_index_on_the_ref_is_rebuilt_never_trusted() {
     let other_repo = git2::Repository::open(other.path()).unwrap();
     gitgrant::history::travel::publish(&other_repo, &gitgrant::history::index_path(&other_repo), "main").unwrap();
     let d = fresh_clone(bare.path(), false);
-    let (ok, out) = git(d.path(), &["fetch", "-q", &other.path().display().to_string(), "refs/gitgrant/index:refs/gitgrant/index"]);
+    let (ok, out) = git(d.path(), &["fetch", "-q", &other.path().display().to_string(), "refs/heads/gitgrant-index:refs/heads/gitgrant-index"]);
     assert!(ok, "{out}");
     let out = run_in(d.path(), CHECK);
     assert!(out.stderr.contains("history index cold"), "{}", out.all());
