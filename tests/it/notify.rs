@@ -330,7 +330,10 @@ notifications:
     }
 
     let texts: Vec<String> = bodies(&hooks, "slack").await.iter().map(|b| b["text"].as_str().unwrap().to_string()).collect();
-    insta::assert_yaml_snapshot!("landed-and-overdue-slack", texts);
+    // The policies name a temporary directory, so commit ids differ per run.
+    insta::with_settings!({ filters => vec![(r"commit [0-9a-f]{10}", "commit [id]")] }, {
+        insta::assert_json_snapshot!("landed-and-overdue-slack", texts);
+    });
     assert!(!texts.iter().any(|t| t.starts_with("request ivan-push landed")), "a refused landing is not `landed`: {texts:?}");
     assert_eq!(texts.iter().filter(|t| t.starts_with("BREAK-GLASS not reviewed")).count(), 1, "{texts:?}");
     assert!(!texts.iter().any(|t| t.starts_with("refused heidi-bg")), "not also as a generic refusal: {texts:?}");
@@ -363,6 +366,6 @@ notifications:
         .filter(|q| q.url.path().ends_with("/comments"))
         .map(|q| serde_json::from_slice::<Value>(&q.body).unwrap()["body"].as_str().unwrap().to_string())
         .collect();
-    insta::assert_yaml_snapshot!("landed-and-overdue-github", comments);
+    insta::assert_json_snapshot!("landed-and-overdue-github", comments);
     assert_eq!(comments.len(), 3, "{comments:?}");
 }
