@@ -96,14 +96,7 @@ pub struct Args {
 
 /// Delivers this run's events (and any not yet delivered) to the policies'
 /// sinks; the failures, as warnings.
-async fn notify(
-    g: &Global,
-    a: &Args,
-    desired: &crate::reconcile::Desired,
-    ledger: &Ledger,
-    plan: &crate::reconcile::Plan,
-    at: DateTime<Utc>,
-) -> Vec<String> {
+async fn notify(g: &Global, a: &Args, desired: &crate::reconcile::Desired, ledger: &Ledger, plan: &crate::reconcile::Plan, at: DateTime<Utc>) -> Vec<String> {
     let n = &desired.policy.notifications;
     if n.sinks.is_empty() {
         return Vec::new();
@@ -232,8 +225,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     }
     // Notifications: derived from the ledger as recorded (so what failed or
     // was never sent is derived again next run), after the ledger is pushed.
-    let notify_failed =
-        if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired, &ledger, &plan, at)) } else { Vec::new() };
+    let notify_failed = if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired, &ledger, &plan, at)) } else { Vec::new() };
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({

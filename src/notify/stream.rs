@@ -61,7 +61,9 @@ pub fn landed(landings: &[Landing], since: DateTime<Utc>, at: DateTime<Utc>) -> 
 fn unratified_reason(e: &Entry) -> Option<&str> {
     match e.action.as_str() {
         "verify-failed" => Some(e.detail.as_str()),
-        "finding" => e.detail.strip_prefix('[').and_then(|d| d.split_once("] ")).and_then(|(_, rest)| rest.strip_prefix(&format!("rule `{}`: ", breakglass::RULE))),
+        "finding" => {
+            e.detail.strip_prefix('[').and_then(|d| d.split_once("] ")).and_then(|(_, rest)| rest.strip_prefix(&format!("rule `{}`: ", breakglass::RULE)))
+        }
         _ => None,
     }
     .filter(|r| r.starts_with(breakglass::UNRATIFIED))

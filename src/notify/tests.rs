@@ -95,8 +95,12 @@ mod derivation {
         let mut p = Policy::default();
         let members = ["dave", "erin"].iter().map(|s| s.to_string()).collect();
         p.groups.insert("security".into(), Group { members, github_team: None, origin: Origin { file: String::new(), pos: crate::diag::Pos::FILE } });
-        p.break_glass =
-            Some(BreakGlass { approvals: vec![], max_duration: Duration::from_secs(7200), review_within: Duration::from_secs(1800), reviewers: vec!["security".into()] });
+        p.break_glass = Some(BreakGlass {
+            approvals: vec![],
+            max_duration: Duration::from_secs(7200),
+            review_within: Duration::from_secs(1800),
+            reviewers: vec!["security".into()],
+        });
         p
     }
 
@@ -163,7 +167,7 @@ mod derivation {
         assert_eq!(e.kind, Kind::Landed { commit: "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c".into(), approvers: vec!["alice".into()] });
         assert_eq!((e.pr, e.at, e.end), (Some(7), t("2026-12-01T10:00:00Z"), Some(t("2026-12-01T12:00:00Z"))));
         // A later run derives the same id (the outbox then skips it); a new landing is a new event.
-        assert_eq!(stream::landed(&[recent.clone()], since, t("2026-12-01T11:00:00Z"))[0].id, e.id);
+        assert_eq!(stream::landed(std::slice::from_ref(&recent), since, t("2026-12-01T11:00:00Z"))[0].id, e.id);
         let changed = landing("heidi-bg", "2026-12-01T10:40:00Z");
         assert_eq!(stream::landed(&[changed], since, t("2026-12-01T11:00:00Z"))[0].id, "landed:heidi-bg:20261201T104000Z");
     }
@@ -177,7 +181,11 @@ mod derivation {
         let e = &events[2];
         assert_eq!(
             e.kind,
-            Kind::BreakGlassOverdue { review_by: t("2026-12-01T10:30:00Z"), reviewer_groups: vec!["security".into()], reviewers: vec!["dave".into(), "erin".into()] }
+            Kind::BreakGlassOverdue {
+                review_by: t("2026-12-01T10:30:00Z"),
+                reviewer_groups: vec!["security".into()],
+                reviewers: vec!["dave".into(), "erin".into()]
+            }
         );
         assert_eq!(e.id, "break_glass_overdue:heidi-bg:20261201T103000Z", "keyed by when the review was due");
         assert_eq!(e.pr, Some(7), "the PR of the grant, for the GitHub sink");
@@ -194,10 +202,7 @@ mod derivation {
             detail: format!("[break_glass.review_within/heidi-bg/sandbox/-] rule `break_glass.review_within`: {}. Evidence: ", refusal.detail),
             ..refusal.clone()
         };
-        let forged = Entry {
-            detail: format!("[busy/heidi-bg/sandbox/e1] rule `busy`: 120 events. Evidence: e1 at x: {}", refusal.detail),
-            ..finding.clone()
-        };
+        let forged = Entry { detail: format!("[busy/heidi-bg/sandbox/e1] rule `busy`: 120 events. Evidence: e1 at x: {}", refusal.detail), ..finding.clone() };
         let from_monitor = stream::from_ledger(&[grant_line(), finding.clone(), forged], t("2026-12-01T00:00:00Z"), &policy());
         let from_reconcile = stream::from_ledger(&[grant_line(), refusal], t("2026-12-01T00:00:00Z"), &policy());
         assert_eq!(from_monitor[2].id, from_reconcile[2].id, "one id, so a sink gets it once whichever command noticed first");

@@ -141,7 +141,17 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     let ledger = crate::ledger::Ledger::read(&repo).unwrap_or_default();
     // Revocations that hold (revoke --now, monitor, unratified break-glass).
     let holds = ledger.sticky_revocations();
-    let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new(), landed: Vec::new(), ledger };
+    let mut out = Desired {
+        at,
+        main: main.to_string(),
+        policy,
+        history,
+        entitlements: Vec::new(),
+        refused: Vec::new(),
+        upcoming: Vec::new(),
+        landed: Vec::new(),
+        ledger,
+    };
     let mut landings = Landings::new(&repo, repo_dir);
     let entries = tree.list(REQUEST_DIR)?;
     let duplicates = files::duplicate_ids(&entries);
