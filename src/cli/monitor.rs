@@ -87,7 +87,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
         if !a.ledger.no_ledger && problems.is_empty() {
             let n = &desired.policy.notifications;
             let since = at - chrono::Duration::hours(crate::notify::stream::HORIZON_HOURS);
-            let events = crate::notify::stream::from_ledger(&ledger.entries, since);
+            let events = crate::notify::stream::from_ledger(&ledger.entries, since, &desired.policy);
             let extra: Vec<(crate::notify::Webhook, Vec<String>)> = a
                 .webhook
                 .iter()
@@ -98,7 +98,8 @@ pub fn run(g: &Global, a: Args) -> u8 {
                         format: crate::notify::Format::Slack,
                         timeout: std::time::Duration::from_secs(20),
                     };
-                    (hook, vec!["monitor_finding".to_string()])
+                    // An unreviewed break-glass grant is a finding here, `break_glass_overdue` in the stream.
+                    (hook, vec!["monitor_finding".to_string(), "break_glass_overdue".to_string()])
                 })
                 .collect();
             let gh = client.as_ref().map(|c| c as &dyn crate::notify::stream::Commenter);

@@ -96,19 +96,15 @@ pub struct Args {
 
 /// Delivers this run's events (and any not yet delivered) to the policies'
 /// sinks; the failures, as warnings.
-async fn notify(
-    g: &Global,
-    a: &Args,
-    n: &crate::model::policy::Notifications,
-    ledger: &Ledger,
-    plan: &crate::reconcile::Plan,
-    at: DateTime<Utc>,
-) -> Vec<String> {
+async fn notify(g: &Global, a: &Args, desired: &crate::reconcile::Desired, ledger: &Ledger, plan: &crate::reconcile::Plan, at: DateTime<Utc>) -> Vec<String> {
+    let n = &desired.policy.notifications;
     if n.sinks.is_empty() {
         return Vec::new();
     }
     let since = at - chrono::Duration::hours(crate::notify::stream::HORIZON_HOURS);
-    let mut events = crate::notify::stream::from_ledger(&ledger.entries, since);
+    // Landings first: a reader sees "landed" before "granted".
+    let mut events = crate::notify::stream::landed(&desired.landed, since, at);
+    events.extend(crate::notify::stream::from_ledger(&ledger.entries, since, &desired.policy));
     let ends: Vec<(String, DateTime<Utc>)> = plan
         .actions
         .iter()
@@ -231,8 +227,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
     }
     // Notifications: derived from the ledger as recorded (so what failed or
     // was never sent is derived again next run), after the ledger is pushed.
-    let notify_failed =
-        if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired.policy.notifications, &ledger, &plan, at)) } else { Vec::new() };
+    let notify_failed = if record && ledger_error.is_none() { rt.block_on(notify(g, &a, &desired, &ledger, &plan, at)) } else { Vec::new() };
     match g.format {
         Format::Json => {
             let doc = serde_json::json!({

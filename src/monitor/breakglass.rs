@@ -88,6 +88,9 @@ pub fn owners(policy: &Policy) -> String {
         .join("; ")
 }
 
+/// The monitor rule name of an unratified break-glass grant's finding.
+pub const RULE: &str = "break_glass.review_within";
+
 /// How every unratified-break-glass refusal begins (monitor finds them by it).
 pub const UNRATIFIED: &str = "break-glass grant not ratified";
 
@@ -99,6 +102,24 @@ pub fn overdue_reason(id: &str, due: DateTime<Utc>, policy: &Policy) -> String {
         crate::model::stamp(&due),
         owners(policy)
     )
+}
+
+/// When the review was due, read back from a reason [`overdue_reason`]
+/// wrote (the detail of a `verify-failed` ledger line, or the message of a
+/// monitor finding); `None` for any text that does not begin as it does.
+pub fn overdue_due(reason: &str) -> Option<DateTime<Utc>> {
+    let rest = reason.strip_prefix(UNRATIFIED)?;
+    let (_, rest) = rest.split_once(" landed on main by ")?;
+    let (stamp, _) = rest.split_once(';')?;
+    DateTime::parse_from_rfc3339(stamp.trim()).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Who must review break-glass grants: the `break_glass.reviewers` groups
+/// and their members (sorted, unique logins). Empty without the section.
+pub fn reviewers(policy: &Policy) -> (Vec<String>, Vec<String>) {
+    let Some(bg) = &policy.break_glass else { return (Vec::new(), Vec::new()) };
+    let logins: std::collections::BTreeSet<String> = bg.reviewers.iter().flat_map(|g| policy.members(g)).collect();
+    (bg.reviewers.clone(), logins.into_iter().collect())
 }
 
 /// Review commits on main's first-parent chain from `main` back to `since`
@@ -162,6 +183,18 @@ mod tests {
     }
     fn review(time: &str, approver: &str, author: &str) -> ReviewCommit {
         ReviewCommit { commit: "c1".into(), time: t(time), requests: vec!["bg".into()], approvers: vec![approver.into()], authors: vec![author.into()] }
+    }
+
+    #[test]
+    fn the_due_time_is_read_back_from_the_reason() {
+        let due = t("2026-12-01T10:30:00Z");
+        let reason = overdue_reason("heidi-bg", due, &policy());
+        assert_eq!(overdue_due(&reason), Some(due));
+        assert_eq!(overdue_due(&format!("{reason}. Evidence: ")), Some(due), "as a monitor finding quotes it");
+        assert_eq!(overdue_due("landed in a change that `check` fails: x landed on main by 2026-12-01T10:30:00Z; y"), None, "not a ratification refusal");
+        assert_eq!(overdue_due(&format!("no longer allowed by the current policies on main: GG001 {reason}")), None, "only at the start");
+        assert_eq!(reviewers(&policy()), (vec!["security".to_string()], vec!["dave".to_string(), "erin".to_string()]));
+        assert_eq!(reviewers(&Policy::default()), (vec![], vec![]));
     }
 
     #[test]

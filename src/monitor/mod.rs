@@ -292,7 +292,7 @@ pub async fn run(repo: &Path, desired: &Desired, ledger: &Ledger, sources: &Sour
     for r in desired.refused.iter().filter(|r| r.reason.starts_with(breakglass::UNRATIFIED)) {
         for resource in &r.resources {
             out.findings.push(Finding {
-                rule: "break_glass.review_within".into(),
+                rule: breakglass::RULE.into(),
                 kind: FindingKind::BreakGlassUnreviewed,
                 request: r.request.clone(),
                 requester: r.requester.clone(),

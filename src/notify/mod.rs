@@ -41,7 +41,12 @@ pub enum RevokeWhy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kind {
-    Landed,
+    /// An approved version of the request reached main: `commit` is the
+    /// landing commit, `approvers` the logins whose approval counted.
+    Landed {
+        commit: String,
+        approvers: Vec<String>,
+    },
     Granted,
     Revoked {
         why: RevokeWhy,
@@ -50,8 +55,13 @@ pub enum Kind {
         reason: String,
     },
     BreakGlassOpened,
+    /// No valid review of a break-glass grant landed by `review_by`; its
+    /// access is revoked. `reviewers` (members of `reviewer_groups`, as the
+    /// policies on main list them) are the people who must review it.
     BreakGlassOverdue {
         review_by: DateTime<Utc>,
+        reviewer_groups: Vec<String>,
+        reviewers: Vec<String>,
     },
     ExpiringSoon {
         extend_command: String,
@@ -66,7 +76,7 @@ pub enum Kind {
 impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
-            Kind::Landed => "landed",
+            Kind::Landed { .. } => "landed",
             Kind::Granted => "granted",
             Kind::Revoked { .. } => "revoked",
             Kind::Refused { .. } => "refused",
@@ -154,14 +164,30 @@ pub fn slack_escape(s: &str) -> String {
 pub fn headline(e: &Event) -> String {
     let what = format!("{} -> {} on {}", e.requester, e.role, e.resources.join(", "));
     match &e.kind {
-        Kind::Landed => format!("request {} landed: {what}", e.request),
+        Kind::Landed { approvers, .. } => {
+            let by = if approvers.is_empty() { "no approval required".to_string() } else { format!("approved by {}", approvers.join(", ")) };
+            let pr = e.pr.map(|n| format!(" (PR #{n})")).unwrap_or_default();
+            format!("request {} landed{pr}: {what}, {by}", e.request)
+        }
         Kind::Granted => format!("granted {what} ({})", e.request),
         Kind::Revoked { why } => {
             format!("revoked ({}) {what} ({})", serde_json::to_value(why).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), e.request)
         }
         Kind::Refused { reason } => format!("refused {}: {reason}", e.request),
         Kind::BreakGlassOpened => format!("BREAK-GLASS opened: {what} ({})", e.request),
-        Kind::BreakGlassOverdue { review_by } => format!("break-glass {} has no review; it was due {}", e.request, review_by.format("%Y-%m-%d %H:%M UTC")),
+        Kind::BreakGlassOverdue { review_by, reviewer_groups, reviewers } => {
+            let who = match (reviewers.is_empty(), reviewer_groups.is_empty()) {
+                (false, _) => format!("{} ({})", reviewers.join(", "), reviewer_groups.join(", ")),
+                (true, false) => format!("the members of {}", reviewer_groups.join(", ")),
+                (true, true) => "the policy owners".to_string(),
+            };
+            format!(
+                "BREAK-GLASS not reviewed: {} ({what}) was due for review by {}; access revoked. Reviewers who must act: {who}, with a commit on main carrying \"Break-glass-review: {}\"",
+                e.request,
+                review_by.format("%Y-%m-%d %H:%M UTC"),
+                e.request
+            )
+        }
         Kind::ExpiringSoon { extend_command } => {
             let end = e.end.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
             format!("{what} ends at {end}; to extend: {extend_command}")

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Event, Format, Grant, Kind, Outbox, RevokeWhy, Webhook};
 use crate::ledger::Entry;
-use crate::model::policy::{Notifications, SinkKind};
+use crate::model::policy::{Notifications, Policy, SinkKind};
+use crate::monitor::breakglass;
+use crate::reconcile::desired::Landing;
 
 /// How far back ledger lines still produce events: a sink that was down
 /// longer than this misses them (they stay on the ledger).
@@ -26,9 +28,61 @@ fn event(kind: Kind, e: &Entry, key: DateTime<Utc>) -> Event {
     }
 }
 
+/// One `landed` per request and landing commit made in `since..=at` (older
+/// ones are not announced: a first run on an old repository does not flood).
+/// The id is keyed by the landing's time, so reruns repeat it exactly.
+pub fn landed(landings: &[Landing], since: DateTime<Utc>, at: DateTime<Utc>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for l in landings.iter().filter(|l| l.time >= since && l.time <= at) {
+        let approvers: std::collections::BTreeSet<String> = l.evidence.approvers.iter().map(|a| a.login.to_ascii_lowercase()).collect();
+        let kind = Kind::Landed { commit: l.evidence.landing_commit.clone(), approvers: approvers.into_iter().collect() };
+        let id = Event::stable_id(&kind, &l.request, l.time);
+        if out.iter().any(|o| o.id == id) {
+            continue;
+        }
+        out.push(Event {
+            id,
+            kind,
+            request: l.request.clone(),
+            requester: l.requester.clone(),
+            role: l.role.clone(),
+            resources: l.resources.clone(),
+            at: l.time,
+            end: Some(l.end),
+            pr: l.evidence.pr,
+        });
+    }
+    out
+}
+
+/// The reason of a line recording an unratified break-glass grant:
+/// reconcile's refusal, or monitor's finding (`[key] rule `RULE`: reason`).
+/// Only at those places, never from text that quotes evidence or requests.
+fn unratified_reason(e: &Entry) -> Option<&str> {
+    match e.action.as_str() {
+        "verify-failed" => Some(e.detail.as_str()),
+        "finding" => {
+            e.detail.strip_prefix('[').and_then(|d| d.split_once("] ")).and_then(|(_, rest)| rest.strip_prefix(&format!("rule `{}`: ", breakglass::RULE)))
+        }
+        _ => None,
+    }
+    .filter(|r| r.starts_with(breakglass::UNRATIFIED))
+}
+
+/// `break_glass_overdue` for a line that records an unratified break-glass
+/// grant; keyed by the due time, so reconcile's and monitor's lines are one
+/// event.
+fn overdue(e: &Entry, policy: &Policy) -> Option<Event> {
+    let review_by = breakglass::overdue_due(unratified_reason(e)?)?;
+    let (reviewer_groups, reviewers) = breakglass::reviewers(policy);
+    Some(event(Kind::BreakGlassOverdue { review_by, reviewer_groups, reviewers }, e, review_by))
+}
+
 /// The events the ledger's lines since `since` stand for: one per request
-/// and kind (a request granted on three resources is one `granted`).
-pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
+/// and kind (a request granted on three resources is one `granted`). An
+/// unratified break-glass grant is one `break_glass_overdue` naming the
+/// reviewers `policy` lists (not a `refused` or `monitor_finding`).
+pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>, policy: &Policy) -> Vec<Event> {
     let mut out: Vec<Event> = Vec::new();
     for (i, line) in entries.iter().enumerate().filter(|(_, e)| e.time >= since) {
         // Revoke lines name the access, not always who and what: take those
@@ -44,6 +98,14 @@ pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
             filled.resources.clone_from(&g.resources);
             filled.pr = filled.pr.or(g.pr);
             e = &filled;
+        }
+        // Refusals and findings name who and what but not the PR: the grant's.
+        let with_pr;
+        if e.pr.is_none()
+            && let Some(pr) = entries[..i].iter().rev().find(|g| g.action == "grant" && g.request == e.request).and_then(|g| g.pr)
+        {
+            with_pr = Entry { pr: Some(pr), ..e.clone() };
+            e = &with_pr;
         }
         let own;
         if e.resources.is_empty()
@@ -75,6 +137,7 @@ pub fn from_ledger(entries: &[Entry], since: DateTime<Utc>) -> Vec<Event> {
                 };
                 push(event(Kind::Revoked { why }, e, e.time));
             }
+            ("verify-failed" | "finding", _) if let Some(ev) = overdue(e, policy) => push(ev),
             ("verify-failed", _) => push(event(Kind::Refused { reason: e.detail.clone() }, e, e.time)),
             ("finding", _) => {
                 let mut ev = event(Kind::MonitorFinding { detail: e.detail.clone(), action: e.result.clone() }, e, e.time);

@@ -76,6 +76,23 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// An approved version of a request on main: the landing that added or
+/// changed its file and passed verification (check and approvals). Kept for
+/// requests granted now and for those whose window starts later (these only
+/// when the file changed within [`crate::notify::stream::HORIZON_HOURS`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Landing {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub resources: Vec<String>,
+    /// When the landing commit was made.
+    pub time: DateTime<Utc>,
+    /// The end of the window it asks for.
+    pub end: DateTime<Utc>,
+    pub evidence: Evidence,
+}
+
 #[derive(Debug)]
 pub struct Desired {
     pub at: DateTime<Utc>,
@@ -86,6 +103,8 @@ pub struct Desired {
     pub refused: Vec<Refusal>,
     /// Approved-or-not-yet-judged requests whose window starts later.
     pub upcoming: Vec<(String, Window)>,
+    /// The verified landings of the requests above (granted or upcoming).
+    pub landed: Vec<Landing>,
     /// The ledger as read once for this run (empty when absent or corrupt:
     /// reconcile itself refuses a corrupt ledger before changing anything).
     pub ledger: crate::ledger::Ledger,
@@ -122,7 +141,17 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     let ledger = crate::ledger::Ledger::read(&repo).unwrap_or_default();
     // Revocations that hold (revoke --now, monitor, unratified break-glass).
     let holds = ledger.sticky_revocations();
-    let mut out = Desired { at, main: main.to_string(), policy, history, entitlements: Vec::new(), refused: Vec::new(), upcoming: Vec::new(), ledger };
+    let mut out = Desired {
+        at,
+        main: main.to_string(),
+        policy,
+        history,
+        entitlements: Vec::new(),
+        refused: Vec::new(),
+        upcoming: Vec::new(),
+        landed: Vec::new(),
+        ledger,
+    };
     let mut landings = Landings::new(&repo, repo_dir);
     let entries = tree.list(REQUEST_DIR)?;
     let duplicates = files::duplicate_ids(&entries);
@@ -166,8 +195,25 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
         if window.end <= at {
             continue;
         }
+        let landing = |evidence: &Evidence| Landing {
+            request: req.id.clone(),
+            requester: req.requester.clone(),
+            role: req.role.clone(),
+            resources: req.resources.clone(),
+            time: crate::git::time_of(&repo, &evidence.landing_commit).unwrap_or(record.landed),
+            end: window.end,
+            evidence: evidence.clone(),
+        };
         if window.start > at {
             out.upcoming.push((req.id.clone(), window));
+            // Judged early only to announce a recent landing (its approvals
+            // are judged again, and refusals reported, once the window opens).
+            let horizon = at - chrono::Duration::hours(crate::notify::stream::HORIZON_HOURS);
+            if record.windows.last().is_some_and(|(changed, _)| *changed >= horizon)
+                && let Ok(evidence) = verify_landing(&out.history, &mut landings, &entry.path, github).await
+            {
+                out.landed.push(landing(&evidence));
+            }
             continue;
         }
         // 1. The landing that approved this file's content, judged again from git.
@@ -178,6 +224,9 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
                 continue;
             }
         };
+        let landed = landing(&evidence);
+        let landed_at = landed.time;
+        out.landed.push(landed);
         // 2. Every rule of the current policies (eligibility may have been withdrawn).
         let mut d = Diagnostics::default();
         let ctx = RequestContext { now: at, default_start: record.landed, known_ids: &known_ids, check_past: false };
@@ -188,7 +237,6 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
             continue;
         }
         // 3. Held revocations and break-glass ratification.
-        let landed_at = crate::git::time_of(&repo, &evidence.landing_commit).unwrap_or(record.landed);
         if let Some(t) = holds.get(&req.id).filter(|t| **t >= landed_at) {
             out.refused.push(refuse(
                 format!(

@@ -266,3 +266,106 @@ async fn the_github_sink_comments_once_on_the_requests_pr() {
     assert!(body.starts_with("**gitgrant**: granted heidi -"), "{body}");
     assert!(body.contains("heidi-sandbox") && !body.contains('\n'), "{body}");
 }
+
+/// `landed` and `break_glass_overdue` end to end, from fresh clones of a bare
+/// remote: a break-glass request (approved, granted, never reviewed), one
+/// approved for tomorrow (announced now), and one pushed directly to main
+/// (refused, never `landed`). Slack gets every event, the JSON webhook and
+/// the GitHub PR only the two kinds; each exactly once over three runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landed_and_break_glass_overdue_reach_every_sink_once() {
+    let shared = tempfile::tempdir().unwrap();
+    let main = Repo::new();
+    main.at("2026-11-20T10:00:00Z");
+    let state = shared.path().join("grants.json").display().to_string();
+    let policies = POLICIES
+        .replace("state/grants.json", &state)
+        .replace("  managers: { members: [frank, grace] }\n", "  managers: { members: [frank, grace] }\n  security: { members: [dave, erin] }\n")
+        .replace("  grace: {}\n", "  grace: {}\n  dave: {}\n  erin: {}\n");
+    let extra = "
+break_glass:
+  approvals: [ { from: [sre], count: 1 } ]
+  max_duration: 2h
+  review_within: 30m
+  reviewers: [security]
+notifications:
+  sinks:
+    chat: { kind: slack, url_env: TEST_SLACK_URL }
+    siem: { kind: json, url_env: TEST_JSON_URL, events: [landed, break_glass_overdue] }
+    pr: { kind: github, events: [landed, break_glass_overdue] }
+";
+    main.write("policies/all.yaml", format!("{policies}{extra}"));
+    main.commit("bootstrap policies");
+    main.at("2026-12-01T10:00:00Z");
+    let bg = format!("{}break_glass: true\n", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"));
+    let landing = land(&main, "heidi-bg", "heidi", &[("requests/heidi-bg.yaml", bg)], &["alice"]);
+    land(&main, "ivan-later", "ivan", &[("requests/ivan-later.yaml", req("ivan", "user", "sandbox", "2026-12-02T10:00:00Z", "1h"))], &[]);
+    main.write("requests/ivan-push.yaml", req("ivan", "user", "sandbox", "2026-12-01T10:00:00Z", "1h"));
+    main.commit_as("ivan", "push straight to main");
+    git(shared.path(), &["init", "-q", "--bare", "remote.git"]);
+    main.git(&["remote", "add", "origin", shared.path().join("remote.git").to_str().unwrap()]);
+    main.git(&["push", "-q", "origin", "main"]);
+    let world = World { _main: main, shared };
+
+    let hooks = ok_sinks().await;
+    let gh = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/access/issues/1/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 77})))
+        .mount(&gh)
+        .await;
+    let (slack, json, api) = (format!("{}/slack", hooks.uri()), format!("{}/json", hooks.uri()), gh.uri());
+    let env = [
+        ("TEST_SLACK_URL", slack.as_str()),
+        ("TEST_JSON_URL", json.as_str()),
+        ("GITHUB_TOKEN", "t0ken"),
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITGRANT_GITHUB_MAX_WAIT", "1"),
+    ];
+    // Granted at 10:05; overdue (due 30 min after access began at the 10:01 landing) at 10:45; nothing new at 10:50.
+    for (clone, at) in [("a", "2026-12-01T10:05:00Z"), ("b", "2026-12-01T10:45:00Z"), ("c", "2026-12-01T10:50:00Z")] {
+        let out = run_in_env(&world.clone(clone), &["reconcile", "--at", at, "--plain-git", "--github-repo", "acme/access"], &env);
+        assert_eq!(out.code, 1, "refusals are reported (exit 1), the run completes: {}", out.all());
+        assert!(!out.stderr.contains("notification"), "every sink took every event: {}", out.all());
+    }
+
+    let texts: Vec<String> = bodies(&hooks, "slack").await.iter().map(|b| b["text"].as_str().unwrap().to_string()).collect();
+    // The policies name a temporary directory, so commit ids differ per run.
+    insta::with_settings!({ filters => vec![(r"commit [0-9a-f]{10}", "commit [id]")] }, {
+        insta::assert_json_snapshot!("landed-and-overdue-slack", texts);
+    });
+    assert!(!texts.iter().any(|t| t.starts_with("request ivan-push landed")), "a refused landing is not `landed`: {texts:?}");
+    assert_eq!(texts.iter().filter(|t| t.starts_with("BREAK-GLASS not reviewed")).count(), 1, "{texts:?}");
+    assert!(!texts.iter().any(|t| t.starts_with("refused heidi-bg")), "not also as a generic refusal: {texts:?}");
+
+    let json = bodies(&hooks, "json").await;
+    let ids: Vec<&str> = json.iter().map(|b| b["event"]["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["landed:heidi-bg:20261201T100100Z", "landed:ivan-later:20261201T100300Z", "break_glass_overdue:heidi-bg:20261201T103100Z"],
+        "each once, across three runs from fresh clones"
+    );
+    let landed = &json[0]["event"];
+    assert_eq!(landed["kind"], "landed");
+    assert_eq!(landed["commit"], landing.as_str(), "the landing commit");
+    assert_eq!(landed["approvers"], serde_json::json!(["alice"]));
+    assert_eq!(landed["pr"], 1);
+    assert_eq!(landed["at"], "2026-12-01T10:01:00Z");
+    assert_eq!(json[1]["event"]["approvers"], serde_json::json!([]), "the auto tier needs none");
+    let overdue = &json[2]["event"];
+    assert_eq!(overdue["review_by"], "2026-12-01T10:31:00Z");
+    assert_eq!(overdue["reviewers"], serde_json::json!(["dave", "erin"]));
+    assert_eq!(overdue["reviewer_groups"], serde_json::json!(["security"]));
+    assert_eq!(overdue["pr"], 1, "from the grant's landing evidence");
+
+    let comments: Vec<String> = gh
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path().ends_with("/comments"))
+        .map(|q| serde_json::from_slice::<Value>(&q.body).unwrap()["body"].as_str().unwrap().to_string())
+        .collect();
+    insta::assert_json_snapshot!("landed-and-overdue-github", comments);
+    assert_eq!(comments.len(), 3, "{comments:?}");
+}
