@@ -86,7 +86,7 @@ fn queued(extra: &[(&str, &str)], head_ref: Option<&str>) -> Queue {
     r.git(&["push", "-q", url, "main", &format!("{}:refs/pull/{PR}/head", pr.head), &format!("{group}:{queue_ref}")]);
 
     let clone = tempfile::tempdir().unwrap();
-    git_in(clone.path(), &["clone", "-q", url, "."]);
+    git_in(clone.path(), &["clone", "-q", "--no-local", url, "."]);
     git_in(clone.path(), &["checkout", "-q", "--detach", &group]);
     let missing = std::process::Command::new("git").args(["cat-file", "-e", &pr.head]).current_dir(clone.path()).output().unwrap();
     assert!(!missing.status.success(), "the fresh clone lacks the PR head: the gate must fetch it");
@@ -120,9 +120,9 @@ async fn gate_group(q: &Queue, server: &MockServer, args: &[&str]) -> Out {
     let mut all = vec!["gate"];
     all.extend_from_slice(args);
     let mut out = gitgrant(q.clone_path(), &server.uri(), &all, Some(&q.event)).await;
-    for (sha, name) in [(&q.group, "[GROUP]"), (&q.pr.head, "[PR-HEAD]"), (&q.pr.base, "[BASE]")] {
+    for (from, to) in check_run_filters(q) {
         for s in [&mut out.stdout, &mut out.stderr] {
-            *s = s.replace(sha.as_str(), name).replace(&sha[..12], &format!("{name}-SHORT"));
+            *s = s.replace(&from, &to);
         }
     }
     out
@@ -197,7 +197,7 @@ async fn a_group_that_lands_an_extra_request_file_is_refused() {
     let out = gate_group(&q, &server, &[]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains(&format!("error: refused: {sneaky}: changed by the merge group, but by none of its pull requests")), "{}", out.all());
-    assert!(out.stdout.contains("PR #7 at [PR-HEAD]-SHORT: success"), "the PR itself is approved: {}", out.all());
+    assert!(out.stdout.contains("PR #7 at [PR-HEAD-SHORT]: success"), "the PR itself is approved: {}", out.all());
     let run = the_check_run(&q, &server).await;
     assert_eq!(run["conclusion"], "failure");
     assert_eq!(run["head_sha"], "[GROUP]");

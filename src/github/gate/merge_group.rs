@@ -426,3 +426,44 @@ fn summary(ev: &MergeGroupEvent, title: &str, prs: &[QueuedPr], unexplained: &[U
     }
     super::clamp(s, "summary")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn commit(repo: &Repository, parent: Option<Oid>, msg: &str) -> Oid {
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
+        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+        let parents: Vec<git2::Commit> = parent.map(|p| repo.find_commit(p).unwrap()).into_iter().collect();
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(None, &sig, &sig, msg, &tree, &refs).unwrap()
+    }
+
+    #[test]
+    fn the_queue_branches_chain_the_group_down_to_its_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let base = commit(&repo, None, "main");
+        let g5 = commit(&repo, Some(base), "PR 5 merged onto main");
+        let g6 = commit(&repo, Some(g5), "PR 6 merged onto PR 5's group");
+        // As a CI clone has them: remote-tracking; plus another base's entry at the same commit.
+        repo.reference(&format!("refs/remotes/origin/gh-readonly-queue/main/pr-5-{base}"), g5, false, "").unwrap();
+        repo.reference(&format!("refs/remotes/origin/gh-readonly-queue/release/pr-9-{base}"), g5, false, "").unwrap();
+        repo.reference(&format!("refs/remotes/origin/gh-readonly-queue/main/pr-6-{g5}"), g6, false, "").unwrap();
+
+        let last = |pr: u64, parent: Oid| QueueRef { base: "main".into(), pr, parent_sha: parent.to_string() };
+        assert_eq!(entries(&repo, &last(6, g5), base).unwrap(), vec![5, 6], "queue order: the entry ahead first");
+        assert_eq!(entries(&repo, &last(5, base), base).unwrap(), vec![5], "alone in its group");
+
+        // Merged onto a commit no queue branch names: which PR brought it in is unknown.
+        let stray = commit(&repo, Some(base), "pushed by someone");
+        let e = entries(&repo, &last(7, stray), base).unwrap_err();
+        assert!(e.contains("neither the group's base") && e.contains("fetch-depth: 0"), "{e}");
+
+        // A queue branch that names its own PR again loops: refused, not followed forever.
+        repo.reference(&format!("refs/remotes/origin/gh-readonly-queue/main/pr-8-{g6}"), g6, false, "").unwrap();
+        let e = entries(&repo, &last(8, g6), base).unwrap_err();
+        assert!(e.contains("loop back to PR #8"), "{e}");
+    }
+}
