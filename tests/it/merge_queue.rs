@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
-use crate::github_gate::{OWNER_REPO, PR, PrRepo, REQUEST, count, file, gitgrant, mount_pr, mount_review_pages, pr_repo, repo_path, review, sent, user};
+use crate::github_gate::{
+    OWNER_REPO, PR, PrRepo, REQUEST, count, file, gitgrant, mount_pr, mount_review_pages, pr_commit, pr_repo, pull, repo_path, review, sent, user,
+};
 use crate::support::Out;
 
 const REASON: &str = "INC-42: orders stuck in pending, fix rows by hand";
@@ -209,7 +211,13 @@ async fn a_group_that_lands_an_extra_request_file_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_changes_the_judged_request_is_refused() {
     // The group lands a different version of the PR's own request than the one reviewed.
-    let q = queued(&[(REQUEST, "requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 8h\nticket: INC-42\nreason: 'INC-42: orders stuck in pending, fix rows by hand'\n")], None);
+    let q = queued(
+        &[(
+            REQUEST,
+            "requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 8h\nticket: INC-42\nreason: 'INC-42: orders stuck in pending, fix rows by hand'\n",
+        )],
+        None,
+    );
     let server = serve(&q, approvals(&q.pr)).await;
     let out = gate_group(&q, &server, &[]).await;
     assert_eq!(out.code, 1, "{}", out.all());
@@ -265,4 +273,87 @@ async fn merge_group_flag_outside_a_merge_group_event_is_an_error() {
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("--merge-group: GITHUB_EVENT_PATH names no merge_group event"), "{}", out.all());
     assert!(server.received_requests().await.unwrap_or_default().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_two_queued_prs_judges_both_and_lands_exactly_both() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    // PR 8 (a second request by carol) is queued behind PR 7: its entry builds on PR 7's group.
+    let pr = pr_repo(REASON);
+    let r = &pr.repo;
+    let second = "requests/2026-12-01-carol-orders-rw-again.yaml";
+    r.branch("carol/again");
+    r.write(
+        second,
+        "requester: carol\nrole: db-write\nresources: [orders-db]\nstart: 2026-12-01T10:00:00Z\nduration: 2h\nticket: INC-42\nreason: 'INC-42: a second pair of hands'\n",
+    );
+    let head8 = r.commit_as("carol", "ask again");
+    r.git(&["checkout", "-q", "--detach", "main"]);
+    r.git(&["merge", "-q", "--squash", "carol/orders-rw"]);
+    let g7 = r.commit_as("carol", "Write access to orders-db for INC-42 (#7)");
+    r.git(&["merge", "-q", "--squash", "carol/again"]);
+    let g8 = r.commit_as("carol", "A second pair of hands (#8)");
+    r.checkout("main");
+    assert!(r.git(&["show", "--stat", "--format=", &g8]).contains("orders-rw-again"), "PR 8's request is in the group");
+
+    let remote = tempfile::tempdir().unwrap();
+    git_in(remote.path(), &["init", "-q", "--bare"]);
+    let url = remote.path().to_str().unwrap();
+    let (q7, q8) = (format!("refs/heads/gh-readonly-queue/main/pr-7-{}", pr.base), format!("refs/heads/gh-readonly-queue/main/pr-8-{g7}"));
+    r.git(&[
+        "push",
+        "-q",
+        url,
+        "main",
+        &format!("{}:refs/pull/7/head", pr.head),
+        &format!("{head8}:refs/pull/8/head"),
+        &format!("{g7}:{q7}"),
+        &format!("{g8}:{q8}"),
+    ]);
+    let clone = tempfile::tempdir().unwrap();
+    git_in(clone.path(), &["clone", "-q", "--no-local", url, "."]);
+    git_in(clone.path(), &["checkout", "-q", "--detach", &g8]);
+    let events = tempfile::tempdir().unwrap();
+    let event_path = events.path().join("event.json");
+    let tree = git_in(clone.path(), &["rev-parse", "HEAD^{tree}"]);
+    std::fs::write(&event_path, serde_json::to_vec(&event(&g8, &pr.base, &q8, &tree)).unwrap()).unwrap();
+
+    let server = serve_pr7(&pr).await;
+    let mut pull8 = pull("carol", &pr.base, &head8);
+    pull8["number"] = json!(8);
+    pull8["head"]["ref"] = json!("carol/again");
+    let reviews8 = vec![review(301, "grace", "APPROVED", &head8, "2026-11-23T08:30:00Z"), review(302, "dave", "APPROVED", &head8, "2026-11-23T08:31:00Z")];
+    for (p, body) in [
+        ("/pulls/8", pull8),
+        ("/pulls/8/reviews", json!(reviews8)),
+        ("/pulls/8/files", json!([file(second, "added")])),
+        ("/pulls/8/commits", json!([pr_commit(&head8, "carol", "web-flow")])),
+    ] {
+        Mock::given(method("GET")).and(path(repo_path(p))).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
+    }
+    let out = gitgrant(clone.path(), &server.uri(), &["gate"], Some(&event_path)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("(PR #7, #8): success (check run): merge group approved: 2 pull requests"), "{}", out.all());
+    let runs = sent(&server, "POST", &repo_path("/check-runs")).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["head_sha"], g8.as_str());
+    let summary = runs[0]["output"]["summary"].as_str().unwrap();
+    assert!(summary.contains("- PR #7 at") && summary.contains("- PR #8 at"), "{summary}");
+    assert_eq!(count(&server, "GET", &repo_path("/pulls/8/reviews")).await, 1, "PR 8 judged with its own reviews");
+
+    // Without PR 7's queue branch, nothing says which PR brought g7 in: not judged.
+    git_in(clone.path(), &["update-ref", "-d", &q7.replace("refs/heads/", "refs/remotes/origin/")]);
+    let server = serve_pr7(&pr).await;
+    let out = gitgrant(clone.path(), &server.uri(), &["gate"], Some(&event_path)).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("which is neither the group's base"), "{}", out.all());
+    assert_eq!(sent(&server, "POST", &repo_path("/check-runs")).await[0]["conclusion"], "failure");
+}
+
+async fn serve_pr7(pr: &PrRepo) -> MockServer {
+    let server = MockServer::start().await;
+    mount_pr(&server, pr, vec![file(REQUEST, "added")], vec![]).await;
+    mount_review_pages(&server, approvals(pr)).await;
+    server
 }

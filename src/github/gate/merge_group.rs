@@ -242,9 +242,7 @@ fn open(dir: &Path) -> Result<Repository, String> {
 }
 
 fn commit(repo: &Repository, sha: &str, what: &str) -> Result<Oid, String> {
-    crate::git::resolve(repo, sha).map_err(|_| {
-        format!("{what} {} is not in the local clone: check out the merge group with `fetch-depth: 0`", short(sha))
-    })
+    crate::git::resolve(repo, sha).map_err(|_| format!("{what} {} is not in the local clone: check out the merge group with `fetch-depth: 0`", short(sha)))
 }
 
 /// The PRs the group adds, in queue order: the event's entry, then each
