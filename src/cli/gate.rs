@@ -38,8 +38,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
             (Ok(None), true) => {
                 return fail("--merge-group: GITHUB_EVENT_PATH names no merge_group event (run it in a workflow triggered by `merge_group`)");
             }
-            (Err(e), true) => return fail(e),
-            (Ok(None) | Err(_), false) => {}
+            // A merge_group payload that is malformed, or an unreadable event.
+            (Err(e), _) => return fail(e),
+            (Ok(None), false) => {}
         }
     }
     let event = match (pr_event_from_env(), a.pr) {

@@ -88,13 +88,20 @@ pub fn parse_merge_group(json: &str) -> Result<Option<MergeGroupEvent>, String> 
         return Ok(None);
     };
     let s = |k: &str| g.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("merge_group.{k} is missing"));
+    // The verdict is published at `head_sha`: only a full commit id is taken.
+    let sha = |k: &str| s(k).and_then(|v| if is_full_sha(&v) { Ok(v) } else { Err(format!("merge_group.{k} `{v}` is not a full commit SHA")) });
     Ok(Some(MergeGroupEvent {
-        head_sha: s("head_sha")?,
+        head_sha: sha("head_sha")?,
         head_ref: s("head_ref")?,
-        base_sha: s("base_sha")?,
+        base_sha: sha("base_sha")?,
         base_ref: s("base_ref")?,
         repository: v.pointer("/repository/full_name").and_then(Value::as_str).map(str::to_string),
     }))
+}
+
+/// A full commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+fn is_full_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// One merge queue entry, read from its branch name.
@@ -123,7 +130,7 @@ pub fn parse_queue_ref(r: &str) -> Result<QueueRef, String> {
         return Err(bad("no base branch"));
     }
     let pr = number.parse::<u64>().ok().filter(|n| *n > 0 && number.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| bad("the PR number is not a number"))?;
-    if !(sha.len() == 40 || sha.len() == 64) || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !is_full_sha(sha) {
         return Err(bad("the commit is not a full hexadecimal SHA"));
     }
     Ok(QueueRef { base: base.to_string(), pr, parent_sha: sha.to_string() })
@@ -159,17 +166,20 @@ mod tests {
     #[test]
     fn merge_group_events_and_queue_refs() {
         let sha = "5e8c2a1f0b3d4c6e7f8091a2b3c4d5e6f7081920";
+        let h = "0123456789abcdef0123456789abcdef01234567";
         let ev = format!(
-            r#"{{"action":"checks_requested","merge_group":{{"head_sha":"h","head_ref":"refs/heads/gh-readonly-queue/main/pr-12-{sha}","base_sha":"b","base_ref":"refs/heads/main","head_commit":{{"id":"h"}}}},"repository":{{"full_name":"acme/access"}}}}"#
+            r#"{{"action":"checks_requested","merge_group":{{"head_sha":"{h}","head_ref":"refs/heads/gh-readonly-queue/main/pr-12-{sha}","base_sha":"{sha}","base_ref":"refs/heads/main","head_commit":{{"id":"{h}"}}}},"repository":{{"full_name":"acme/access"}}}}"#
         );
         let g = parse_merge_group(&ev).unwrap().unwrap();
-        assert_eq!((g.head_sha.as_str(), g.base_sha.as_str(), g.base_ref.as_str()), ("h", "b", "refs/heads/main"));
+        assert_eq!((g.head_sha.as_str(), g.base_sha.as_str(), g.base_ref.as_str()), (h, sha, "refs/heads/main"));
         assert_eq!(g.repository.as_deref(), Some("acme/access"));
         assert_eq!(parse_queue_ref(&g.head_ref).unwrap(), QueueRef { base: "main".into(), pr: 12, parent_sha: sha.into() });
         // A base branch with slashes; a remote-tracking name without refs/heads/.
         assert_eq!(parse_queue_ref(&format!("gh-readonly-queue/release/v1/pr-3-{sha}")).unwrap().base, "release/v1");
         assert_eq!(parse_merge_group(r#"{"pull_request":{"number":1}}"#).unwrap(), None);
-        assert!(parse_merge_group(r#"{"merge_group":{"head_sha":"h"}}"#).unwrap_err().contains("merge_group.head_ref"));
+        assert!(parse_merge_group(&format!(r#"{{"merge_group":{{"head_sha":"{h}"}}}}"#)).unwrap_err().contains("merge_group.head_ref"));
+        let odd = ev.replace(h, "../../check-runs");
+        assert!(parse_merge_group(&odd).unwrap_err().contains("merge_group.head_sha `../../check-runs` is not a full commit SHA"));
         for bad in [
             "refs/heads/main".to_string(),
             "refs/heads/gh-readonly-queue/main/pr-12".to_string(),
