@@ -591,6 +591,10 @@ impl GitHubApi for Client {
         let v: Value = serde_json::from_str(&v.body).ok()?;
         str_at(&v, "/login").map(str::to_string)
     }
+
+    async fn git_token(&self) -> Option<String> {
+        self.authorization().await.ok()?.strip_prefix("Bearer ").map(str::to_string)
+    }
 }
 
 #[cfg(test)]

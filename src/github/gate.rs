@@ -124,7 +124,7 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
 
     let mut published = Published::default();
     let mut exit = exit;
-    match publish_verdict(api, &pr, &check_run, opts.status_only, &mut notes).await {
+    match publish_verdict(api, &pr.head_sha, &check_run, opts.status_only, &mut notes).await {
         Ok((check, status)) => {
             published.check_run = check;
             published.status = status;
@@ -313,7 +313,7 @@ fn conclude(v: &Verdict) -> (Conclusion, u8) {
 /// Publishes the check run, or the commit status when asked or when check
 /// runs are not allowed (403/404: a personal token, or GHES without checks).
 /// Returns (check run published, status published).
-async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, status_only: bool, notes: &mut Vec<String>) -> Result<(bool, bool), ApiError> {
+async fn publish_verdict(api: &dyn GitHubApi, head_sha: &str, run: &CheckRun, status_only: bool, notes: &mut Vec<String>) -> Result<(bool, bool), ApiError> {
     if !status_only {
         match api.create_check_run(run).await {
             Ok(()) => return Ok((true, false)),
@@ -331,7 +331,7 @@ async fn publish_verdict(api: &dyn GitHubApi, pr: &PullRequest, run: &CheckRun, 
     };
     let status =
         CommitStatus { state: run.conclusion.status_state().to_string(), context: CHECK_NAME.to_string(), description, target_url: run.details_url.clone() };
-    api.create_status(&pr.head_sha, &status).await?;
+    api.create_status(head_sha, &status).await?;
     Ok((false, true))
 }
 
@@ -530,6 +530,7 @@ fn render_comment(view: &CardView, base_template: Option<&str>, templates: Optio
 }
 
 mod ask;
+pub mod merge_group;
 
 #[cfg(test)]
 mod tests;

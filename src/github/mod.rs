@@ -201,6 +201,11 @@ pub trait GitHubApi: Send + Sync {
     /// The login the client acts as, when GitHub tells (`GET /user`); Actions
     /// and App installation tokens cannot ask, and get `None`.
     async fn viewer_login(&self) -> Option<String>;
+    /// The bare token the client sends, for `git fetch` over HTTPS (a merge
+    /// group's PR heads); `None` when the client has none to lend.
+    async fn git_token(&self) -> Option<String> {
+        None
+    }
     /// Opens an issue; returns its number and URL (monitor findings).
     async fn create_issue(&self, title: &str, body: &str) -> Result<(u64, String), ApiError> {
         let _ = (title, body);

@@ -18,6 +18,7 @@ mod hostile;
 mod index_ref;
 mod install;
 mod ledger_remote;
+mod merge_queue;
 mod monitor;
 mod notify;
 mod provider_aws_iam;

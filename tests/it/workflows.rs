@@ -187,7 +187,7 @@ fn no_job_with_a_write_token_runs_anything_from_a_pull_request() {
             assert!(installed, "{}: `{job_name}` must install and verify gitgrant before checking out the PR", wf.name);
         }
     }
-    assert_eq!(judged, 2, "one gate job in each check workflow holds write permissions");
+    assert_eq!(judged, 4, "two jobs in each check workflow hold write permissions: gate (PRs) and queue (merge groups)");
 }
 
 #[test]
@@ -218,6 +218,18 @@ fn the_check_workflows_judge_prs_reviews_retargets_and_merge_queues() {
         assert_eq!(step["env"]["GITHUB_APP_ID"], json!("${{ vars.GITGRANT_APP_ID }}"), "{}", wf.name);
         assert_eq!(step["env"]["GITHUB_APP_PRIVATE_KEY"], json!("${{ secrets.GITGRANT_APP_PRIVATE_KEY }}"), "{}", wf.name);
         assert_eq!(step["env"]["GITHUB_TOKEN"], json!("${{ vars.GITGRANT_APP_ID == '' && github.token || '' }}"), "{}", wf.name);
+        assert!(cond.contains("github.event_name != 'merge_group'"), "{}: a merge group is the queue job's", wf.name);
+        // The merge queue: gitgrant/approval on the group commit, with no PR write scope.
+        let queue = &jobs(&wf)["queue"];
+        assert_eq!(queue["permissions"], json!({"contents": "read", "pull-requests": "read", "checks": "write", "statuses": "write"}), "{}", wf.name);
+        let cond = queue["if"].as_str().unwrap_or_default();
+        assert!(cond.contains("!cancelled()") && cond.contains("github.event_name == 'merge_group'"), "{}: {cond}", wf.name);
+        let gate_step = steps(queue).iter().find(|s| s["run"].as_str().is_some_and(|r| r.contains(" gate"))).expect("queue gate step");
+        assert!(gate_step["run"].as_str().unwrap().ends_with("gate --merge-group"), "{}", wf.name);
+        assert_eq!(gate_step["env"], step["env"], "{}: the queue publishes as the same app as the gate", wf.name);
+        let checkout = steps(queue).iter().find(|s| is_checkout(s)).expect("queue checkout");
+        assert_eq!(checkout["with"]["fetch-depth"], json!(0), "{}: the queue branches and the base must be in the clone", wf.name);
+        assert!(checkout["with"].get("ref").is_none(), "{}: the event's commit (the group) is checked out", wf.name);
         for (name, job) in jobs(&wf) {
             for s in steps(job).iter().filter(|s| is_checkout(s)) {
                 if checks_out_the_pr(s) {
