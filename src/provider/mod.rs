@@ -12,9 +12,9 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
-pub mod aws_limits;
 #[cfg(feature = "aws")]
 pub mod aws_iam;
+pub mod aws_limits;
 #[cfg(feature = "aws")]
 pub mod aws_sso;
 #[cfg(feature = "azure")]
@@ -166,7 +166,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// FNV-1a, 64 bits: stable across Rust releases, unlike `DefaultHasher`.
-#[cfg(any(feature = "aws", feature = "kubernetes"))]
 pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
