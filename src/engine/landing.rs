@@ -17,8 +17,9 @@ use git2::{Oid, Repository};
 use serde::Serialize;
 
 use super::facts::{LedgerPrint, counts_ledger};
+use super::verdict::BasePolicies;
 use super::verdict::{CheckError, CheckOptions, CheckReport, check_in};
-use super::verdict_store::{Policies, Store, Stored};
+use super::verdict_store::{Store, Stored};
 use crate::approval::{self, ApprovalInput, Decision, Requirement};
 use crate::diag::Diagnostic;
 use crate::source::FsTree;
@@ -174,7 +175,7 @@ pub struct Landings<'r> {
     store: Store,
     /// Main's history as of the parent of the last landing judged.
     walker: Option<crate::history::History>,
-    policies: Policies,
+    policies: BasePolicies,
     ledger: Option<LedgerPrint>,
     judged: usize,
 }
@@ -186,7 +187,7 @@ impl<'r> Landings<'r> {
     }
 
     pub fn with_store(repo: &'r Repository, dir: &Path, store: Store) -> Self {
-        Landings { repo, dir: dir.to_path_buf(), verdicts: HashMap::new(), store, walker: None, policies: Policies::default(), ledger: None, judged: 0 }
+        Landings { repo, dir: dir.to_path_buf(), verdicts: HashMap::new(), store, walker: None, policies: BasePolicies::default(), ledger: None, judged: 0 }
     }
 
     /// The verdict of `commit` (a full id), or why it could not be judged.
@@ -235,7 +236,7 @@ impl<'r> Landings<'r> {
                 Some(print) => *print == self.ledger_at(stored.time),
             };
             if ledger_holds
-                && let Some(policy) = self.policies.at(self.repo, &stored.policy_from)
+                && let Some(policy) = self.policies.policy_at(self.repo, &stored.policy_from)
                 && let Some(v) = stored.into_verdict(policy)
                 && v.commit == commit
             {
@@ -243,7 +244,9 @@ impl<'r> Landings<'r> {
             }
         }
         let oid = Oid::from_str(commit).map_err(|e| e.to_string())?;
-        let v = self.judge(oid).map_err(|e| e.to_string())?;
+        let mut v = self.judge(oid).map_err(|e| e.to_string())?;
+        // No consumer of a landing verdict renders its files: not kept.
+        v.report.sources.clear();
         self.judged += 1;
         if self.store.enabled() {
             let ledger = counts_ledger(&v.report.policy).then(|| self.ledger_at(v.time));
@@ -262,7 +265,7 @@ impl<'r> Landings<'r> {
             return judge_landing_in(self.repo, &self.dir, oid);
         };
         let mut history = crate::history::advance(self.repo, self.walker.take(), parent)?;
-        let report = super::verdict::check_landing(self.repo, Some(parent), oid, crate::git::commit_time(&c), &mut history);
+        let report = super::verdict::check_landing(self.repo, Some(parent), oid, crate::git::commit_time(&c), &mut history, &mut self.policies);
         self.walker = Some(history);
         landing_verdict(self.repo, &c, report?)
     }

@@ -66,8 +66,10 @@ pub struct CheckReport {
     /// File texts read, for rendering source lines.
     #[serde(skip)]
     pub sources: BTreeMap<String, String>,
+    /// Shared: every landing verdict of a run judged by the same policies
+    /// holds one copy (a 1,000-role policy cloned per landing cost GBs).
     #[serde(skip)]
-    pub policy: Policy,
+    pub policy: std::sync::Arc<Policy>,
     /// How the history index was read (for `-v`).
     #[serde(skip)]
     pub history_status: Option<String>,
@@ -181,12 +183,59 @@ pub fn check_in(repo: Option<&Repository>, opts: &CheckOptions, worktree: &dyn T
 /// (what [`check_in`] reads at that base, here kept by the caller and walked
 /// forward from landing to landing instead of re-read for each one). Its
 /// ledger facts are replaced by those recorded before `now`.
-pub fn check_landing(repo: &Repository, parent: Option<Oid>, head: Oid, now: DateTime<Utc>, history: &mut History) -> Result<CheckReport, CheckError> {
+pub fn check_landing(
+    repo: &Repository,
+    parent: Option<Oid>,
+    head: Oid,
+    now: DateTime<Utc>,
+    history: &mut History,
+    policies: &mut BasePolicies,
+) -> Result<CheckReport, CheckError> {
     let opts = CheckOptions { base: parent.map(|p| p.to_string()), head: Some(head.to_string()), all: false, only: None, now };
     let base_tree = parent.map(|b| GitTree::new(repo, b)).transpose()?;
     let head_tree = GitTree::new(repo, head)?;
     let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
-    judge(Some(repo), parent, base, &head_tree, Some(head), &opts, false, Some(history))
+    judge(Some(repo), parent, base, &head_tree, Some(head), &opts, false, Some((history, policies)))
+}
+
+/// The policies of a base as `check` loads them, shared.
+#[derive(Clone)]
+struct BaseLoad {
+    policy: std::sync::Arc<Policy>,
+    diagnostics: Diagnostics,
+    empty: bool,
+    sources: BTreeMap<String, String>,
+}
+
+impl From<crate::validate::policy::PolicyLoad> for BaseLoad {
+    fn from(l: crate::validate::policy::PolicyLoad) -> Self {
+        BaseLoad { policy: std::sync::Arc::new(l.policy), diagnostics: l.diagnostics, empty: l.empty, sources: l.sources }
+    }
+}
+
+/// Base policies loaded once per distinct (`policies/`, `templates/`) tree:
+/// the rules change in a handful of commits, not per landing, and parsing a
+/// 1,000-role policy per landing was most of the cost of judging one.
+#[derive(Default)]
+pub struct BasePolicies(std::collections::HashMap<(Option<Oid>, Option<Oid>), BaseLoad>);
+
+impl BasePolicies {
+    fn load(&mut self, repo: Option<&Repository>, commit: Oid, tree: &dyn Tree) -> BaseLoad {
+        let key = repo.and_then(|r| r.find_commit(commit).ok()).and_then(|c| c.tree().ok()).map(|root| {
+            (root.get_name(crate::validate::policy::POLICY_DIR).map(|e| e.id()), root.get_name(crate::validate::policy::TEMPLATE_DIR).map(|e| e.id()))
+        });
+        let Some(key) = key else { return BaseLoad::from(load_policy(tree)) };
+        self.0.entry(key).or_insert_with(|| BaseLoad::from(load_policy(tree))).clone()
+    }
+
+    /// What `check` judges by with `commit` as its base: its policies, or
+    /// none (the defaults) when it has no policy files.
+    pub fn policy_at(&mut self, repo: &Repository, commit: &str) -> Option<std::sync::Arc<Policy>> {
+        let oid = Oid::from_str(commit).ok()?;
+        let tree = GitTree::new(repo, oid).ok()?;
+        let load = self.load(Some(repo), oid, &tree);
+        Some(if load.empty { Default::default() } else { load.policy })
+    }
 }
 
 fn judge(
@@ -197,8 +246,12 @@ fn judge(
     head_oid: Option<Oid>,
     opts: &CheckOptions,
     working_tree: bool,
-    preset: Option<&mut History>,
+    preset: Option<(&mut History, &mut BasePolicies)>,
 ) -> Result<CheckReport, CheckError> {
+    let (preset, mut policies) = match preset {
+        Some((h, p)) => (Some(h), Some(p)),
+        None => (None, None),
+    };
     let mut d = Diagnostics::default();
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
@@ -211,7 +264,10 @@ fn judge(
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
-    let mut base_load = load_policy(base);
+    let mut base_load = match (&mut policies, base_oid) {
+        (Some(cache), Some(b)) => cache.load(repo, b, base),
+        _ => BaseLoad::from(load_policy(base)),
+    };
     sources.append(&mut base_load.sources);
     let mut status = Status::Ok;
     let bootstrap = base_load.empty && (base_oid.is_none() || working_tree);
@@ -228,13 +284,13 @@ fn judge(
         }
         d.extend(head_load.diagnostics);
         sources.extend(head_load.sources);
-        head_load.policy
+        std::sync::Arc::new(head_load.policy)
     } else if base_load.empty {
         d.push(
             Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, format!("the base ({}) has no policies to judge this change by", base.label()))
                 .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
         );
-        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Policy::default()));
+        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Default::default()));
     } else {
         if base_load.diagnostics.has_errors() {
             status = Status::Error;
@@ -458,7 +514,7 @@ fn finish(
     head: String,
     status: Status,
     sources: BTreeMap<String, String>,
-    policy: Policy,
+    policy: std::sync::Arc<Policy>,
 ) -> CheckReport {
     CheckReport {
         ok: status == Status::Ok,

@@ -26,13 +26,13 @@
 //! (`sources`, for rendering `check` output), the effective-access diff of a
 //! policy change, and each outcome's parsed request and requester facts.
 //! The policies are re-read from the commit they were judged by, once per
-//! distinct `policies/` and `templates/` tree.
+//! distinct `policies/` and `templates/` tree ([`super::verdict::BasePolicies`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use git2::{Oid, Repository};
+use git2::Repository;
 use serde::{Deserialize, Serialize};
 
 use super::landing::LandingVerdict;
@@ -42,7 +42,6 @@ use crate::approval::Decision;
 use crate::diag::{Code, Diagnostic, Severity};
 use crate::model::policy::{ApprovalRule, Policy};
 use crate::risk::{Factor, RequesterFacts, Risk};
-use crate::source::GitTree;
 
 const MAGIC: &str = "gitgrant-verdicts";
 /// Bumped whenever the stored shape changes.
@@ -209,7 +208,7 @@ impl Stored {
 
     /// The verdict again, with `policy` (read from [`Stored::policy_from`]).
     /// `None` when a code or factor name is unknown to this build.
-    pub(crate) fn into_verdict(self, policy: Policy) -> Option<LandingVerdict> {
+    pub(crate) fn into_verdict(self, policy: std::sync::Arc<Policy>) -> Option<LandingVerdict> {
         let status = match self.status {
             0 => Status::Ok,
             1 => Status::Failed,
@@ -283,29 +282,6 @@ impl Stored {
             decision: self.decision,
             report,
         })
-    }
-}
-
-/// The policies a stored verdict was judged by, read again once per
-/// distinct (`policies/`, `templates/`) tree pair.
-#[derive(Default)]
-pub(crate) struct Policies(HashMap<(Option<Oid>, Option<Oid>), Policy>);
-
-impl Policies {
-    /// What `check` judges by at `commit` as a base: its policies, or none
-    /// (the defaults) when it has no policy files.
-    pub(crate) fn at(&mut self, repo: &Repository, commit: &str) -> Option<Policy> {
-        let oid = Oid::from_str(commit).ok()?;
-        let root = repo.find_commit(oid).ok()?.tree().ok()?;
-        let key = (root.get_name(crate::validate::policy::POLICY_DIR).map(|e| e.id()), root.get_name(crate::validate::policy::TEMPLATE_DIR).map(|e| e.id()));
-        if let Some(p) = self.0.get(&key) {
-            return Some(p.clone());
-        }
-        let tree = GitTree::new(repo, oid).ok()?;
-        let load = crate::validate::load_policy(&tree);
-        let policy = if load.empty { Policy::default() } else { load.policy };
-        self.0.insert(key, policy.clone());
-        Some(policy)
     }
 }
 
