@@ -7,8 +7,11 @@
 //! an unpacked crate), the `.cargo_vcs_info.json` that `cargo package` writes
 //! (installs from crates.io), else `unknown`. Never fails the build.
 //!
-//! Exports `GITGRANT_COMMIT` (full hex, or `unknown`) and `GITGRANT_COMMIT_SHORT`
-//! (12 hex digits, or `unknown`).
+//! Exports `GITGRANT_COMMIT` (full hex, or `unknown`), `GITGRANT_COMMIT_SHORT`
+//! (12 hex digits, or `unknown`) and `GITGRANT_DIRTY` (`1` when tracked files
+//! differ from that commit, or a packaged crate says so; `0` otherwise): a
+//! dirty or unknown build never reuses stored landing verdicts, whose key is
+//! the judge's version (`engine::verdict_store`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +19,11 @@ use std::process::Command;
 fn main() {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     println!("cargo:rerun-if-env-changed=GITGRANT_BUILD_COMMIT");
-    let commit = from_env().or_else(|| from_git(&dir)).or_else(|| from_vcs_info(&dir)).unwrap_or_else(|| "unknown".to_string());
+    let (commit, dirty) = match from_env() {
+        Some(c) => (c, false),
+        None => from_git(&dir).or_else(|| from_vcs_info(&dir)).unwrap_or_else(|| ("unknown".to_string(), true)),
+    };
+    println!("cargo:rustc-env=GITGRANT_DIRTY={}", u8::from(dirty));
     let short = if commit == "unknown" { commit.clone() } else { commit.chars().take(12).collect() };
     println!("cargo:rustc-env=GITGRANT_COMMIT={commit}");
     println!("cargo:rustc-env=GITGRANT_COMMIT_SHORT={short}");
@@ -38,7 +45,7 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn from_git(dir: &Path) -> Option<String> {
+fn from_git(dir: &Path) -> Option<(String, bool)> {
     let top = git(dir, &["rev-parse", "--show-toplevel"])?;
     let same = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok().is_some_and(|b| a == b));
     if !same(Path::new(&top), dir) {
@@ -66,15 +73,21 @@ fn from_git(dir: &Path) -> Option<String> {
     if !watched {
         println!("cargo:rerun-if-changed=build.rs");
     }
-    Some(commit)
+    // An edit to a tracked file makes the build dirty: rerun when sources change.
+    for rel in ["src", "Cargo.toml", "build.rs"] {
+        println!("cargo:rerun-if-changed={}", dir.join(rel).display());
+    }
+    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_none_or(|s| !s.is_empty());
+    Some((commit, dirty))
 }
 
-fn from_vcs_info(dir: &Path) -> Option<String> {
+fn from_vcs_info(dir: &Path) -> Option<(String, bool)> {
     println!("cargo:rerun-if-changed=build.rs");
     let text = std::fs::read_to_string(dir.join(".cargo_vcs_info.json")).ok()?;
     // {"git": {"sha1": "<40 hex>"}, "path_in_vcs": ""}: no JSON parser in a build script.
     let rest = &text[text.find("\"sha1\"")? + 6..];
     let start = rest.find('"')? + 1;
     let end = start + rest[start..].find('"')?;
-    hex(&rest[start..end])
+    let dirty = text.replace(' ', "").contains("\"dirty\":true");
+    hex(&rest[start..end]).map(|c| (c, dirty))
 }

@@ -11,7 +11,7 @@ use git2::Oid;
 use serde::Serialize;
 
 use super::{AuditError, Trail};
-use crate::engine::landing::judge_landing;
+use crate::engine::landing::Landings;
 use crate::history::EventKind;
 use crate::ledger::Entry;
 
@@ -108,7 +108,7 @@ fn check(name: &'static str, ok: bool, detail: String) -> ReplayCheck {
 }
 
 /// Replays the decision behind a `grant` entry.
-pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, now: DateTime<Utc>) -> Result<Replay, AuditError> {
+pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, _now: DateTime<Utc>) -> Result<Replay, AuditError> {
     if entry.action != "grant" {
         return Err(AuditError::Usage(format!("ledger line {line} is a `{}` entry; only `grant` entries record a decision to replay", entry.action)));
     }
@@ -133,7 +133,10 @@ pub fn replay(repo_dir: &Path, trail: &Trail, line: usize, entry: Entry, now: Da
     if Oid::from_str(&landing).ok().and_then(|o| trail.repo.find_commit(o).ok()).is_none() {
         return Ok(finish(line, entry, checks));
     }
-    let verdict = match judge_landing(repo_dir, &landing, now) {
+    // Read from the verdict store when an earlier run judged it.
+    let mut landings = Landings::new(&trail.repo, repo_dir);
+    let full = crate::engine::verdict::resolve(&trail.repo, &landing).map(|o| o.to_string()).unwrap_or_else(|_| landing.clone());
+    let verdict = match landings.get(&full) {
         Ok(v) => v,
         Err(e) => {
             checks.push(check("approvals", false, format!("cannot judge {}: {e}", short(&landing))));

@@ -257,7 +257,7 @@ fn compare_grant(e: &crate::ledger::Entry, v: &LandingVerdict, main: Option<&Pol
         if !outcome.resources.iter().any(|x| x == r) {
             mismatch.push(format!("resource `{r}`, the request asks for {}", outcome.resources.join(", ")));
         } else if let Some(p) = &e.principal {
-            let expected: Vec<String> = [Some(&v.report.policy), main]
+            let expected: Vec<String> = [Some(&*v.report.policy), main]
                 .into_iter()
                 .flatten()
                 .filter_map(|pol| crate::engine::grant::principal_key(pol, &outcome.requester, r).ok())

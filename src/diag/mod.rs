@@ -13,7 +13,7 @@ pub use codes::{AUDIT_TRUST, Code};
 use serde::Serialize;
 
 /// How bad a diagnostic is. Errors fail the check (exit 1, or 2 for policy files).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,

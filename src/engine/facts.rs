@@ -54,14 +54,72 @@ fn ledger_entries(repo: &Repository) -> Option<std::rc::Rc<Vec<crate::ledger::En
     Some(entries)
 }
 
+/// Does judging under `policy` read the ledger (a factor that counts its
+/// grants or findings)? Only then is [`add_ledger`] called.
+pub fn counts_ledger(policy: &crate::model::policy::Policy) -> bool {
+    policy.factors.monitor_findings != 0 || policy.factors.first_time != 0
+}
+
+/// A ledger line that is a fact: a monitor finding (no role) or a grant of a role.
+fn fact(e: &crate::ledger::Entry) -> Option<(String, Option<&str>)> {
+    let who = e.requester.to_ascii_lowercase();
+    match e.action.as_str() {
+        "finding" => Some((who, None)),
+        "grant" if e.result == "ok" && !e.role.is_empty() => Some((who, Some(e.role.as_str()))),
+        _ => None,
+    }
+}
+
 /// [`add_ledger`] over entries already read.
 pub fn add_entries(h: &mut History, entries: &[crate::ledger::Entry], as_of: DateTime<Utc>) {
     for e in entries.iter().filter(|e| e.time < as_of) {
-        let who = e.requester.to_ascii_lowercase();
-        match e.action.as_str() {
-            "finding" => h.findings.entry(who).or_default().push(e.time),
-            "grant" if e.result == "ok" && !e.role.is_empty() => h.grants.entry(who).or_default().push((e.role.clone(), e.time)),
-            _ => {}
+        match fact(e) {
+            Some((who, None)) => h.findings.entry(who).or_default().push(e.time),
+            Some((who, Some(role))) => h.grants.entry(who).or_default().push((role.to_string(), e.time)),
+            None => {}
         }
+    }
+}
+
+/// What [`add_ledger`] would add at any `as_of`, as a fingerprint: a stored
+/// landing verdict whose policy counts the ledger is reused only while the
+/// facts recorded before its landing time are the same ones.
+pub struct LedgerPrint {
+    /// Fact times, sorted.
+    times: Vec<DateTime<Utc>>,
+    /// `sums[i]`: order-free sum of the hashes of the first `i` facts.
+    sums: Vec<u64>,
+}
+
+impl LedgerPrint {
+    /// The ledger of `repo` as [`add_ledger`] reads it.
+    pub fn of(repo: &Repository) -> LedgerPrint {
+        let entries = ledger_entries(repo);
+        LedgerPrint::from_entries(entries.as_deref().map_or(&[], Vec::as_slice))
+    }
+
+    pub fn from_entries(entries: &[crate::ledger::Entry]) -> LedgerPrint {
+        let mut facts: Vec<(DateTime<Utc>, u64)> = entries
+            .iter()
+            .filter_map(|e| {
+                let (who, role) = fact(e)?;
+                let text = format!("{who}\0{}\0{}", role.unwrap_or("\u{1}finding"), e.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+                Some((e.time, crate::provider::fnv1a64(text.as_bytes())))
+            })
+            .collect();
+        facts.sort_unstable();
+        let mut sums = Vec::with_capacity(facts.len() + 1);
+        sums.push(0u64);
+        for (_, h) in &facts {
+            let last = sums.last().copied().unwrap_or(0);
+            sums.push(last.wrapping_add(*h));
+        }
+        LedgerPrint { times: facts.into_iter().map(|(t, _)| t).collect(), sums }
+    }
+
+    /// The facts recorded before `as_of`, in a few characters.
+    pub fn at(&self, as_of: DateTime<Utc>) -> String {
+        let n = self.times.partition_point(|t| *t < as_of);
+        format!("{n}:{:016x}", self.sums.get(n).copied().unwrap_or(0))
     }
 }

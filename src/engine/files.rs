@@ -79,6 +79,27 @@ pub fn approving_landing(history: &History, landings: &mut Landings<'_>, path: &
     Err(refused(format!("no landing on main approves the current content of `{path}`"), None))
 }
 
+/// The landings [`approving_landing`] may judge for `path`, as (position on
+/// main, commit): its changes from the newest back to the one that added
+/// it. Judged ahead in main's order ([`Landings::prefetch`]), they cost one
+/// walk of history instead of one per landing.
+pub fn candidate_landings(history: &History, path: &str) -> Vec<(usize, String)> {
+    let Some(record) = request_id(path).and_then(|id| history.requests.get(id)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for event in record.events.iter().rev().filter(|e| e.path == path) {
+        if event.kind == EventKind::Removed {
+            break;
+        }
+        if let Some(c) = history.commits.get(event.commit) {
+            out.push((event.commit, c.id.clone()));
+        }
+        if event.kind == EventKind::Added {
+            break;
+        }
+    }
+    out
+}
+
 /// The outcome of `path` in the verdict of `commit` (after [`approving_landing`]).
 pub fn outcome_at<'v>(verdict: &'v LandingVerdict, path: &str) -> Option<&'v RequestOutcome> {
     verdict.report.requests.iter().find(|o| o.file == path)

@@ -16,7 +16,10 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
+use super::facts::{LedgerPrint, counts_ledger};
+use super::verdict::BasePolicies;
 use super::verdict::{CheckError, CheckOptions, CheckReport, check_in};
+use super::verdict_store::{Store, Stored};
 use crate::approval::{self, ApprovalInput, Decision, Requirement};
 use crate::diag::Diagnostic;
 use crate::source::FsTree;
@@ -126,10 +129,18 @@ pub fn judge_landing_in(repo: &Repository, repo_dir: &Path, oid: Oid) -> Result<
     // Judge as of the landing time: "ends in the past" is about then, not now.
     let opts = CheckOptions { base: parent.map(|p| p.to_string()), head: Some(oid.to_string()), all: false, only: None, now: time };
     let report = check_in(Some(repo), &opts, &FsTree::new(repo_dir))?;
+    landing_verdict(repo, &c, report)
+}
+
+/// The verdict of the landing `c` whose `check` report is `report`.
+fn landing_verdict(repo: &Repository, c: &git2::Commit<'_>, report: CheckReport) -> Result<LandingVerdict, CheckError> {
+    let oid = c.id();
+    let parent = c.parent_id(0).ok();
+    let time = crate::git::commit_time(c);
     let message = c.message().unwrap_or("");
     let approved_by = approval::parse_trailers(message);
     let reviews = approval::reviews_from_trailers(&approved_by, &oid.to_string(), time);
-    let excluded = exclusions(&report, None, crate::git::landed_authors(repo, &c)?);
+    let excluded = exclusions(&report, None, crate::git::landed_authors(repo, c)?);
     let decision = decide(&report, &report.policy.group_members(), &reviews, &oid.to_string(), &excluded);
     Ok(LandingVerdict {
         commit: oid.to_string(),
@@ -151,33 +162,118 @@ pub fn judge_landing(repo_dir: &Path, commit: &str, _now: DateTime<Utc>) -> Resu
     judge_landing_in(&repo, repo_dir, oid)
 }
 
-/// Landing verdicts memoised by commit for one run: reconcile and audit
-/// verify ask about the same landings many times.
+/// Landing verdicts memoised by commit: for one run in memory, and between
+/// runs in the [`Store`] beside the history index (an unchanged main costs
+/// one file read). Landings not in the store are judged with one history
+/// walked forward from landing to landing ([`crate::history::advance`]):
+/// asked for in main's order (see [`Landings::prefetch`]), judging them all
+/// is one walk of history, not one per landing.
 pub struct Landings<'r> {
     repo: &'r Repository,
     dir: PathBuf,
     verdicts: HashMap<String, Result<LandingVerdict, String>>,
+    store: Store,
+    /// Main's history as of the parent of the last landing judged.
+    walker: Option<crate::history::History>,
+    policies: BasePolicies,
+    ledger: Option<LedgerPrint>,
+    judged: usize,
 }
 
 impl<'r> Landings<'r> {
+    /// With this build's store of `repo` ([`Store::of`]).
     pub fn new(repo: &'r Repository, dir: &Path) -> Self {
-        Landings { repo, dir: dir.to_path_buf(), verdicts: HashMap::new() }
+        Self::with_store(repo, dir, Store::of(repo))
     }
 
-    /// The verdict of `commit`, or why it could not be judged.
+    pub fn with_store(repo: &'r Repository, dir: &Path, store: Store) -> Self {
+        Landings { repo, dir: dir.to_path_buf(), verdicts: HashMap::new(), store, walker: None, policies: BasePolicies::default(), ledger: None, judged: 0 }
+    }
+
+    /// The verdict of `commit` (a full id), or why it could not be judged.
     pub fn get(&mut self, commit: &str) -> Result<&LandingVerdict, &String> {
-        let (repo, dir) = (self.repo, &self.dir);
-        self.verdicts
-            .entry(commit.to_string())
-            .or_insert_with(|| {
-                let oid = Oid::from_str(commit).map_err(|e| e.to_string())?;
-                judge_landing_in(repo, dir, oid).map_err(|e| e.to_string())
-            })
-            .as_ref()
+        let v = match self.verdicts.remove(commit) {
+            Some(v) => v,
+            None => self.load_or_judge(commit),
+        };
+        self.verdicts.entry(commit.to_string()).or_insert(v).as_ref()
+    }
+
+    /// Judges (or reads) the landings `commits` ((position on main, id)) in
+    /// main's order, so that those not stored cost one walk of history.
+    pub fn prefetch(&mut self, commits: impl IntoIterator<Item = (usize, String)>) {
+        let mut commits: Vec<(usize, String)> = commits.into_iter().collect();
+        commits.sort();
+        commits.dedup();
+        for (_, c) in commits {
+            let _ = self.get(&c);
+        }
+    }
+
+    /// How many landings this run judged (the rest came from the store).
+    pub fn judged(&self) -> usize {
+        self.judged
+    }
+
+    /// Writes the verdicts judged this run into the store.
+    pub fn save(&mut self) {
+        self.store.save();
     }
 
     pub fn repo(&self) -> &'r Repository {
         self.repo
+    }
+
+    fn ledger_at(&mut self, t: DateTime<Utc>) -> String {
+        let repo = self.repo;
+        self.ledger.get_or_insert_with(|| LedgerPrint::of(repo)).at(t)
+    }
+
+    fn load_or_judge(&mut self, commit: &str) -> Result<LandingVerdict, String> {
+        if let Some(stored) = self.store.get(commit) {
+            let ledger_holds = match &stored.ledger {
+                None => true,
+                Some(print) => *print == self.ledger_at(stored.time),
+            };
+            if ledger_holds
+                && let Some(policy) = self.policies.policy_at(self.repo, &stored.policy_from)
+                && let Some(v) = stored.into_verdict(policy)
+                && v.commit == commit
+            {
+                return Ok(v);
+            }
+        }
+        let oid = Oid::from_str(commit).map_err(|e| e.to_string())?;
+        let mut v = self.judge(oid).map_err(|e| e.to_string())?;
+        // No consumer of a landing verdict renders its files: not kept.
+        v.report.sources.clear();
+        self.judged += 1;
+        if self.store.enabled() {
+            let ledger = counts_ledger(&v.report.policy).then(|| self.ledger_at(v.time));
+            let policy_from = v.parent.clone().unwrap_or_else(|| v.commit.clone());
+            if let Some(s) = Stored::from_verdict(&v, ledger, policy_from) {
+                self.store.put(&s);
+            }
+        }
+        Ok(v)
+    }
+
+    fn judge(&mut self, oid: Oid) -> Result<LandingVerdict, CheckError> {
+        let c = self.repo.find_commit(oid)?;
+        let Ok(parent) = c.parent_id(0) else {
+            // A root commit: judged as `check` judges it (the bootstrap).
+            return judge_landing_in(self.repo, &self.dir, oid);
+        };
+        let mut history = crate::history::advance(self.repo, self.walker.take(), parent)?;
+        let report = super::verdict::check_landing(self.repo, Some(parent), oid, crate::git::commit_time(&c), &mut history, &mut self.policies);
+        self.walker = Some(history);
+        landing_verdict(self.repo, &c, report?)
+    }
+}
+
+impl Drop for Landings<'_> {
+    fn drop(&mut self) {
+        self.store.save();
     }
 }
 

@@ -32,6 +32,7 @@ pub mod request;
 pub mod rule_files;
 pub mod trust;
 pub mod verdict;
+pub mod verdict_store;
 
 pub use classify::{FileChange, changed_paths};
 pub use judgement::{Judgement, judge};

@@ -12,7 +12,7 @@ use crate::model::request::Request;
 use crate::risk::{self, RequesterFacts, Risk};
 
 /// How a PR changes a request file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     New,

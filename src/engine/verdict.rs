@@ -66,8 +66,10 @@ pub struct CheckReport {
     /// File texts read, for rendering source lines.
     #[serde(skip)]
     pub sources: BTreeMap<String, String>,
+    /// Shared: every landing verdict of a run judged by the same policies
+    /// holds one copy (a 1,000-role policy cloned per landing cost GBs).
     #[serde(skip)]
-    pub policy: Policy,
+    pub policy: std::sync::Arc<Policy>,
     /// How the history index was read (for `-v`).
     #[serde(skip)]
     pub history_status: Option<String>,
@@ -151,7 +153,7 @@ pub fn run_check_on(repo_dir: &std::path::Path, opts: &CheckOptions, worktree: &
 pub fn check_in(repo: Option<&Repository>, opts: &CheckOptions, worktree: &dyn Tree) -> Result<CheckReport, CheckError> {
     let fs = worktree;
     match repo {
-        None => judge(None, None, &EmptyTree, fs, None, opts, true),
+        None => judge(None, None, &EmptyTree, fs, None, opts, true, None),
         Some(repo) => {
             let head_oid = match &opts.head {
                 Some(h) => Some(resolve(repo, h)?),
@@ -171,8 +173,68 @@ pub fn check_in(repo: Option<&Repository>, opts: &CheckOptions, worktree: &dyn T
             let head_tree = head_oid.map(|h| GitTree::new(repo, h)).transpose()?;
             let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
             let head: &dyn Tree = head_tree.as_ref().map_or(fs, |t| t as &dyn Tree);
-            judge(Some(repo), base_oid, base, head, head_oid, opts, head_oid.is_none())
+            judge(Some(repo), base_oid, base, head, head_oid, opts, head_oid.is_none(), None)
         }
+    }
+}
+
+/// `check --base P --head L` for a commit `head` whose first parent is
+/// `parent`, judged at `now` with `history`: main's history as of `parent`
+/// (what [`check_in`] reads at that base, here kept by the caller and walked
+/// forward from landing to landing instead of re-read for each one). Its
+/// ledger facts are replaced by those recorded before `now`.
+pub fn check_landing(
+    repo: &Repository,
+    parent: Option<Oid>,
+    head: Oid,
+    now: DateTime<Utc>,
+    history: &mut History,
+    policies: &mut BasePolicies,
+) -> Result<CheckReport, CheckError> {
+    let opts = CheckOptions { base: parent.map(|p| p.to_string()), head: Some(head.to_string()), all: false, only: None, now };
+    let base_tree = parent.map(|b| GitTree::new(repo, b)).transpose()?;
+    let head_tree = GitTree::new(repo, head)?;
+    let base: &dyn Tree = base_tree.as_ref().map_or(&EmptyTree as &dyn Tree, |t| t as &dyn Tree);
+    judge(Some(repo), parent, base, &head_tree, Some(head), &opts, false, Some((history, policies)))
+}
+
+/// The policies of a base as `check` loads them, shared.
+#[derive(Clone)]
+struct BaseLoad {
+    policy: std::sync::Arc<Policy>,
+    diagnostics: Diagnostics,
+    empty: bool,
+    sources: BTreeMap<String, String>,
+}
+
+impl From<crate::validate::policy::PolicyLoad> for BaseLoad {
+    fn from(l: crate::validate::policy::PolicyLoad) -> Self {
+        BaseLoad { policy: std::sync::Arc::new(l.policy), diagnostics: l.diagnostics, empty: l.empty, sources: l.sources }
+    }
+}
+
+/// Base policies loaded once per distinct (`policies/`, `templates/`) tree:
+/// the rules change in a handful of commits, not per landing, and parsing a
+/// 1,000-role policy per landing was most of the cost of judging one.
+#[derive(Default)]
+pub struct BasePolicies(std::collections::HashMap<(Option<Oid>, Option<Oid>), BaseLoad>);
+
+impl BasePolicies {
+    fn load(&mut self, repo: Option<&Repository>, commit: Oid, tree: &dyn Tree) -> BaseLoad {
+        let key = repo.and_then(|r| r.find_commit(commit).ok()).and_then(|c| c.tree().ok()).map(|root| {
+            (root.get_name(crate::validate::policy::POLICY_DIR).map(|e| e.id()), root.get_name(crate::validate::policy::TEMPLATE_DIR).map(|e| e.id()))
+        });
+        let Some(key) = key else { return BaseLoad::from(load_policy(tree)) };
+        self.0.entry(key).or_insert_with(|| BaseLoad::from(load_policy(tree))).clone()
+    }
+
+    /// What `check` judges by with `commit` as its base: its policies, or
+    /// none (the defaults) when it has no policy files.
+    pub fn policy_at(&mut self, repo: &Repository, commit: &str) -> Option<std::sync::Arc<Policy>> {
+        let oid = Oid::from_str(commit).ok()?;
+        let tree = GitTree::new(repo, oid).ok()?;
+        let load = self.load(Some(repo), oid, &tree);
+        Some(if load.empty { Default::default() } else { load.policy })
     }
 }
 
@@ -184,7 +246,12 @@ fn judge(
     head_oid: Option<Oid>,
     opts: &CheckOptions,
     working_tree: bool,
+    preset: Option<(&mut History, &mut BasePolicies)>,
 ) -> Result<CheckReport, CheckError> {
+    let (preset, mut policies) = match preset {
+        Some((h, p)) => (Some(h), Some(p)),
+        None => (None, None),
+    };
     let mut d = Diagnostics::default();
     let mut sources = BTreeMap::new();
     let head_label = head_oid.map_or_else(|| "working tree".to_string(), |o| o.to_string());
@@ -197,7 +264,10 @@ fn judge(
 
     // The rules: from the base. A repository with no policies at its base can
     // only be judged locally, by its own working tree (bootstrapping).
-    let mut base_load = load_policy(base);
+    let mut base_load = match (&mut policies, base_oid) {
+        (Some(cache), Some(b)) => cache.load(repo, b, base),
+        _ => BaseLoad::from(load_policy(base)),
+    };
     sources.append(&mut base_load.sources);
     let mut status = Status::Ok;
     let bootstrap = base_load.empty && (base_oid.is_none() || working_tree);
@@ -214,13 +284,13 @@ fn judge(
         }
         d.extend(head_load.diagnostics);
         sources.extend(head_load.sources);
-        head_load.policy
+        std::sync::Arc::new(head_load.policy)
     } else if base_load.empty {
         d.push(
             Diagnostic::new(Code::NoPolicies, "policies", Pos::FILE, format!("the base ({}) has no policies to judge this change by", base.label()))
                 .help("land the first policies on main directly (the bootstrap commit), then open PRs"),
         );
-        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Policy::default()));
+        return Ok(finish(d, Vec::new(), None, base_oid, head_label, Status::Error, sources, Default::default()));
     } else {
         if base_load.diagnostics.has_errors() {
             status = Status::Error;
@@ -273,8 +343,19 @@ fn judge(
     }
 
     let mut history_status = None;
-    let history = match (repo, base_oid) {
-        (Some(repo), Some(b)) => {
+    let owned;
+    let history: &History = match (repo, base_oid, preset) {
+        (Some(repo), Some(b), Some(h)) => {
+            debug_assert_eq!(h.head, Some(b), "the preset history is main's as of the base");
+            h.grants.clear();
+            h.findings.clear();
+            h.lookup = Default::default();
+            if super::facts::counts_ledger(&policy) {
+                super::facts::add_ledger(h, repo, opts.now);
+            }
+            &*h
+        }
+        (Some(repo), Some(b), _) => {
             // A PR check needs the history of its requesters only (old and new
             // versions); `--all`, `explain` and a policy diff read every record.
             let who = (!opts.all && opts.only.is_none() && head_policy.is_none()).then(|| requesters_of(&request_changes, base, head));
@@ -282,7 +363,7 @@ fn judge(
             let started = std::time::Instant::now();
             let (mut h, used) = crate::history::read_history_cached_with(repo, b, &crate::history::index_path(repo), detail)?;
             // Only when the factor is on: reading the ledger costs time on every check.
-            if policy.factors.monitor_findings != 0 || policy.factors.first_time != 0 {
+            if super::facts::counts_ledger(&policy) {
                 super::facts::add_ledger(&mut h, repo, opts.now);
             }
             let how = match used {
@@ -290,14 +371,18 @@ fn judge(
                 crate::history::CacheUse::Warm(n) => format!("warm: {n} newer commit(s) walked"),
             };
             history_status = Some(format!("history index {how}; {} request record(s), {} ms", h.requests.len(), started.elapsed().as_millis()));
-            h
+            owned = h;
+            &owned
         }
-        _ => History::default(),
+        _ => {
+            owned = History::default();
+            &owned
+        }
     };
     let policy_diff = head_policy.map(|hp| {
         let mut sink = Diagnostics::default();
         let requests: Vec<Request> = head_entries.iter().filter(|e| request_id(&e.path).is_some()).filter_map(|e| load_request(head, e, &mut sink)).collect();
-        super::policy_diff::policy_diff(&policy, &hp, &requests, &history, opts.now)
+        super::policy_diff::policy_diff(&policy, &hp, &requests, history, opts.now)
     });
     // Ids on main at the base (for `extends`): its request files, listed only if asked.
     let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
@@ -308,7 +393,7 @@ fn judge(
     let mut outcomes = Vec::new();
     for c in &request_changes {
         match (c.in_base, c.in_head) {
-            (true, false) => outcomes.push(removed(c, base, &history)),
+            (true, false) => outcomes.push(removed(c, base, history)),
             (false, true) => to_judge.push((c.path.clone(), Change::New)),
             (true, true) => to_judge.push((c.path.clone(), Change::Modified)),
             (false, false) => {}
@@ -392,7 +477,7 @@ fn judge(
             crate::validate::request::validate_extends(&req, req.window(default_start), &old, old_window, &mut d);
         }
         let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
-        outcomes.push(evaluate(req, change, parse_ok, &policy, &history, default_start, &mut d));
+        outcomes.push(evaluate(req, change, parse_ok, &policy, history, default_start, &mut d));
         // The text is kept only to render this file's diagnostics (reading it
         // for every file of a 10,000-request `--all` doubled its cost).
         if d.len() > before
@@ -429,7 +514,7 @@ fn finish(
     head: String,
     status: Status,
     sources: BTreeMap<String, String>,
-    policy: Policy,
+    policy: std::sync::Arc<Policy>,
 ) -> CheckReport {
     CheckReport {
         ok: status == Status::Ok,

@@ -311,6 +311,26 @@ pub fn read_history(repo: &Repository, head: Oid) -> Result<History, git2::Error
     Ok(h)
 }
 
+/// Main's history as of `head`: `prev` walked forward when the commit it
+/// covers is a first-parent ancestor of `head` (only the commits between are
+/// read), else a cold walk. Judging every landing of main in order (`audit
+/// verify`) is then one walk of history, not one per landing.
+pub fn advance(repo: &Repository, prev: Option<History>, head: Oid) -> Result<History, git2::Error> {
+    if let Some(mut h) = prev
+        && h.skipped.is_none()
+        && let Some(covered) = h.head
+    {
+        if covered == head {
+            return Ok(h);
+        }
+        if on_first_parent_chain(repo, head, covered)? {
+            extend(repo, &mut h, head, Some(covered))?;
+            return Ok(h);
+        }
+    }
+    read_history(repo, head)
+}
+
 /// Walks the first-parent commits after `from` (exclusive) up to `head` and
 /// adds them to `h`. `from` must be the head `h` already covers, on the chain.
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {

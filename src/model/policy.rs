@@ -531,7 +531,7 @@ pub struct Role {
 }
 
 /// `count` approvals from members of any of the `from` groups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRule {
     pub from: Vec<String>,
     pub count: u32,

@@ -166,7 +166,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// FNV-1a, 64 bits: stable across Rust releases, unlike `DefaultHasher`.
-#[cfg(any(feature = "aws", feature = "kubernetes"))]
 pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }

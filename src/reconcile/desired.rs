@@ -155,6 +155,14 @@ pub async fn desired_state(repo_dir: &Path, at: DateTime<Utc>, github: Option<&d
     let mut landings = Landings::new(&repo, repo_dir);
     let entries = tree.list(REQUEST_DIR)?;
     let duplicates = files::duplicate_ids(&entries);
+    // The landings the loop below judges, ahead and in main's order: those
+    // not stored from an earlier run then cost one walk of history.
+    let active = entries.iter().filter(|e| {
+        let Some(rec) = request_id(&e.path).filter(|id| !duplicates.contains_key(*id)).and_then(|id| out.history.requests.get(id)) else { return false };
+        rec.latest.as_ref().and_then(|v| v.window(rec.landed)).is_some_and(|w| w.contains(at))
+    });
+    let wanted: Vec<(usize, String)> = active.flat_map(|e| files::candidate_landings(&out.history, &e.path)).collect();
+    landings.prefetch(wanted);
     for entry in &entries {
         let mut sink = Diagnostics::default();
         let Some(id) = request_id(&entry.path) else {

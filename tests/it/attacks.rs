@@ -528,66 +528,79 @@ mod github {
     }
 }
 
+/// A small deterministic generator (an LCG) of numbers below `n`.
+pub(crate) fn rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    }
+}
+
+/// A random repository of five landings mixing every way a landing can
+/// pass or fail (approved merges, unknown roles, invalid and duplicate ids,
+/// a requester approving their own request, direct pushes, comment-only
+/// edits, mixed policy and request changes); returns it and its landings.
+pub(crate) fn random_repo(case: u64, next: &mut impl FnMut(u64) -> u64) -> (Repo, Vec<String>) {
+    let people = ["alice", "bob", "carol", "heidi", "ivan"];
+    let r = repo();
+    r.at("2026-11-25T10:00:00Z");
+    let mut files: Vec<String> = Vec::new();
+    let mut landings = Vec::new();
+    for step in 0..5 {
+        let who = people[next(people.len() as u64) as usize];
+        let id = format!("c{case}-s{step}-{who}");
+        let path = format!("requests/{id}.yaml");
+        let (role, res, dur) = [("user", "sandbox", "2h"), ("admin", "sandbox", "2h"), ("user", "vault", "3h"), ("admin", "vault", "1h")][next(4) as usize];
+        let body = req(who, role, res, dur);
+        let l = match next(9) {
+            // An approved merge (a manager, and two security members for critical).
+            0 | 1 => land(&r, &format!("b{step}"), "dave", &[(path.as_str(), body)], &["frank", "erin", "oscar"]),
+            2 => land(&r, &format!("b{step}"), "dave", &[(path.as_str(), req(who, "ghost", res, dur))], &["frank", "erin", "oscar"]),
+            3 => land(&r, &format!("b{step}"), "dave", &[(format!("requests/Bad{step}.yaml").as_str(), body)], &["frank"]),
+            4 if !files.is_empty() => {
+                let other = &files[next(files.len() as u64) as usize];
+                let stem = other.rsplit('/').next().unwrap().to_string();
+                land(&r, &format!("b{step}"), "dave", &[(format!("requests/dup/{stem}").as_str(), body)], &["frank", "erin", "oscar"])
+            }
+            5 => land(&r, &format!("b{step}"), "heidi", &[(path.as_str(), req("heidi", "user", "sandbox", "6h"))], &["frank"]),
+            6 => {
+                r.write(&path, body);
+                r.commit_as("dave", "direct push")
+            }
+            7 if !files.is_empty() => {
+                let other = files[next(files.len() as u64) as usize].clone();
+                let text = r.read(&other);
+                r.write(&other, format!("{text}# comment {step}\n"));
+                r.commit_as("dave", "comment")
+            }
+            _ => land(
+                &r,
+                &format!("b{step}"),
+                "dave",
+                &[("policies/all.yaml", POLICIES.replace("[heidi, ivan, dave]", &format!("[heidi, ivan, dave, m{step}]"))), (path.as_str(), body)],
+                &["erin", "oscar", "frank"],
+            ),
+        };
+        for f in r.git(&["diff", "--name-only", &format!("{l}^"), &l, "--", "requests/"]).lines() {
+            if !files.iter().any(|x| x == f) {
+                files.push(f.to_string());
+            }
+        }
+        landings.push(l);
+    }
+    (r, landings)
+}
+
 /// Generated cases: many repository states built from random valid and
 /// invalid landings (seeded, so a failure replays). Whenever
 /// `check --base L^ --head L` fails for a landing L, `plan` grants nothing L
 /// touched and `audit verify` reports L.
 #[test]
 fn whenever_check_fails_a_landing_plan_refuses_and_verify_reports_it() {
-    let mut seed: u64 = 0x5eed_1313;
-    let mut next = move |n: u64| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 33) % n
-    };
-    let people = ["alice", "bob", "carol", "heidi", "ivan"];
+    let mut next = rng(0x5eed_1313);
     let mut failing_seen = 0;
     for case in 0..10 {
-        let r = repo();
-        r.at("2026-11-25T10:00:00Z");
-        let mut files: Vec<String> = Vec::new();
-        let mut landings = Vec::new();
-        for step in 0..5 {
-            let who = people[next(people.len() as u64) as usize];
-            let id = format!("c{case}-s{step}-{who}");
-            let path = format!("requests/{id}.yaml");
-            let (role, res, dur) = [("user", "sandbox", "2h"), ("admin", "sandbox", "2h"), ("user", "vault", "3h"), ("admin", "vault", "1h")][next(4) as usize];
-            let body = req(who, role, res, dur);
-            let l = match next(9) {
-                // An approved merge (a manager, and two security members for critical).
-                0 | 1 => land(&r, &format!("b{step}"), "dave", &[(path.as_str(), body)], &["frank", "erin", "oscar"]),
-                2 => land(&r, &format!("b{step}"), "dave", &[(path.as_str(), req(who, "ghost", res, dur))], &["frank", "erin", "oscar"]),
-                3 => land(&r, &format!("b{step}"), "dave", &[(format!("requests/Bad{step}.yaml").as_str(), body)], &["frank"]),
-                4 if !files.is_empty() => {
-                    let other = &files[next(files.len() as u64) as usize];
-                    let stem = other.rsplit('/').next().unwrap().to_string();
-                    land(&r, &format!("b{step}"), "dave", &[(format!("requests/dup/{stem}").as_str(), body)], &["frank", "erin", "oscar"])
-                }
-                5 => land(&r, &format!("b{step}"), "heidi", &[(path.as_str(), req("heidi", "user", "sandbox", "6h"))], &["frank"]),
-                6 => {
-                    r.write(&path, body);
-                    r.commit_as("dave", "direct push")
-                }
-                7 if !files.is_empty() => {
-                    let other = files[next(files.len() as u64) as usize].clone();
-                    let text = r.read(&other);
-                    r.write(&other, format!("{text}# comment {step}\n"));
-                    r.commit_as("dave", "comment")
-                }
-                _ => land(
-                    &r,
-                    &format!("b{step}"),
-                    "dave",
-                    &[("policies/all.yaml", POLICIES.replace("[heidi, ivan, dave]", &format!("[heidi, ivan, dave, m{step}]"))), (path.as_str(), body)],
-                    &["erin", "oscar", "frank"],
-                ),
-            };
-            for f in r.git(&["diff", "--name-only", &format!("{l}^"), &l, "--", "requests/"]).lines() {
-                if !files.iter().any(|x| x == f) {
-                    files.push(f.to_string());
-                }
-            }
-            landings.push(l);
-        }
+        let (r, landings) = random_repo(case, &mut next);
         let p = plan(&r);
         let (_, findings) = verify(&r);
         for l in &landings {

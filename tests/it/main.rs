@@ -4,6 +4,7 @@
 
 mod support;
 mod trust;
+mod verdicts;
 
 mod attacks;
 mod audit;
