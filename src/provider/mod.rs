@@ -12,9 +12,9 @@
 //! Every grant gitgrant makes is marked as managed (a path, tag, label or
 //! grantor role), so `list` finds them with no state but the provider.
 
-pub mod aws_limits;
 #[cfg(feature = "aws")]
 pub mod aws_iam;
+pub mod aws_limits;
 #[cfg(feature = "aws")]
 pub mod aws_sso;
 #[cfg(feature = "azure")]

@@ -20,6 +20,7 @@ mod install;
 mod ledger_remote;
 mod monitor;
 mod notify;
+mod parallel_check;
 mod provider_aws_iam;
 mod provider_aws_sso;
 mod provider_azure_rbac;
