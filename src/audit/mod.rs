@@ -387,10 +387,11 @@ pub fn who(trail: &Trail, resource: &str, privilege: Option<Privilege>, from: Da
     let mut open: BTreeMap<GrantKey, (usize, DateTime<Utc>)> = BTreeMap::new();
     let mut periods: Vec<(usize, DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
     for (i, e) in trail.ledger.entries.iter().enumerate() {
-        let Some(k) = e.key() else { continue };
-        if k.resource != resource {
+        // Other resources' lines first, without building their keys.
+        if e.resource.as_deref() != Some(resource) {
             continue;
         }
+        let Some(k) = e.key() else { continue };
         match (e.action.as_str(), e.result.as_str()) {
             ("grant", "ok" | "observed") => {
                 open.entry(k).or_insert((i, e.time));

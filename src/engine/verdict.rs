@@ -384,11 +384,6 @@ fn judge(
         let requests: Vec<Request> = head_entries.iter().filter(|e| request_id(&e.path).is_some()).filter_map(|e| load_request(head, e, &mut sink)).collect();
         super::policy_diff::policy_diff(&policy, &hp, &requests, history, opts.now)
     });
-    // Ids on main at the base (for `extends`): its request files, listed only if asked.
-    let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
-    let base_ids =
-        || -> BTreeSet<String> { base.list(REQUEST_DIR).unwrap_or_default().iter().filter_map(|e| request_id(&e.path)).map(str::to_string).collect() };
-
     let mut to_judge: Vec<(String, Change)> = Vec::new();
     let mut outcomes = Vec::new();
     for c in &request_changes {
@@ -412,15 +407,21 @@ fn judge(
         to_judge.retain(|(p, _)| request_id(p) == Some(only.as_str()));
         outcomes.retain(|o: &RequestOutcome| &o.id == only);
     }
+    // Every file is read here, on this thread (trees are not shared across
+    // threads); parsing, validating and scoring run on several threads
+    // ([`judge_items`]), and the results are merged in this order: the
+    // report is the same whatever the number of threads.
+    let mut items = Vec::new();
     for (path, change) in to_judge {
         // head_entries is sorted by path (Tree::list): no linear scan per file.
         let Some(entry) = head_entries.binary_search_by(|e| e.path.as_str().cmp(path.as_str())).ok().map(|i| &head_entries[i]) else {
             continue;
         };
+        let mut clash = None;
         if let Some(id) = request_id(&path) {
             if let Some(paths) = ids.get(id).filter(|p| p.len() > 1) {
                 let others: Vec<&str> = paths.iter().filter(|p| **p != path).map(String::as_str).collect();
-                d.push(
+                clash = Some(
                     Diagnostic::new(Code::DuplicateRequestId, &path, Pos::FILE, format!("request id `{id}` is also used by {}", others.join(", ")))
                         .help("ids are file stems and must be unique across requests/; rename this file"),
                 );
@@ -428,63 +429,32 @@ fn judge(
         } else if is_ignorable(&path) {
             continue;
         }
-        let before = d.len();
-        let Some(req) = load_request(head, entry, &mut d) else {
-            // Kept when the file does not parse: its diagnostics show its lines.
-            if let Ok(src) = head.read_source(entry) {
-                sources.insert(path.clone(), src.text);
-            }
-            continue;
+        let source = head.read_source(entry);
+        items.push(Item { entry, change, clash, source });
+    }
+    let shared = Shared { policy: &policy, history, now: opts.now };
+    let judged = judge_items(&items, &shared, judge_threads(items.len()));
+    let known_ids: std::cell::OnceCell<BTreeSet<String>> = std::cell::OnceCell::new();
+    let with_base = WithBase { base, known_ids: &known_ids };
+    for (item, (mut local, step)) in items.into_iter().zip(judged) {
+        d.extend(item.clash);
+        let outcome = match step {
+            Step::Judged(o) => Some(o),
+            Step::Unparsed => None,
+            Step::NeedsBase(req) => match judge_parsed(&item.entry.path, req, item.change, &shared, Some(&with_base), &mut local) {
+                Ok(o) => Some(o),
+                Err(_) => None,
+            },
         };
-        let mut change = change;
-        let landed = history.landed(&req.id);
-        if change == Change::Modified {
-            let mut sink = Diagnostics::default();
-            let old = base.entry(&path).and_then(|e| load_request(base, &e, &mut sink));
-            if let Some(old) = &old {
-                change = diff::change_of(&req, Some(old), landed.unwrap_or(opts.now));
-            }
-            if change == Change::Unchanged {
-                // The text changed, its content did not (a comment, a key
-                // moved): nothing new is asked, nothing shrinks.
-                d.push(
-                    Diagnostic::new(Code::ContentUnchanged, &path, Pos::FILE, "the file's text changed but the request it asks for did not")
-                        .help("it keeps the approval of the landing that approved this content at this path"),
-                );
-            }
-            if change == Change::Modified {
-                d.push(
-                    Diagnostic::new(Code::ModifiedRequest, &path, Pos::FILE, "this request is already on main and the edit widens or changes it")
-                        .help("it is judged again as a new request and needs approval again; to end access early, only shorten the window or drop resources"),
-                );
-            }
-        }
-        let default_start = match change {
-            Change::New => opts.now,
-            _ => landed.unwrap_or(opts.now),
-        };
-        let no_ids = BTreeSet::new();
-        let known = if req.extends.is_some() { known_ids.get_or_init(base_ids) } else { &no_ids };
-        let ctx = RequestContext { now: opts.now, default_start, known_ids: known, check_past: change.needs_approval() };
-        if change != Change::Shrink {
-            validate_request(&req, &policy, &ctx, &mut d);
-        }
-        if change.needs_approval()
-            && let Some(old_id) = &req.extends
-            && let Some(old) = base_request(base, old_id)
+        // The text is kept only to render this file's diagnostics (and every
+        // file that does not parse: its diagnostics show its lines).
+        if (outcome.is_none() || !local.is_empty())
+            && let Ok(src) = item.source
         {
-            let old_window = old.window(history.landed(old_id).unwrap_or(opts.now));
-            crate::validate::request::validate_extends(&req, req.window(default_start), &old, old_window, &mut d);
+            sources.insert(item.entry.path.clone(), src.text);
         }
-        let parse_ok = d.iter().skip(before).all(|x| !x.is_error());
-        outcomes.push(evaluate(req, change, parse_ok, &policy, history, default_start, &mut d));
-        // The text is kept only to render this file's diagnostics (reading it
-        // for every file of a 10,000-request `--all` doubled its cost).
-        if d.len() > before
-            && let Ok(src) = head.read_source(entry)
-        {
-            sources.insert(path.clone(), src.text);
-        }
+        d.extend(local);
+        outcomes.extend(outcome);
     }
     // Files with diagnostics raised outside the loop (an id clash) show their lines too.
     let missing: BTreeSet<String> = d.iter().map(|x| x.file.clone()).filter(|f| under(f, REQUEST_DIR) && !sources.contains_key(f)).collect();
@@ -503,6 +473,146 @@ fn judge(
     report.policy_diff = policy_diff;
     report.history_status = history_status;
     Ok(report)
+}
+
+/// One file `check` judges, read from the head tree.
+struct Item<'e> {
+    entry: &'e crate::source::Entry,
+    change: Change,
+    /// Its id is used by another file too.
+    clash: Option<Diagnostic>,
+    source: Result<crate::source::SourceFile, Diagnostic>,
+}
+
+/// What judging a file needs besides the file, shared by every thread.
+struct Shared<'a> {
+    policy: &'a Policy,
+    history: &'a History,
+    now: DateTime<Utc>,
+}
+
+/// The base tree, for the files that need it (an edited request is compared
+/// with its version at the base; an extension with the request it extends):
+/// judged on the thread that owns the tree.
+struct WithBase<'a> {
+    base: &'a dyn Tree,
+    /// Ids on main at the base (for `extends`): its request files, listed only if asked.
+    known_ids: &'a std::cell::OnceCell<BTreeSet<String>>,
+}
+
+enum Step {
+    Judged(RequestOutcome),
+    /// The file is no request (its diagnostics say why).
+    Unparsed,
+    /// Parsed; the rest of its judgement needs the base tree.
+    NeedsBase(Request),
+}
+
+/// How many threads judge `n` files: every core for a big tree (`check
+/// --all`), one for a PR's few files. `GITGRANT_THREADS` overrides it.
+fn judge_threads(n: usize) -> usize {
+    let wanted = std::env::var("GITGRANT_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|t| *t > 0);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    match wanted {
+        Some(t) => t,
+        None if n >= 64 => cores,
+        None => 1,
+    }
+}
+
+/// Parses, validates and scores `items` on `threads` threads, in contiguous
+/// chunks: one (diagnostics, step) per item, in `items` order.
+fn judge_items(items: &[Item<'_>], shared: &Shared<'_>, threads: usize) -> Vec<(Diagnostics, Step)> {
+    let one = |item: &Item<'_>| {
+        let mut d = Diagnostics::default();
+        let parsed = crate::validate::request::parse_request(item.entry, || item.source.clone(), &mut d);
+        let step = match parsed {
+            None => Step::Unparsed,
+            Some(req) => match judge_parsed(&item.entry.path, req, item.change, shared, None, &mut d) {
+                Ok(o) => Step::Judged(o),
+                Err(req) => Step::NeedsBase(req),
+            },
+        };
+        (d, step)
+    };
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(one).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).skip(1).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        let mut out: Vec<(Diagnostics, Step)> = items.chunks(chunk).next().unwrap_or_default().iter().map(one).collect();
+        for (h, c) in handles.into_iter().zip(items.chunks(chunk).skip(1)) {
+            // A thread that panicked: judge its chunk here (the same answer).
+            out.extend(h.join().unwrap_or_else(|_| c.iter().map(one).collect()));
+        }
+        out
+    })
+}
+
+/// Judges one parsed request: its change, validation, risk and approvals,
+/// with diagnostics to `d` (which holds the parse's). `Err(req)` when it
+/// needs the base tree and `base` is `None` (the caller retries with it).
+fn judge_parsed(
+    path: &str,
+    req: Request,
+    change: Change,
+    shared: &Shared<'_>,
+    base: Option<&WithBase<'_>>,
+    d: &mut Diagnostics,
+) -> Result<RequestOutcome, Request> {
+    let needs_base = change == Change::Modified || req.extends.is_some();
+    let base = match base {
+        Some(b) => b,
+        None if needs_base => return Err(req),
+        None => &WithBase { base: &EmptyTree, known_ids: &std::cell::OnceCell::new() },
+    };
+    let (policy, history, now) = (shared.policy, shared.history, shared.now);
+    let mut change = change;
+    let landed = history.landed(&req.id);
+    if change == Change::Modified {
+        let mut sink = Diagnostics::default();
+        let old = base.base.entry(path).and_then(|e| load_request(base.base, &e, &mut sink));
+        if let Some(old) = &old {
+            change = diff::change_of(&req, Some(old), landed.unwrap_or(now));
+        }
+        if change == Change::Unchanged {
+            // The text changed, its content did not (a comment, a key
+            // moved): nothing new is asked, nothing shrinks.
+            d.push(
+                Diagnostic::new(Code::ContentUnchanged, path, Pos::FILE, "the file's text changed but the request it asks for did not")
+                    .help("it keeps the approval of the landing that approved this content at this path"),
+            );
+        }
+        if change == Change::Modified {
+            d.push(
+                Diagnostic::new(Code::ModifiedRequest, path, Pos::FILE, "this request is already on main and the edit widens or changes it")
+                    .help("it is judged again as a new request and needs approval again; to end access early, only shorten the window or drop resources"),
+            );
+        }
+    }
+    let default_start = match change {
+        Change::New => now,
+        _ => landed.unwrap_or(now),
+    };
+    let no_ids = BTreeSet::new();
+    let base_ids =
+        || -> BTreeSet<String> { base.base.list(REQUEST_DIR).unwrap_or_default().iter().filter_map(|e| request_id(&e.path)).map(str::to_string).collect() };
+    let known = if req.extends.is_some() { base.known_ids.get_or_init(base_ids) } else { &no_ids };
+    let ctx = RequestContext { now, default_start, known_ids: known, check_past: change.needs_approval() };
+    if change != Change::Shrink {
+        validate_request(&req, policy, &ctx, d);
+    }
+    if change.needs_approval()
+        && let Some(old_id) = &req.extends
+        && let Some(old) = base_request(base.base, old_id)
+    {
+        let old_window = old.window(history.landed(old_id).unwrap_or(now));
+        crate::validate::request::validate_extends(&req, req.window(default_start), &old, old_window, d);
+    }
+    let parse_ok = d.iter().all(|x| !x.is_error());
+    Ok(evaluate(req, change, parse_ok, policy, history, default_start, d))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -488,12 +488,56 @@ const LEDGER_README: &str = "# gitgrant ledger\n\nWritten by `gitgrant reconcile
 one commit per run that changed anything. Append-only; each commit names the previous ledger head \
 (`Previous-ledger:`), so `gitgrant audit verify` detects a rewrite. Do not edit by hand.\n";
 
+/// Parses the ledger's lines; a big ledger on every core, in contiguous
+/// chunks of lines merged in order (the same entries, and the same first
+/// corrupt line, as one thread would find).
 fn parse(text: &str) -> Result<Vec<Entry>, LedgerError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| LedgerError::Corrupt { line: i + 1, message: e.to_string() }))
-        .collect()
+    let threads = if text.len() < PARALLEL_BYTES { 1 } else { std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8) };
+    parse_on(text, threads)
+}
+
+/// Below this many bytes (a few hundred lines) the ledger is parsed on one thread.
+const PARALLEL_BYTES: usize = 256 * 1024;
+
+fn parse_on(text: &str, threads: usize) -> Result<Vec<Entry>, LedgerError> {
+    let parse_chunk = |(first_line, chunk): (usize, &str)| -> Result<Vec<Entry>, LedgerError> {
+        chunk
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| LedgerError::Corrupt { line: first_line + i + 1, message: e.to_string() }))
+            .collect()
+    };
+    let chunks = line_chunks(text, threads.max(1));
+    if chunks.len() <= 1 {
+        return parse_chunk((0, text));
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks[1..].iter().map(|&c| s.spawn(move || parse_chunk(c))).collect();
+        let mut out = parse_chunk(chunks[0])?;
+        for (h, &c) in handles.into_iter().zip(&chunks[1..]) {
+            // A thread that panicked: parse its chunk here (the same answer).
+            out.extend(h.join().unwrap_or_else(|_| parse_chunk(c))?);
+        }
+        Ok(out)
+    })
+}
+
+/// `text` cut into about `n` pieces at line ends: (lines before the piece, piece).
+fn line_chunks(text: &str, n: usize) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let (mut start, mut lines) = (0, 0);
+    let step = text.len().div_ceil(n).max(1);
+    while start < text.len() {
+        let target = (start + step).min(text.len());
+        // The end of the line that holds `target` (or the text's end).
+        let end = text.as_bytes()[target..].iter().position(|&b| b == b'\n').map_or(text.len(), |p| target + p + 1);
+        let piece = &text[start..end];
+        out.push((lines, piece));
+        lines += piece.matches('\n').count();
+        start = end;
+    }
+    out
 }
 
 /// The repository's committer, or a fixed gitgrant identity in CI clones without one.
@@ -595,6 +639,34 @@ mod tests {
 
     fn line(request: &str) -> Entry {
         Entry { action: "grant".into(), request: request.into(), result: "ok".into(), access: Some("user".into()), ..Entry::default() }
+    }
+
+    /// The ledger parsed on several threads is the one thread's: the same
+    /// entries in the same order, and the same first corrupt line.
+    #[test]
+    fn parsing_on_threads_equals_one_thread() {
+        let mut text = String::new();
+        for i in 0..500 {
+            text.push_str(&serde_json::to_string(&line(&format!("req-{i:04}"))).unwrap());
+            text.push_str(if i % 7 == 0 { "\r\n\n" } else { "\n" });
+        }
+        let one = parse_on(&text, 1).unwrap();
+        assert_eq!(one.len(), 500);
+        assert_eq!(one[499].request, "req-0499");
+        for threads in [2, 3, 8, 1000] {
+            assert!(line_chunks(&text, threads).len() > 1, "{threads} threads: one chunk");
+            assert_eq!(parse_on(&text, threads).unwrap(), one, "{threads} threads");
+        }
+        // Two corrupt lines: the first one is named, whichever thread read it.
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        lines[400] = "{not json";
+        lines[100] = "{\"time\": 1}";
+        let bad = lines.join("\n");
+        let want = parse_on(&bad, 1).unwrap_err().to_string();
+        assert!(want.contains("line 101:"), "{want}");
+        for threads in [2, 3, 8] {
+            assert_eq!(parse_on(&bad, threads).unwrap_err().to_string(), want, "{threads} threads");
+        }
     }
 
     /// Issue 14, what broke 4: two writers on one repository. The loser of the

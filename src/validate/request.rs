@@ -8,7 +8,7 @@ use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
 use crate::model::policy::{Policy, ProviderKind};
 use crate::model::request::{RawRequest, Request, Window};
 use crate::model::{Duration, Sp};
-use crate::source::{Entry, EntryKind, Tree, parse_yaml};
+use crate::source::{Entry, EntryKind, SourceFile, Tree, parse_yaml};
 
 pub const REQUEST_DIR: &str = "requests";
 pub const MIN_REASON_CHARS: usize = 10;
@@ -36,11 +36,18 @@ pub fn is_ignorable(path: &str) -> bool {
 /// Reads and parses one request file (no policy checks yet). All problems go
 /// to `d`; `None` means the file could not be turned into a request at all.
 pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Option<Request> {
+    parse_request(entry, || tree.read_source(entry), d)
+}
+
+/// [`load_request`] with the file's text from `read` (called at most once,
+/// and only for a plain file with a request name): `check` reads every file
+/// from its tree on one thread, then parses them on several.
+pub fn parse_request(entry: &Entry, read: impl FnOnce() -> Result<SourceFile, Diagnostic>, d: &mut Diagnostics) -> Option<Request> {
     let path = entry.path.as_str();
     if entry.kind != EntryKind::File {
         // A link (to a file or a directory) or a submodule: refused as such,
         // whatever its name.
-        if let Err(diag) = tree.read_source(entry) {
+        if let Err(diag) = read() {
             d.push(diag);
         }
         return None;
@@ -67,7 +74,7 @@ pub fn load_request(tree: &dyn Tree, entry: &Entry, d: &mut Diagnostics) -> Opti
                 .help("rename the file: 3-80 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit, e.g. `2026-11-23-alice-orders-db.yaml`"),
         );
     }
-    let file = match tree.read_source(entry) {
+    let file = match read() {
         Ok(f) => f,
         Err(diag) => {
             d.push(diag);

@@ -22,6 +22,7 @@ mod ledger_remote;
 mod merge_queue;
 mod monitor;
 mod notify;
+mod parallel_check;
 mod provider_aws_iam;
 mod provider_aws_sso;
 mod provider_azure_rbac;
