@@ -238,6 +238,7 @@ impl BasePolicies {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn judge(
     repo: Option<&Repository>,
     base_oid: Option<Oid>,

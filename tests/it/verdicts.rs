@@ -114,7 +114,7 @@ fn stored_verdicts_equal_judging_from_scratch_and_a_second_run_judges_nothing() 
 
 #[test]
 fn a_corrupt_or_truncated_store_is_ignored_and_rebuilt() {
-    let mut next = rng(0xc022_0b7);
+    let mut next = rng(0x0c02_20b7);
     let (r, landings) = random_repo(0, &mut next);
     let repo = Repository::open(r.path()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -144,7 +144,7 @@ fn a_corrupt_or_truncated_store_is_ignored_and_rebuilt() {
 
 #[test]
 fn new_ledger_facts_before_a_landing_force_judging_it_again() {
-    let mut next = rng(0x1ed9_e7);
+    let mut next = rng(0x001e_d9e7);
     let (r, landings) = random_repo(1, &mut next);
     let tmp = tempfile::tempdir().unwrap();
     let path = store_file(tmp.path());
