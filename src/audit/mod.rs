@@ -13,6 +13,7 @@ pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use git2::{Oid, Repository};
@@ -83,7 +84,7 @@ pub struct Trail {
     pub ledger: Ledger,
     /// [`Trail::policy_at`] by the id of the commit's `policies/` tree: the
     /// policies change in a handful of commits, not per landing or event.
-    policies: std::cell::RefCell<HashMap<Option<Oid>, Option<Policy>>>,
+    policies: std::cell::RefCell<HashMap<Option<Oid>, Option<Rc<Policy>>>>,
 }
 
 impl Trail {
@@ -97,6 +98,12 @@ impl Trail {
 
     /// The policies at `commit` (None when they cannot be read or are invalid).
     pub fn policy_at(&self, commit: &str) -> Option<Policy> {
+        self.shared_policy_at(commit).map(|p| Policy::clone(&p))
+    }
+
+    /// [`Self::policy_at`] without copying the policies (a big policy set costs
+    /// milliseconds to copy and to free, per event that asks).
+    pub fn shared_policy_at(&self, commit: &str) -> Option<Rc<Policy>> {
         let oid = Oid::from_str(commit).ok()?;
         let root = self.repo.find_commit(oid).ok()?.tree().ok()?;
         let key = root.get_name(crate::validate::policy::POLICY_DIR).map(|e| e.id());
@@ -105,7 +112,7 @@ impl Trail {
         }
         let tree = GitTree::new(&self.repo, oid).ok()?;
         let load = load_policy(&tree);
-        let policy = (!load.diagnostics.has_errors() && !load.empty).then_some(load.policy);
+        let policy = (!load.diagnostics.has_errors() && !load.empty).then(|| Rc::new(load.policy));
         self.policies.borrow_mut().insert(key, policy.clone());
         policy
     }
@@ -405,17 +412,17 @@ pub fn who(trail: &Trail, resource: &str, privilege: Option<Privilege>, from: Da
         }
     }
     periods.extend(open.into_values().map(|(g, t)| (g, t, None)));
-    let main_policy = trail.policy_at(&trail.main.to_string());
-    let mut policies: HashMap<String, Option<Policy>> = HashMap::new();
+    let main_policy = trail.shared_policy_at(&trail.main.to_string());
+    let mut policies: HashMap<String, Option<Rc<Policy>>> = HashMap::new();
     let mut out = Vec::new();
     for (g, granted, revoked) in periods {
         let e = &trail.ledger.entries[g];
         if granted >= to || revoked.is_some_and(|r| r <= from) {
             continue;
         }
-        let base = e.base_commit.as_deref().and_then(|b| policies.entry(b.to_string()).or_insert_with(|| trail.policy_at(b)).as_ref());
+        let base = e.base_commit.as_deref().and_then(|b| policies.entry(b.to_string()).or_insert_with(|| trail.shared_policy_at(b)).as_deref());
         let role_privilege = |p: Option<&Policy>| p.and_then(|p| p.roles.get(&e.role)).map(|r| r.privilege);
-        let held_privilege = role_privilege(base).or_else(|| role_privilege(main_policy.as_ref()));
+        let held_privilege = role_privilege(base).or_else(|| role_privilege(main_policy.as_deref()));
         if let Some(min) = privilege
             && held_privilege.is_none_or(|p| p < min)
         {

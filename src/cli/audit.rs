@@ -134,11 +134,13 @@ fn run_timeline(g: &Global, f: &FilterArgs) -> u8 {
     };
     let events = timeline(&trail, &filter);
     // Tens of megabytes on a long history: streamed, not built in memory.
-    emit(|w| match g.format {
+    let code = emit(|w| match g.format {
         Format::Json => write_json_lines(w, &events),
         Format::Csv => events_csv(w, &events),
         Format::Human | Format::Github => w.write_all(events_table(&events).as_bytes()),
-    })
+    });
+    super::exit_soon((events, trail));
+    code
 }
 
 /// Writes to stdout through a buffer; a closed pipe (`| head`) is not an error.
@@ -273,11 +275,13 @@ fn run_who(g: &Global, w: &WhoArgs) -> u8 {
         Err(code) => return code,
     };
     let held = who(&trail, &w.resource, w.privilege, from, to);
-    emit(|out| match g.format {
+    let code = emit(|out| match g.format {
         Format::Json => write_json_lines(out, &held),
         Format::Csv => held_csv(out, &held),
         Format::Human | Format::Github => out.write_all(held_table(&held, w, from, to).as_bytes()),
-    })
+    });
+    super::exit_soon(trail);
+    code
 }
 
 fn held_csv(w: &mut dyn std::io::Write, held: &[Held]) -> std::io::Result<()> {

@@ -46,7 +46,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
         eprintln!("{}", human(h));
     }
     print_report(g, &report);
-    report.status.code()
+    let code = report.status.code();
+    super::exit_soon(report);
+    code
 }
 
 fn print_report(g: &Global, report: &CheckReport) {

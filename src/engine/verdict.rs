@@ -440,12 +440,9 @@ fn judge(
     for (item, (mut local, step)) in items.into_iter().zip(judged) {
         d.extend(item.clash);
         let outcome = match step {
-            Step::Judged(o) => Some(o),
+            Step::Judged(o) => Some(*o),
             Step::Unparsed => None,
-            Step::NeedsBase(req) => match judge_parsed(&item.entry.path, req, item.change, &shared, Some(&with_base), &mut local) {
-                Ok(o) => Some(o),
-                Err(_) => None,
-            },
+            Step::NeedsBase(req) => judge_parsed(&item.entry.path, *req, item.change, &shared, Some(&with_base), &mut local).ok(),
         };
         // The text is kept only to render this file's diagnostics (and every
         // file that does not parse: its diagnostics show its lines).
@@ -502,11 +499,11 @@ struct WithBase<'a> {
 }
 
 enum Step {
-    Judged(RequestOutcome),
+    Judged(Box<RequestOutcome>),
     /// The file is no request (its diagnostics say why).
     Unparsed,
     /// Parsed; the rest of its judgement needs the base tree.
-    NeedsBase(Request),
+    NeedsBase(Box<Request>),
 }
 
 /// How many threads judge `n` files: every core for a big tree (`check
@@ -530,7 +527,7 @@ fn judge_items(items: &[Item<'_>], shared: &Shared<'_>, threads: usize) -> Vec<(
         let step = match parsed {
             None => Step::Unparsed,
             Some(req) => match judge_parsed(&item.entry.path, req, item.change, shared, None, &mut d) {
-                Ok(o) => Step::Judged(o),
+                Ok(o) => Step::Judged(Box::new(o)),
                 Err(req) => Step::NeedsBase(req),
             },
         };
@@ -562,11 +559,11 @@ fn judge_parsed(
     shared: &Shared<'_>,
     base: Option<&WithBase<'_>>,
     d: &mut Diagnostics,
-) -> Result<RequestOutcome, Request> {
+) -> Result<RequestOutcome, Box<Request>> {
     let needs_base = change == Change::Modified || req.extends.is_some();
     let base = match base {
         Some(b) => b,
-        None if needs_base => return Err(req),
+        None if needs_base => return Err(Box::new(req)),
         None => &WithBase { base: &EmptyTree, known_ids: &std::cell::OnceCell::new() },
     };
     let (policy, history, now) = (shared.policy, shared.history, shared.now);
