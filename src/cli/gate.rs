@@ -134,14 +134,7 @@ fn print_group(g: &Global, o: &MergeGroupOutcome) {
     if g.quiet {
         return;
     }
-    for n in &o.notes {
-        eprintln!("warning: {}", human(n));
-    }
-    let published = match (o.published.check_run, o.published.status) {
-        (true, _) => "check run",
-        (false, true) => "commit status",
-        (false, false) => "nothing published",
-    };
+    let published = warnings_and_published(&o.notes, &o.published);
     let prs: Vec<String> = o.prs.iter().map(|p| format!("#{}", p.number)).collect();
     let prs = if prs.is_empty() { String::new() } else { format!(" (PR {})", prs.join(", ")) };
     eprintln!(
@@ -173,14 +166,7 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
     if g.quiet {
         return;
     }
-    for n in &o.notes {
-        eprintln!("warning: {}", human(n));
-    }
-    let published = match (o.published.check_run, o.published.status) {
-        (true, _) => "check run",
-        (false, true) => "commit status",
-        (false, false) => "nothing published",
-    };
+    let published = warnings_and_published(&o.notes, &o.published);
     eprintln!(
         "gate: PR #{} at {}: {} ({published}): {}",
         o.pr.number,
@@ -188,4 +174,16 @@ fn print_outcome(g: &Global, o: &GateOutcome) {
         o.conclusion.as_str(),
         human(&o.check_run.output.title)
     );
+}
+
+/// The warnings both outcomes print, and where the verdict went.
+fn warnings_and_published(notes: &[String], p: &crate::github::gate::Published) -> &'static str {
+    for n in notes {
+        eprintln!("warning: {}", human(n));
+    }
+    match (p.check_run, p.status) {
+        (true, _) => "check run",
+        (false, true) => "commit status",
+        (false, false) => "nothing published",
+    }
 }
