@@ -631,6 +631,14 @@ mod tests {
                     break_glass_reviews: vec![],
                 });
                 apply(&mut h, &mut listed, &id, &format!("requests/{id}.yaml"), c, at(clock), present, version);
+                h.walked += 1; // as `extend` counts each commit
+                // Asked while the history grows (as a forward walk does): the
+                // cached facts must follow every change.
+                if next(10) == 0 {
+                    let (w, role, t, except) =
+                        (who[next(3) as usize], format!("role{}", next(3)), at(clock + next(20_000) as i64 - 10_000), format!("2026-12-01-r{}", next(60)));
+                    assert_eq!(h.facts(w, &role, t, &except), h.facts_by_scan(w, &role, t, &except), "round {round} commit {c}: {w} {role} {t} {except}");
+                }
             }
             for w in who {
                 for _ in 0..next(6) {
