@@ -7,53 +7,20 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::reconcile::{POLICIES, land, req};
-use crate::support::{Out, Repo, run_in};
+use crate::reconcile::RemoteWorld;
+use crate::support::{Out, run_in};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").output().unwrap();
-    assert!(out.status.success(), "git {args:?} in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+/// The world of these tests: [`RemoteWorld`], plus what they read back.
+type World = RemoteWorld;
 
-/// A main repository whose local provider state is shared by all its clones
-/// (one provider, as in production), with a bare `origin`.
-struct World {
-    main: Repo,
-    shared: tempfile::TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        let shared = tempfile::tempdir().unwrap();
-        let main = Repo::new();
-        main.at("2026-11-20T10:00:00Z");
-        main.write("policies/all.yaml", Self::policies_in(shared.path(), true));
-        main.commit("bootstrap policies");
-        land(&main, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
-        git(shared.path(), &["init", "-q", "--bare", "remote.git"]);
-        main.git(&["remote", "add", "origin", shared.path().join("remote.git").to_str().unwrap()]);
-        main.git(&["push", "-q", "origin", "main"]);
-        World { main, shared }
+impl RemoteWorld {
+    fn with_sandbox() -> World {
+        RemoteWorld::new(|shared| Self::policies_without(shared, true))
     }
 
-    fn policies_in(shared: &Path, with_sandbox: bool) -> String {
-        let state = shared.join("grants.json").display().to_string();
-        let p = POLICIES.replace("state/grants.json", &state);
+    fn policies_without(shared: &Path, with_sandbox: bool) -> String {
+        let p = Self::policies_in(shared);
         if with_sandbox { p } else { p.lines().filter(|l| !l.trim_start().starts_with("sandbox:")).collect::<Vec<_>>().join("\n") }
-    }
-
-    fn bare(&self) -> PathBuf {
-        self.shared.path().join("remote.git")
-    }
-
-    /// A fresh `git clone` of the remote: remote-tracking refs only, no local ledger branch.
-    fn clone(&self, name: &str) -> PathBuf {
-        let dir = self.shared.path().join(name);
-        git(self.shared.path(), &["clone", "-q", self.bare().to_str().unwrap(), name]);
-        git(&dir, &["config", "user.name", "ci"]);
-        git(&dir, &["config", "user.email", "ci@example.com"]);
-        dir
     }
 
     /// The remote's ledger lines.
@@ -90,7 +57,7 @@ fn reconcile(dir: &Path, at: &str) -> Out {
 /// as `observed`, and after a resource left `policies/` revoked nothing.
 #[test]
 fn a_fresh_clone_reads_the_remote_ledger_and_still_revokes_a_retired_resource() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let a = w.clone("a");
     let t0 = reconcile(&a, "2026-12-01T10:05:00Z");
     assert_eq!(t0.code, 0, "{}", t0.all());
@@ -113,7 +80,7 @@ fn a_fresh_clone_reads_the_remote_ledger_and_still_revokes_a_retired_resource() 
     m.checkout("main");
     m.merge("retire-request", "Merge pull request #2 from retire-request\n");
     m.branch("retire");
-    m.write("policies/all.yaml", World::policies_in(w.shared.path(), false));
+    m.write("policies/all.yaml", World::policies_without(w.shared.path(), false));
     m.commit_as("alice", "retire sandbox");
     m.checkout("main");
     m.merge("retire", "Merge pull request #3 from retire\n\nApproved-by: frank\n");
@@ -140,7 +107,7 @@ fn recorded(out: &Out) -> usize {
 /// provider: every line of both runs is on the remote exactly once.
 #[test]
 fn two_clones_reconciling_at_once_lose_and_double_no_line() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let (a, b) = (w.clone("a"), w.clone("b"));
     let runs: Vec<Out> = std::thread::scope(|s| {
         let ha = s.spawn(|| reconcile(&a, "2026-12-01T10:05:00Z"));
@@ -166,7 +133,7 @@ fn two_clones_reconciling_at_once_lose_and_double_no_line() {
 /// remote moved since) publishes its lines on top of the remote's, once.
 #[test]
 fn a_diverged_local_ledger_is_rebased_onto_the_remote_by_identity() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let (a, b) = (w.clone("a"), w.clone("b"));
     // b grants and records locally, its remote unreachable (the push "failed").
     let offline = run_in(&b, &["reconcile", "--at", "2026-12-01T10:05:00Z", "--remote", "nowhere"]);
@@ -194,7 +161,7 @@ fn a_diverged_local_ledger_is_rebased_onto_the_remote_by_identity() {
 /// serialises them; the second finds the work done and records nothing twice.
 #[test]
 fn two_runs_on_one_repository_are_serialised_by_the_run_lock() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let dir = w.main.path().to_path_buf();
     let runs: Vec<Out> = std::thread::scope(|s| {
         let h1 = s.spawn(|| reconcile(&dir, "2026-12-01T10:05:00Z"));
@@ -226,7 +193,7 @@ fn write_lock(dir: &Path, pid: u32, since: &str) {
 /// A run killed with SIGKILL leaves its run lock: the next run reports it and takes it over.
 #[test]
 fn a_run_lock_left_by_a_dead_process_is_taken_over_with_a_message() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let dir = w.main.path().to_path_buf();
     let mut child = Command::new("true").spawn().unwrap();
     let dead = child.id();
@@ -242,7 +209,7 @@ fn a_run_lock_left_by_a_dead_process_is_taken_over_with_a_message() {
 /// A live holder: the second run waits the bound, then exits 0 saying who holds it, changing nothing.
 #[test]
 fn a_run_lock_held_by_a_live_run_makes_the_next_run_exit_cleanly() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let dir = w.main.path().to_path_buf();
     write_lock(&dir, std::process::id(), &chrono::Utc::now().to_rfc3339());
     let out = run_in(&dir, &["reconcile", "--at", "2026-12-01T10:05:00Z", "--lock-wait", "1"]);
@@ -262,7 +229,7 @@ fn a_run_lock_held_by_a_live_run_makes_the_next_run_exit_cleanly() {
 /// later run granted and revoked, then failed to record, forever.
 #[test]
 fn a_stale_ledger_ref_lock_is_cleared_with_a_message_and_the_run_records() {
-    let w = World::new();
+    let w = World::with_sandbox();
     let dir = w.main.path().to_path_buf();
     assert_eq!(reconcile(&dir, "2026-12-01T10:05:00Z").code, 0);
     let lock = dir.join(".git/refs/heads/gitgrant-ledger.lock");

@@ -2,14 +2,13 @@
 //! on real git repositories (local provider, a bare remote, fresh clones as
 //! CI makes them), with wiremock Slack and JSON webhook sinks.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::reconcile::{POLICIES, land, req};
+use crate::reconcile::{POLICIES, RemoteWorld, git_ok as git, land, req};
 use crate::support::{Out, Repo, run_in_env};
 
 const SINKS: &str = "
@@ -21,42 +20,9 @@ notifications:
     siem: { kind: json, url_env: TEST_JSON_URL, events: [granted, revoked, expiring_soon] }
 ";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A main repository with one auto-tier request (heidi, sandbox, 10:00-12:00),
-/// a bare `origin`, and local provider state shared by every clone.
-struct World {
-    _main: Repo,
-    shared: tempfile::TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        let shared = tempfile::tempdir().unwrap();
-        let main = Repo::new();
-        main.at("2026-11-20T10:00:00Z");
-        let state = shared.path().join("grants.json").display().to_string();
-        main.write("policies/all.yaml", format!("{}{SINKS}", POLICIES.replace("state/grants.json", &state)));
-        main.commit("bootstrap policies");
-        land(&main, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
-        git(shared.path(), &["init", "-q", "--bare", "remote.git"]);
-        main.git(&["remote", "add", "origin", shared.path().join("remote.git").to_str().unwrap()]);
-        main.git(&["push", "-q", "origin", "main"]);
-        World { _main: main, shared }
-    }
-
-    /// A fresh `git clone` of the remote (no local ledger branch, no outbox ref).
-    fn clone(&self, name: &str) -> PathBuf {
-        let dir = self.shared.path().join(name);
-        git(self.shared.path(), &["clone", "-q", self.shared.path().join("remote.git").to_str().unwrap(), name]);
-        git(&dir, &["config", "user.name", "ci"]);
-        git(&dir, &["config", "user.email", "ci@example.com"]);
-        dir
-    }
+/// heidi's auto-tier request (sandbox, 10:00-12:00) with the sinks above.
+fn world() -> RemoteWorld {
+    RemoteWorld::new(|shared| format!("{}{SINKS}", RemoteWorld::policies_in(shared)))
 }
 
 fn reconcile(dir: &Path, at: &str, hooks: &MockServer) -> Out {
@@ -81,7 +47,7 @@ async fn ok_sinks() -> MockServer {
 /// schema for JSON; a later run from a fresh clone sends nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_is_delivered_once_to_slack_and_json_even_from_fresh_clones() {
-    let w = World::new();
+    let w = world();
     let hooks = ok_sinks().await;
     let t0 = reconcile(&w.clone("a"), "2026-12-01T10:05:00Z", &hooks);
     assert_eq!(t0.code, 0, "{}", t0.all());
@@ -124,7 +90,7 @@ async fn a_grant_is_delivered_once_to_slack_and_json_even_from_fresh_clones() {
 /// clone) delivers, and a run after that sends nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_delivery_is_retried_next_run_and_never_duplicated() {
-    let w = World::new();
+    let w = world();
     let hooks = MockServer::start().await;
     Mock::given(method("POST")).and(path("/slack")).respond_with(ResponseTemplate::new(500)).up_to_n_times(1).with_priority(1).mount(&hooks).await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).with_priority(5).mount(&hooks).await;
@@ -157,7 +123,7 @@ async fn a_failed_delivery_is_retried_next_run_and_never_duplicated() {
 /// exact command to extend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiring_soon_is_sent_once_with_the_extend_command() {
-    let w = World::new();
+    let w = world();
     let hooks = ok_sinks().await;
     assert_eq!(reconcile(&w.clone("a"), "2026-12-01T10:05:00Z", &hooks).code, 0);
     let before = bodies(&hooks, "slack").await.len();
@@ -181,7 +147,7 @@ async fn expiring_soon_is_sent_once_with_the_extend_command() {
 /// sent once it is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_without_its_url_variable_is_a_warning_and_catches_up() {
-    let w = World::new();
+    let w = world();
     let hooks = ok_sinks().await;
     let json = format!("{}/json", hooks.uri());
     let t0 = run_in_env(&w.clone("a"), &["reconcile", "--at", "2026-12-01T10:05:00Z"], &[("TEST_JSON_URL", json.as_str())]);
@@ -305,7 +271,7 @@ notifications:
     git(shared.path(), &["init", "-q", "--bare", "remote.git"]);
     main.git(&["remote", "add", "origin", shared.path().join("remote.git").to_str().unwrap()]);
     main.git(&["push", "-q", "origin", "main"]);
-    let world = World { _main: main, shared };
+    let world = RemoteWorld { main, shared };
 
     let hooks = ok_sinks().await;
     let gh = MockServer::start().await;

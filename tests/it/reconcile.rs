@@ -72,6 +72,56 @@ pub(crate) fn land(r: &Repo, branch: &str, author: &str, files: &[(&str, String)
     r.merge(branch, &format!("Merge pull request #1 from {branch}\n\n{trailers}"))
 }
 
+/// `git ARGS` in `dir`, which must succeed: its trimmed standard output.
+pub(crate) fn git_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").args(args).current_dir(dir).env("GIT_CONFIG_NOSYSTEM", "1").output().unwrap();
+    assert!(out.status.success(), "git {args:?} in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A main repository with heidi's auto-tier request landed (sandbox,
+/// 2026-12-01 10:00 for 2h), a bare `origin` at `shared/remote.git`, and
+/// local provider state in `shared`, shared by every clone (one provider,
+/// as in production). `policies` gets the `shared` directory.
+pub(crate) struct RemoteWorld {
+    pub main: Repo,
+    pub shared: tempfile::TempDir,
+}
+
+impl RemoteWorld {
+    pub fn new(policies: impl FnOnce(&std::path::Path) -> String) -> RemoteWorld {
+        let shared = tempfile::tempdir().unwrap();
+        let main = Repo::new();
+        main.at("2026-11-20T10:00:00Z");
+        main.write("policies/all.yaml", policies(shared.path()));
+        main.commit("bootstrap policies");
+        land(&main, "heidi", "heidi", &[("requests/heidi-sandbox.yaml", req("heidi", "user", "sandbox", "2026-12-01T10:00:00Z", "2h"))], &[]);
+        git_ok(shared.path(), &["init", "-q", "--bare", "remote.git"]);
+        main.git(&["remote", "add", "origin", shared.path().join("remote.git").to_str().unwrap()]);
+        main.git(&["push", "-q", "origin", "main"]);
+        RemoteWorld { main, shared }
+    }
+
+    /// [`POLICIES`] with the local provider's state file in `shared`.
+    pub fn policies_in(shared: &std::path::Path) -> String {
+        POLICIES.replace("state/grants.json", &shared.join("grants.json").display().to_string())
+    }
+
+    pub fn bare(&self) -> std::path::PathBuf {
+        self.shared.path().join("remote.git")
+    }
+
+    /// A fresh `git clone` of the remote, as CI makes it: remote-tracking
+    /// refs only (no local ledger branch, no outbox ref, no `.git/gitgrant`).
+    pub fn clone(&self, name: &str) -> std::path::PathBuf {
+        let dir = self.shared.path().join(name);
+        git_ok(self.shared.path(), &["clone", "-q", self.bare().to_str().unwrap(), name]);
+        git_ok(&dir, &["config", "user.name", "ci"]);
+        git_ok(&dir, &["config", "user.email", "ci@example.com"]);
+        dir
+    }
+}
+
 pub(crate) fn grants(r: &Repo) -> Vec<(String, String, Vec<String>)> {
     let p = r.path().join("state/grants.json");
     let Ok(text) = std::fs::read_to_string(p) else { return Vec::new() };
