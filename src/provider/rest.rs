@@ -278,5 +278,10 @@ mod tests {
         let err = endpoint(&cfg("http://10.0.0.1"), none, "https://x").unwrap_err();
         assert!(err.contains("config `endpoint`") && err.contains("https"), "{err}");
         assert!(endpoint(&cfg("not a url"), none, "https://x").unwrap_err().contains("not a URL"));
+        // Host names are ASCII only (idna_adapter's stub back end, Cargo.toml): an
+        // internationalised one is refused with the URL named, never sent somewhere else.
+        let err = endpoint(&cfg("https://b\u{fc}cher.example/api"), none, "https://x").unwrap_err();
+        assert!(err.contains("not a URL") && err.contains("b\u{fc}cher.example"), "{err}");
+        assert_eq!(endpoint(&cfg("https://xn--bcher-kva.example/api"), none, "https://x").unwrap(), "https://xn--bcher-kva.example/api");
     }
 }
