@@ -238,7 +238,7 @@ fn missing_feature(kind: ProviderKind, resource: &str, feature: &str) -> Provide
         kind,
         resource,
         format!(
-            "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); install a build with it: `cargo install --locked gitgrant --features {feature}`, or the default features, or the release binary"
+            "this gitgrant was built without the {kind} provider (cargo feature `{feature}`); use the release binary (every provider), or build with the feature: `cargo install --locked --path . --features {feature}` from a checkout"
         ),
     )
 }
@@ -301,7 +301,7 @@ mod tests {
         assert!(!e.is_transient());
         assert_eq!(
             e.to_string(),
-            "aws-iam prod-aws: this gitgrant was built without the aws-iam provider (cargo feature `aws`); install a build with it: `cargo install --locked gitgrant --features aws`, or the default features, or the release binary"
+            "aws-iam prod-aws: this gitgrant was built without the aws-iam provider (cargo feature `aws`); use the release binary (every provider), or build with the feature: `cargo install --locked --path . --features aws` from a checkout"
         );
     }
 
