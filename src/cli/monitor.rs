@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Format, Global, fail};
 use crate::github::GitHubApi;
 use crate::ledger;
-use crate::monitor::{self, MonitorRun, notify};
+use crate::monitor::{self, MonitorRun};
 use crate::reconcile::desired_state;
 use crate::render::escape::{self, GhCommand, human, human_join};
 
@@ -70,7 +70,7 @@ pub fn run(g: &Global, a: Args) -> u8 {
             let revoked: Vec<String> = run.revocations.iter().filter(|r| r.ok).map(|r| r.request.clone()).collect();
             if a.github_issue {
                 let title = format!("gitgrant monitor: {} finding(s) at {}", new.len(), crate::model::stamp(&at));
-                let body = issue_body(&new, &revoked, &desired.policy);
+                let body = monitor::issue::body(&new, &revoked, &desired.policy);
                 match issue_client(&a).await {
                     Ok(c) => match c.create_issue(&title, &body).await {
                         Ok((n, url)) => eprintln!("opened issue #{n} {}", human(&url)),
@@ -130,14 +130,6 @@ pub fn run(g: &Global, a: Args) -> u8 {
 async fn issue_client(a: &Args) -> Result<crate::github::client::Client, String> {
     let slug = crate::github::context::repo_slug(a.verify.github_repo.as_deref(), None).map_err(|e| format!("--github-issue: {e}"))?;
     crate::github::client::Client::from_env(slug).await.map_err(|e| format!("--github-issue: {e}"))
-}
-
-fn issue_body(new: &[monitor::rules::Finding], revoked: &[String], policy: &crate::model::policy::Policy) -> String {
-    format!(
-        "gitgrant monitor found activity that the policy's `monitor` rules flag.\n\n{}\n\nPolicy owners to review: {}.\n",
-        notify::finding_lines(new, revoked),
-        notify::escape(&monitor::breakglass::owners(policy))
-    )
 }
 
 fn print(g: &Global, run: &MonitorRun, ledger_written: bool) -> Result<(), u8> {

@@ -22,7 +22,7 @@
 
 pub mod activity;
 pub mod breakglass;
-pub mod notify;
+pub mod issue;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -150,7 +150,12 @@ async fn forbidden_action_revokes_records_alerts_and_stays_revoked() {
         "monitor finding (revoke) on heidi_sandbox (heidi -&gt; user on sandbox): [no-iam/heidi_sandbox/sandbox/ev-2] rule `no-iam`: heidi performed forbidden action(s) iam:CreateUser (1 event(s)) under heidi_sandbox. Evidence: ev-2 at 2026-12-01T10:20:00Z: iam:CreateUser"
     );
     let issue: Value = serde_json::from_slice(&received.iter().find(|q| q.url.path().ends_with("/issues")).unwrap().body).unwrap();
-    assert!(issue["body"].as_str().unwrap().contains("no-iam"), "{issue}");
+    let body = issue["body"].as_str().unwrap();
+    assert!(
+        body.contains("\n- rule no-iam: heidi performed forbidden action(s) iam:CreateUser")
+            && body.contains(" — revoked. Evidence: ev-2 at 2026-12-01T10:20:00Z"),
+        "{issue}"
+    );
 
     // Reconcile does not grant it again while the file is on main.
     let rec = run(&r, &["reconcile", "--at", "2026-12-01T10:40:00Z", "--format", "json"], &[]);
