@@ -113,27 +113,10 @@ pub async fn run_gate(api: &dyn GitHubApi, opts: &GateOptions) -> Result<GateOut
 
     let templates = verdict.report.as_ref().map(|r| &r.policy.templates);
     let (summary, text) = render_check_summary(&mut view, templates);
-    let check_run = CheckRun {
-        name: CHECK_NAME.to_string(),
-        head_sha: pr.head_sha.clone(),
-        status: "completed".to_string(),
-        conclusion,
-        details_url: Some(pr.html_url.clone()).filter(|u| !u.is_empty()),
-        output: CheckOutput { title: view.title.clone(), summary, text },
-    };
-
-    let mut published = Published::default();
+    let details_url = Some(pr.html_url.clone()).filter(|u| !u.is_empty());
+    let output = CheckOutput { title: view.title.clone(), summary, text };
     let mut exit = exit;
-    match publish_verdict(api, &pr.head_sha, &check_run, opts.status_only, &mut notes).await {
-        Ok((check, status)) => {
-            published.check_run = check;
-            published.status = status;
-        }
-        Err(e) => {
-            notes.push(format!("could not publish the verdict: {e}"));
-            exit = 2;
-        }
-    }
+    let (check_run, mut published) = publish(api, &pr.head_sha, conclusion, details_url, output, opts.status_only, &mut notes, &mut exit).await;
 
     // Who was already asked for this head: the sticky comment's state line.
     let viewer = if opts.comment { api.viewer_login().await } else { None };
@@ -308,6 +291,36 @@ fn conclude(v: &Verdict) -> (Conclusion, u8) {
         Some(Status::Ok) if !v.decision.blockers.is_empty() => (Conclusion::Failure, 1),
         Some(Status::Ok) => (Conclusion::ActionRequired, 1),
     }
+}
+
+/// Publishes the completed `gitgrant/approval` check run for `head_sha` (the
+/// PR gate and the merge-queue gate alike); a failure to publish is a note
+/// and exit 2, since the required check then stays unsatisfied. Returns the
+/// run as sent, for the outcome.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn publish(
+    api: &dyn GitHubApi,
+    head_sha: &str,
+    conclusion: Conclusion,
+    details_url: Option<String>,
+    output: CheckOutput,
+    status_only: bool,
+    notes: &mut Vec<String>,
+    exit: &mut u8,
+) -> (CheckRun, Published) {
+    let run = CheckRun { name: CHECK_NAME.to_string(), head_sha: head_sha.to_string(), status: "completed".to_string(), conclusion, details_url, output };
+    let mut published = Published::default();
+    match publish_verdict(api, head_sha, &run, status_only, notes).await {
+        Ok((check, status)) => {
+            published.check_run = check;
+            published.status = status;
+        }
+        Err(e) => {
+            notes.push(format!("could not publish the verdict: {e}"));
+            *exit = 2;
+        }
+    }
+    (run, published)
 }
 
 /// Publishes the check run, or the commit status when asked or when check

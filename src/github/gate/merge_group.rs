@@ -35,11 +35,11 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository};
 use serde::Serialize;
 
-use super::{GateOptions, Published, conclude, judge, publish_verdict, view_of};
+use super::{GateOptions, Published, conclude, judge, publish, view_of};
 use crate::approval::Decision;
 use crate::check::CheckReport;
 use crate::github::context::{MergeGroupEvent, QUEUE_PREFIX, QueueRef, parse_queue_ref};
-use crate::github::{CHECK_NAME, CheckOutput, CheckRun, Conclusion, GitHubApi};
+use crate::github::{CheckOutput, CheckRun, Conclusion, GitHubApi};
 use crate::render::card::short;
 use crate::render::markdown;
 
@@ -109,26 +109,9 @@ pub async fn run_merge_group(api: &dyn GitHubApi, opts: &MergeGroupOptions) -> M
     };
     let (conclusion, exit) = conclude_group(&prs, &unexplained, error.as_deref());
     let title = title_of(&prs, &unexplained, error.is_some(), conclusion);
-    let check_run = CheckRun {
-        name: CHECK_NAME.to_string(),
-        head_sha: ev.head_sha.clone(),
-        status: "completed".to_string(),
-        conclusion,
-        details_url: None,
-        output: CheckOutput { summary: summary(ev, &title, &prs, &unexplained, error.as_deref()), title, text: None },
-    };
-    let mut published = Published::default();
+    let output = CheckOutput { summary: summary(ev, &title, &prs, &unexplained, error.as_deref()), title, text: None };
     let mut exit = exit;
-    match publish_verdict(api, &ev.head_sha, &check_run, opts.status_only, &mut notes).await {
-        Ok((check, status)) => {
-            published.check_run = check;
-            published.status = status;
-        }
-        Err(e) => {
-            notes.push(format!("could not publish the verdict: {e}"));
-            exit = 2;
-        }
-    }
+    let (check_run, published) = publish(api, &ev.head_sha, conclusion, None, output, opts.status_only, &mut notes, &mut exit).await;
     MergeGroupOutcome {
         head_sha: ev.head_sha.clone(),
         base_sha: ev.base_sha.clone(),
