@@ -348,9 +348,7 @@ fn judge(
     let history: &History = match (repo, base_oid, preset) {
         (Some(repo), Some(b), Some(h)) => {
             debug_assert_eq!(h.head, Some(b), "the preset history is main's as of the base");
-            h.grants.clear();
-            h.findings.clear();
-            h.lookup = Default::default();
+            h.ledger = Default::default();
             if super::facts::counts_ledger(&policy) {
                 super::facts::add_ledger(h, repo, opts.now);
             }
