@@ -406,13 +406,17 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
     }
     let Some(head) = head else { return Ok(()) };
     // The chain: each commit names its parent and only appends.
-    let mut c = repo.find_commit(head)?;
-    let mut text = crate::ledger::read_at(repo, c.id()).map(|(t, _)| t).unwrap_or_default();
-    loop {
+    let mut chain = vec![repo.find_commit(head)?];
+    while let Some(p) = chain.last().and_then(|c| c.parent(0).ok()) {
+        chain.push(p);
+    }
+    let ids: Vec<Oid> = chain.iter().map(git2::Commit::id).collect();
+    let texts = crate::ledger::ChainTexts::new(repo, &ids);
+    for (i, c) in chain.iter().enumerate() {
         checked.ledger_commits += 1;
         let named = crate::history::trailers(c.message().unwrap_or(""), "Previous-ledger");
-        let parent = c.parent(0).ok();
-        let expected = parent.as_ref().map_or("none".to_string(), |p| p.id().to_string());
+        let parent = chain.get(i + 1);
+        let expected = parent.map_or("none".to_string(), |p| p.id().to_string());
         let id = c.id().to_string();
         match named.last() {
             None => {
@@ -429,16 +433,15 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
             )),
             Some(_) => {}
         }
-        let Some(p) = parent else { break };
-        let parent_text = crate::ledger::read_at(repo, p.id()).map(|(t, _)| t).unwrap_or_default();
-        if !text.starts_with(&parent_text) {
+        if parent.is_none() {
+            break;
+        }
+        if !texts.starts(repo, &ids, i, i + 1) {
             findings.push(rewritten(
                 Some(id.clone()),
                 format!("ledger commit {} changes or removes entries of its parent (the ledger is append-only)", short(&id)),
             ));
         }
-        text = parent_text;
-        c = p;
     }
     // What was seen before: reflogs and the remote-tracking branch.
     let remote_ref = format!("refs/remotes/{}/{BRANCH}", opts.remote);

@@ -428,8 +428,12 @@ pub fn advance(repo: &Repository, prev: Option<History>, head: Oid) -> Result<Hi
         if covered == head {
             return Ok(h);
         }
-        if on_first_parent_chain(repo, head, covered)? {
-            extend(repo, &mut h, head, Some(covered))?;
+        // Walking back from `head` finds `covered` within the few commits
+        // between two landings; no ancestry test first (a merge-base search
+        // per landing). When it is not on the chain, the walk reaches the
+        // root, no more than the cold read that follows.
+        if let Some(chain) = first_parent_chain(repo, head, Some(covered))? {
+            extend_chain(repo, &mut h, head, Some(covered), chain)?;
             return Ok(h);
         }
     }
@@ -441,6 +445,13 @@ pub fn advance(repo: &Repository, prev: Option<History>, head: Oid) -> Result<Hi
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
     crate::git::refuse_shallow(repo)?;
     let chain = first_parent_chain(repo, head, from)?.ok_or_else(|| git2::Error::from_str("the indexed commit is not on the first-parent chain"))?;
+    extend_chain(repo, h, head, from, chain)
+}
+
+/// [`extend`] over `chain`, the first-parent commits after `from` up to
+/// `head`, oldest first ([`first_parent_chain`]).
+fn extend_chain(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>, chain: Vec<Oid>) -> Result<usize, git2::Error> {
+    crate::git::refuse_shallow(repo)?;
     if from.is_none() {
         // The walk stopped at a commit without a (readable) parent: it must
         // be a real root, not a cut-off history missing its parents' objects.
