@@ -186,7 +186,7 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     break_glass(&trail, main_policy.as_ref(), opts.now, &mut findings, &mut checked)?;
 
     // AV005: the ledger's own history.
-    ledger_history(&trail.repo, trail.ledger.head, opts, &mut findings, &mut checked)?;
+    ledger_history(&trail.repo, trail.ledger.head, Some(trail.ledger.head_text()), opts, &mut findings, &mut checked)?;
 
     // AV004 / AV006: what the providers hold.
     if opts.providers
@@ -387,7 +387,14 @@ fn is_ancestor(repo: &Repository, ancestor: Oid, of: Oid) -> bool {
 /// gitgrant's own ref move when the remote ledger was ahead (see `ledger::push`).
 const REBASE_MESSAGE: &str = "gitgrant ledger: rebase on remote";
 
-fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, findings: &mut Vec<Finding>, checked: &mut Checked) -> Result<(), AuditError> {
+fn ledger_history(
+    repo: &Repository,
+    head: Option<Oid>,
+    known: Option<&str>,
+    opts: &VerifyOptions,
+    findings: &mut Vec<Finding>,
+    checked: &mut Checked,
+) -> Result<(), AuditError> {
     let rewritten = |commit: Option<String>, detail: String| Finding { code: "AV005", name: "ledger-rewritten", request: None, commit, detail };
     if let Some(expect) = &opts.expect_head {
         let found = repo.revparse_single(expect).and_then(|o| o.peel_to_commit()).map(|c| c.id());
@@ -411,7 +418,7 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
         chain.push(p);
     }
     let ids: Vec<Oid> = chain.iter().map(git2::Commit::id).collect();
-    let texts = crate::ledger::ChainTexts::new(repo, &ids);
+    let texts = crate::ledger::ChainTexts::new(repo, &ids, known);
     for (i, c) in chain.iter().enumerate() {
         checked.ledger_commits += 1;
         let named = crate::history::trailers(c.message().unwrap_or(""), "Previous-ledger");
