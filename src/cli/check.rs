@@ -54,7 +54,9 @@ pub fn run(g: &Global, a: Args) -> u8 {
     }
     print_report(g, &report);
     let code = report.status.code();
-    super::exit_soon(report);
+    // The repository too: freeing libgit2's cache of main's commits (the
+    // trust walk's) was a tenth of a warm check on 100,000 commits.
+    super::exit_soon((report, repo));
     code
 }
 
