@@ -186,7 +186,7 @@ pub async fn verify(repo_dir: &Path, opts: &VerifyOptions) -> Result<VerifyRepor
     break_glass(&trail, main_policy.as_ref(), opts.now, &mut findings, &mut checked)?;
 
     // AV005: the ledger's own history.
-    ledger_history(&trail.repo, trail.ledger.head, opts, &mut findings, &mut checked)?;
+    ledger_history(&trail.repo, trail.ledger.head, Some(trail.ledger.head_text()), opts, &mut findings, &mut checked)?;
 
     // AV004 / AV006: what the providers hold.
     if opts.providers
@@ -387,7 +387,14 @@ fn is_ancestor(repo: &Repository, ancestor: Oid, of: Oid) -> bool {
 /// gitgrant's own ref move when the remote ledger was ahead (see `ledger::push`).
 const REBASE_MESSAGE: &str = "gitgrant ledger: rebase on remote";
 
-fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, findings: &mut Vec<Finding>, checked: &mut Checked) -> Result<(), AuditError> {
+fn ledger_history(
+    repo: &Repository,
+    head: Option<Oid>,
+    known: Option<&str>,
+    opts: &VerifyOptions,
+    findings: &mut Vec<Finding>,
+    checked: &mut Checked,
+) -> Result<(), AuditError> {
     let rewritten = |commit: Option<String>, detail: String| Finding { code: "AV005", name: "ledger-rewritten", request: None, commit, detail };
     if let Some(expect) = &opts.expect_head {
         let found = repo.revparse_single(expect).and_then(|o| o.peel_to_commit()).map(|c| c.id());
@@ -406,13 +413,17 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
     }
     let Some(head) = head else { return Ok(()) };
     // The chain: each commit names its parent and only appends.
-    let mut c = repo.find_commit(head)?;
-    let mut text = crate::ledger::read_at(repo, c.id()).map(|(t, _)| t).unwrap_or_default();
-    loop {
+    let mut chain = vec![repo.find_commit(head)?];
+    while let Some(p) = chain.last().and_then(|c| c.parent(0).ok()) {
+        chain.push(p);
+    }
+    let ids: Vec<Oid> = chain.iter().map(git2::Commit::id).collect();
+    let texts = crate::ledger::ChainTexts::new(repo, &ids, known);
+    for (i, c) in chain.iter().enumerate() {
         checked.ledger_commits += 1;
         let named = crate::history::trailers(c.message().unwrap_or(""), "Previous-ledger");
-        let parent = c.parent(0).ok();
-        let expected = parent.as_ref().map_or("none".to_string(), |p| p.id().to_string());
+        let parent = chain.get(i + 1);
+        let expected = parent.map_or("none".to_string(), |p| p.id().to_string());
         let id = c.id().to_string();
         match named.last() {
             None => {
@@ -429,16 +440,15 @@ fn ledger_history(repo: &Repository, head: Option<Oid>, opts: &VerifyOptions, fi
             )),
             Some(_) => {}
         }
-        let Some(p) = parent else { break };
-        let parent_text = crate::ledger::read_at(repo, p.id()).map(|(t, _)| t).unwrap_or_default();
-        if !text.starts_with(&parent_text) {
+        if parent.is_none() {
+            break;
+        }
+        if !texts.starts(repo, &ids, i, i + 1) {
             findings.push(rewritten(
                 Some(id.clone()),
                 format!("ledger commit {} changes or removes entries of its parent (the ledger is append-only)", short(&id)),
             ));
         }
-        text = parent_text;
-        c = p;
     }
     // What was seen before: reflogs and the remote-tracking branch.
     let remote_ref = format!("refs/remotes/{}/{BRANCH}", opts.remote);

@@ -11,7 +11,9 @@
 use chrono::{DateTime, Utc};
 use git2::Repository;
 
-use crate::history::History;
+use std::sync::Arc;
+
+use crate::history::{History, LedgerFacts, Recorded};
 use crate::model::request::Request;
 use crate::risk::RequesterFacts;
 
@@ -21,12 +23,45 @@ pub fn requester_facts(h: &History, req: &Request, start: DateTime<Utc>) -> Requ
     RequesterFacts { held_role_before, early_revocations, active_grants, monitor_findings: h.findings_before(&req.requester, start) }
 }
 
-/// Adds the ledger's grants and monitor findings recorded before `as_of` to
-/// `h`, when the clone has a ledger (none: nobody held anything).
+/// Sets `h`'s ledger facts to those recorded before `as_of`, when the clone
+/// has a ledger (none: nobody held anything). The ledger is read and
+/// aggregated once per run ([`recorded`]); each call only moves the cut.
 pub fn add_ledger(h: &mut History, repo: &Repository, as_of: DateTime<Utc>) {
-    if let Some(entries) = ledger_entries(repo) {
-        add_entries(h, &entries, as_of);
+    if let Some(all) = recorded(repo) {
+        h.ledger = LedgerFacts { all, as_of: Some(as_of) };
     }
+}
+
+thread_local! {
+    /// [`recorded`]'s last answer, by [`LedgerKey`].
+    static RECORDED: std::cell::RefCell<Option<(LedgerKey, Arc<Recorded>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Every fact of the ledger of `repo`, aggregated once per process while its
+/// branch heads stay put (judging landing after landing used to copy every
+/// grant line before each landing: ledger lines x landings).
+fn recorded(repo: &Repository) -> Option<Arc<Recorded>> {
+    let key = ledger_key(repo);
+    if let Some(hit) = RECORDED.with(|c| c.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, r)| r.clone())) {
+        return Some(hit);
+    }
+    let entries = ledger_entries(repo)?;
+    let all = Arc::new(recorded_from(&entries));
+    RECORDED.with(|c| *c.borrow_mut() = Some((key, all.clone())));
+    Some(all)
+}
+
+/// The facts of `entries` (grant and finding lines).
+pub fn recorded_from(entries: &[crate::ledger::Entry]) -> Recorded {
+    let mut r = Recorded::default();
+    for e in entries {
+        match fact(e) {
+            Some((who, None)) => r.finding(&who, e.time),
+            Some((who, Some(role))) => r.grant(&who, role, e.time),
+            None => {}
+        }
+    }
+    r
 }
 
 /// Which ledger a read saw: the repository and the branch heads it can read.
@@ -38,14 +73,14 @@ thread_local! {
     static LEDGER: std::cell::RefCell<Option<(LedgerKey, std::rc::Rc<Vec<crate::ledger::Entry>>)>> = const { std::cell::RefCell::new(None) };
 }
 
+fn ledger_key(repo: &Repository) -> LedgerKey {
+    let branch = crate::ledger::BRANCH;
+    (repo.path().to_path_buf(), repo.refname_to_id(&format!("refs/heads/{branch}")).ok(), repo.refname_to_id(&format!("refs/remotes/origin/{branch}")).ok())
+}
+
 /// The ledger's entries, read once per process while its branch heads stay put.
 fn ledger_entries(repo: &Repository) -> Option<std::rc::Rc<Vec<crate::ledger::Entry>>> {
-    let branch = crate::ledger::BRANCH;
-    let key: LedgerKey = (
-        repo.path().to_path_buf(),
-        repo.refname_to_id(&format!("refs/heads/{branch}")).ok(),
-        repo.refname_to_id(&format!("refs/remotes/origin/{branch}")).ok(),
-    );
+    let key = ledger_key(repo);
     if let Some(hit) = LEDGER.with(|c| c.borrow().as_ref().filter(|(k, _)| *k == key).map(|(_, e)| e.clone())) {
         return Some(hit);
     }
@@ -67,17 +102,6 @@ fn fact(e: &crate::ledger::Entry) -> Option<(String, Option<&str>)> {
         "finding" => Some((who, None)),
         "grant" if e.result == "ok" && !e.role.is_empty() => Some((who, Some(e.role.as_str()))),
         _ => None,
-    }
-}
-
-/// [`add_ledger`] over entries already read.
-pub fn add_entries(h: &mut History, entries: &[crate::ledger::Entry], as_of: DateTime<Utc>) {
-    for e in entries.iter().filter(|e| e.time < as_of) {
-        match fact(e) {
-            Some((who, None)) => h.findings.entry(who).or_default().push(e.time),
-            Some((who, Some(role))) => h.grants.entry(who).or_default().push((role.to_string(), e.time)),
-            None => {}
-        }
     }
 }
 

@@ -389,10 +389,17 @@ impl TrustReport {
 
 /// The first-parent history from `tip`, oldest first.
 fn first_parent(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, git2::Error> {
-    let mut walk = repo.revwalk()?;
-    walk.push(tip)?;
-    walk.simplify_first_parent()?;
-    let mut out = walk.collect::<Result<Vec<Oid>, _>>()?;
+    // Parent by parent through libgit2's object cache (a revwalk parses
+    // every commit again): a check has just read these commits.
+    let mut out = Vec::new();
+    let mut c = repo.find_commit(tip)?;
+    loop {
+        out.push(c.id());
+        if c.parent_count() == 0 {
+            break;
+        }
+        c = c.parent(0)?;
+    }
     out.reverse();
     Ok(out)
 }

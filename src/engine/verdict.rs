@@ -139,13 +139,18 @@ pub fn run_check(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Chec
 /// [`run_check`] with `worktree` standing for the working tree (used when no
 /// `head` is given): `request` judges a file before writing it.
 pub fn run_check_on(repo_dir: &std::path::Path, opts: &CheckOptions, worktree: &dyn Tree) -> Result<CheckReport, CheckError> {
-    let repo = Repository::open(repo_dir);
-    let repo = match (repo, &opts.base, &opts.head) {
-        (Ok(r), _, _) => Some(r),
-        (Err(e), None, None) if e.code() == git2::ErrorCode::NotFound => None,
-        (Err(e), _, _) => return Err(crate::git::GitError::NotARepo(repo_dir.display().to_string(), e).into()),
-    };
+    let repo = open_for(repo_dir, opts)?;
     check_in(repo.as_ref(), opts, worktree)
+}
+
+/// The repository a check of `repo_dir` reads (`None`: a directory that is
+/// not a repository, judged by its own files when no commits are named).
+pub fn open_for(repo_dir: &std::path::Path, opts: &CheckOptions) -> Result<Option<Repository>, CheckError> {
+    match (Repository::open(repo_dir), &opts.base, &opts.head) {
+        (Ok(r), _, _) => Ok(Some(r)),
+        (Err(e), None, None) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        (Err(e), _, _) => Err(crate::git::GitError::NotARepo(repo_dir.display().to_string(), e).into()),
+    }
 }
 
 /// [`run_check_on`] with the repository already open (`None`: a directory
@@ -348,9 +353,7 @@ fn judge(
     let history: &History = match (repo, base_oid, preset) {
         (Some(repo), Some(b), Some(h)) => {
             debug_assert_eq!(h.head, Some(b), "the preset history is main's as of the base");
-            h.grants.clear();
-            h.findings.clear();
-            h.lookup = Default::default();
+            h.ledger = Default::default();
             if super::facts::counts_ledger(&policy) {
                 super::facts::add_ledger(h, repo, opts.now);
             }

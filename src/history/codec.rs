@@ -465,9 +465,9 @@ fn decode_state(state: &[u8], header: Header, detail: Detail<'_>) -> Option<Hist
         root: header.root,
         walked: header.walked,
         skipped: Some(Skipped { commits, header, partial }),
-        findings: HashMap::new(),
-        grants: HashMap::new(),
+        ledger: Default::default(),
         lookup: Default::default(),
+        listed: Default::default(),
     })
 }
 
@@ -587,9 +587,9 @@ mod tests {
             root: Some(Oid::from_str("89abcdef0123456789abcdef0123456789abcdef").unwrap()),
             walked: 9,
             skipped: None,
-            findings: HashMap::new(),
-            grants: HashMap::new(),
+            ledger: Default::default(),
             lookup: Default::default(),
+            listed: Default::default(),
         }
     }
 

@@ -125,6 +125,12 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// Does it count among the requests of `who` (lowercase)? An id whose
+    /// file was later handed to someone else counts for its latest requester only.
+    pub(crate) fn counts_for(&self, who: &str) -> bool {
+        self.latest.as_ref().is_none_or(|l| l.requester == who)
+    }
+
     /// The window in force at time `t` per main's history (None: not on main).
     /// A removal is recorded as a `None` window, so the last entry rules.
     pub fn window_at(&self, t: DateTime<Utc>) -> Option<Window> {
@@ -154,28 +160,118 @@ pub struct History {
     /// `events` were not decoded (they hold only what was walked since).
     #[serde(skip)]
     pub(crate) skipped: Option<codec::Skipped>,
-    /// Per requester (lowercase): times of monitor findings the ledger
-    /// recorded against them (filled from the ledger branch, not git history).
+    /// The ledger's facts (grants of a role, monitor findings) recorded
+    /// before a time (set by [`crate::engine::facts::add_ledger`], not from
+    /// git history). "Held the role before" counts these grants only: a
+    /// request that reached main but was refused (a direct push, a landing
+    /// `check` fails) never held anything.
     #[serde(skip)]
-    pub findings: HashMap<String, Vec<DateTime<Utc>>>,
-    /// Per requester (lowercase): (role, time) of every grant the ledger
-    /// recorded (filled by [`crate::engine::facts::add_ledger`]). "Held the
-    /// role before" counts these only: a request that reached main but was
-    /// refused (a direct push, a landing `check` fails) never held anything.
-    #[serde(skip)]
-    pub grants: HashMap<String, Vec<(String, DateTime<Utc>)>>,
+    pub ledger: LedgerFacts,
     /// Per-requester facts pre-aggregated on first use ([`lookup`]).
     #[serde(skip)]
     pub(crate) lookup: lookup::Cache,
+    /// The (requester, id) pairs `by_requester` lists, kept between walks.
+    #[serde(skip)]
+    pub(crate) listed: Listed,
+}
+
+/// The pairs of [`History::by_requester`] as a set, so that walking a few
+/// commits forward ([`advance`], once per landing judged) does not rebuild
+/// it from every request ever listed. Not part of the history's value:
+/// clones start empty, every one compares equal, and it is rebuilt whenever
+/// it does not hold as many pairs as `by_requester` lists.
+#[derive(Debug, Default)]
+pub(crate) struct Listed(Option<std::collections::HashSet<(String, String)>>);
+
+impl Clone for Listed {
+    fn clone(&self) -> Self {
+        Listed::default()
+    }
+}
+
+impl PartialEq for Listed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Listed {}
+
+impl Listed {
+    /// The set for `by_requester`, rebuilt if it is missing or out of step.
+    fn take(&mut self, by_requester: &HashMap<String, Vec<String>>) -> std::collections::HashSet<(String, String)> {
+        let n: usize = by_requester.values().map(Vec::len).sum();
+        match self.0.take() {
+            Some(set) if set.len() == n => set,
+            _ => by_requester.iter().flat_map(|(who, ids)| ids.iter().map(move |id| (who.clone(), id.clone()))).collect(),
+        }
+    }
 }
 
 pub use crate::risk::MAX_EARLY_REVOCATIONS;
+
+/// Every fact the ledger recorded, per requester (lowercase): the earliest
+/// grant of each role and the sorted times of monitor findings. Built once
+/// per ledger read; [`LedgerFacts`] cuts it at a time without copying it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    first_grant: HashMap<String, HashMap<String, DateTime<Utc>>>,
+    findings: HashMap<String, Vec<DateTime<Utc>>>,
+}
+
+impl Recorded {
+    /// A grant of `role` to `who` at `t`.
+    pub fn grant(&mut self, who: &str, role: &str, t: DateTime<Utc>) {
+        let e = self.first_grant.entry(who.to_ascii_lowercase()).or_default().entry(role.to_string()).or_insert(t);
+        if t < *e {
+            *e = t;
+        }
+    }
+
+    /// A monitor finding against `who` at `t`.
+    pub fn finding(&mut self, who: &str, t: DateTime<Utc>) {
+        let v = self.findings.entry(who.to_ascii_lowercase()).or_default();
+        let at = v.partition_point(|f| *f <= t);
+        v.insert(at, t);
+    }
+}
+
+/// The ledger's facts recorded before `as_of` (every one without it): the
+/// facts a landing is judged with are those recorded before its time, so
+/// judging landing after landing only moves `as_of`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LedgerFacts {
+    pub all: std::sync::Arc<Recorded>,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl LedgerFacts {
+    /// Facts at times before both `t` and `as_of` count.
+    fn bound(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        self.as_of.map_or(t, |a| a.min(t))
+    }
+
+    fn held_before(&self, who: &str, role: &str, t: DateTime<Utc>) -> bool {
+        self.all.first_grant.get(who).and_then(|m| m.get(role)).is_some_and(|at| *at < self.bound(t))
+    }
+
+    fn findings_before(&self, who: &str, t: DateTime<Utc>) -> u32 {
+        let bound = self.bound(t);
+        self.all.findings.get(who).map_or(0, |v| v.partition_point(|f| *f < bound) as u32)
+    }
+}
 
 impl History {
     /// Did `requester` hold `role` (a window that started) before `t`?
     /// Only grants the ledger recorded count (see [`History::grants`]).
     pub fn held_before(&self, requester: &str, role: &str, t: DateTime<Utc>, _except: &str) -> bool {
-        self.per_requester(requester).held_before(role, t)
+        self.ledger.held_before(&requester.to_ascii_lowercase(), role, t)
+    }
+
+    /// Records a ledger grant of `role` to `requester` at `t` (tests, and
+    /// histories built without a ledger branch).
+    pub fn record_grant(&mut self, requester: &str, role: &str, t: DateTime<Utc>) {
+        std::sync::Arc::make_mut(&mut self.ledger.all).grant(requester, role, t);
     }
 
     /// How many of `requester`'s grants ended early before `t` (capped).
@@ -185,7 +281,7 @@ impl History {
 
     /// Requests of `requester` on main whose window contains `t`, except `except`.
     pub fn active_at(&self, requester: &str, t: DateTime<Utc>, except: &str) -> Vec<String> {
-        self.per_requester(requester).active_at(self, t, except)
+        self.per_requester(requester).active_at(self, requester, t, except)
     }
 
     /// [`Self::held_before`], [`Self::early_revocations`] and [`Self::active_at`]
@@ -193,13 +289,21 @@ impl History {
     /// built once per requester: never a scan of their records per request.
     pub fn facts(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> (bool, u32, Vec<String>) {
         let p = self.per_requester(requester);
-        (p.held_before(role, t), p.early_before(t), p.active_at(self, t, except))
+        (self.held_before(requester, role, t, except), p.early_before(t), p.active_at(self, requester, t, except))
     }
 
     /// The scans [`Self::facts`] replaced, kept to prove the lookups equal them.
     #[cfg(test)]
-    fn facts_by_scan(&self, requester: &str, role: &str, t: DateTime<Utc>, except: &str) -> (bool, u32, Vec<String>) {
-        let held = self.grants.get(&requester.to_ascii_lowercase()).is_some_and(|g| g.iter().any(|(r, at)| r == role && *at < t));
+    fn facts_by_scan(
+        &self,
+        grants: &[(String, String, DateTime<Utc>)],
+        requester: &str,
+        role: &str,
+        t: DateTime<Utc>,
+        except: &str,
+    ) -> (bool, u32, Vec<String>) {
+        let who = requester.to_ascii_lowercase();
+        let held = grants.iter().any(|(w, r, at)| *w == who && r == role && *at < t && self.ledger.as_of.is_none_or(|a| *at < a));
         let (mut early, mut active) = (0usize, Vec::new());
         for r in self.of(requester) {
             early += r.ended_early_at.iter().filter(|e| **e < t).count();
@@ -215,15 +319,16 @@ impl History {
 
     /// `requester`'s requests. An id whose file was later handed to someone
     /// else (a new request under the same id) counts for its latest requester only.
+    #[cfg(test)]
     fn of<'a>(&'a self, requester: &str) -> impl Iterator<Item = &'a RequestRecord> {
         let who = requester.to_ascii_lowercase();
         let ids = self.by_requester.get(&who);
-        ids.into_iter().flatten().filter_map(|id| self.requests.get(id)).filter(move |r| r.latest.as_ref().is_none_or(|l| l.requester == who))
+        ids.into_iter().flatten().filter_map(|id| self.requests.get(id)).filter(move |r| r.counts_for(&who))
     }
 
     /// Monitor findings recorded against `requester` before `t`.
     pub fn findings_before(&self, requester: &str, t: DateTime<Utc>) -> u32 {
-        self.findings.get(&requester.to_ascii_lowercase()).map_or(0, |v| v.iter().filter(|f| **f < t).count() as u32)
+        self.ledger.findings_before(&requester.to_ascii_lowercase(), t)
     }
 
     /// How many commits the history holds, decoded or not.
@@ -323,8 +428,12 @@ pub fn advance(repo: &Repository, prev: Option<History>, head: Oid) -> Result<Hi
         if covered == head {
             return Ok(h);
         }
-        if on_first_parent_chain(repo, head, covered)? {
-            extend(repo, &mut h, head, Some(covered))?;
+        // Walking back from `head` finds `covered` within the few commits
+        // between two landings; no ancestry test first (a merge-base search
+        // per landing). When it is not on the chain, the walk reaches the
+        // root, no more than the cold read that follows.
+        if let Some(chain) = first_parent_chain(repo, head, Some(covered))? {
+            extend_chain(repo, &mut h, head, Some(covered), chain)?;
             return Ok(h);
         }
     }
@@ -336,6 +445,13 @@ pub fn advance(repo: &Repository, prev: Option<History>, head: Oid) -> Result<Hi
 fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> Result<usize, git2::Error> {
     crate::git::refuse_shallow(repo)?;
     let chain = first_parent_chain(repo, head, from)?.ok_or_else(|| git2::Error::from_str("the indexed commit is not on the first-parent chain"))?;
+    extend_chain(repo, h, head, from, chain)
+}
+
+/// [`extend`] over `chain`, the first-parent commits after `from` up to
+/// `head`, oldest first ([`first_parent_chain`]).
+fn extend_chain(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>, chain: Vec<Oid>) -> Result<usize, git2::Error> {
+    crate::git::refuse_shallow(repo)?;
     if from.is_none() {
         // The walk stopped at a commit without a (readable) parent: it must
         // be a real root, not a cut-off history missing its parents' objects.
@@ -391,14 +507,15 @@ fn extend(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>) -> R
     }
     let parsed = parse_blobs(repo, &pending);
     // (requester, id) pairs already listed in `by_requester`: a set, not a
-    // scan of the requester's whole list per version.
-    let mut listed: std::collections::HashSet<(String, String)> =
-        h.by_requester.iter().flat_map(|(who, ids)| ids.iter().map(move |id| (who.clone(), id.clone()))).collect();
+    // scan of the requester's whole list per version, and kept for the next
+    // walk (not rebuilt from every request ever listed each time).
+    let mut listed = h.listed.take(&h.by_requester);
     for (idx, time, path, new_blob) in pending {
         let Some(id) = request_id(&path) else { continue };
         let version = new_blob.and_then(|b| parsed.get(&b).cloned().flatten());
         apply(h, &mut listed, id, &path, idx, time, new_blob.is_some(), version);
     }
+    h.listed.0 = Some(listed);
     h.walked += chain.len();
     h.head = Some(head);
     Ok(chain.len())
@@ -528,6 +645,7 @@ fn apply(
     present: bool,
     version: Option<Version>,
 ) {
+    h.lookup.changed(id);
     let is_new = !h.requests.contains_key(id) || h.requests.get(id).is_some_and(|r| r.removed_at.is_some());
     let rec = h.requests.entry(id.to_string()).or_insert_with(|| RequestRecord {
         id: id.to_string(),
@@ -597,6 +715,7 @@ mod tests {
         for round in 0..20 {
             let mut h = History::default();
             let mut listed = std::collections::HashSet::new();
+            let mut grants: Vec<(String, String, DateTime<Utc>)> = Vec::new();
             let who = ["ana", "bob", "Cy"];
             let mut clock = base;
             for c in 0..600 {
@@ -637,20 +756,28 @@ mod tests {
                 if next(10) == 0 {
                     let (w, role, t, except) =
                         (who[next(3) as usize], format!("role{}", next(3)), at(clock + next(20_000) as i64 - 10_000), format!("2026-12-01-r{}", next(60)));
-                    assert_eq!(h.facts(w, &role, t, &except), h.facts_by_scan(w, &role, t, &except), "round {round} commit {c}: {w} {role} {t} {except}");
+                    assert_eq!(
+                        h.facts(w, &role, t, &except),
+                        h.facts_by_scan(&grants, w, &role, t, &except),
+                        "round {round} commit {c}: {w} {role} {t} {except}"
+                    );
                 }
             }
             for w in who {
                 for _ in 0..next(6) {
-                    h.grants.entry(w.to_ascii_lowercase()).or_default().push((format!("role{}", next(3)), at(base + next(800_000) as i64)));
+                    let (role, t) = (format!("role{}", next(3)), at(base + next(800_000) as i64));
+                    h.record_grant(w, &role, t);
+                    grants.push((w.to_ascii_lowercase(), role, t));
                 }
             }
             for q in 0..300 {
+                // The ledger as of a landing time (or every line of it).
+                h.ledger.as_of = (next(3) != 0).then(|| at(base + next(1_000_000) as i64));
                 let (w, role) = (who[next(3) as usize], format!("role{}", next(3)));
                 let t = at(base + next(1_000_000) as i64);
                 let except = format!("2026-12-01-r{}", next(60));
                 let got = h.facts(w, &role, t, &except);
-                assert_eq!(got, h.facts_by_scan(w, &role, t, &except), "round {round} query {q}: {w} {role} {t} {except}");
+                assert_eq!(got, h.facts_by_scan(&grants, w, &role, t, &except), "round {round} query {q}: {w} {role} {t} {except}");
                 held += usize::from(got.0);
                 early += usize::from(got.1 > 0);
                 active += usize::from(got.2.len() > 1);

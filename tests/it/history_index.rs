@@ -215,7 +215,7 @@ fn a_request_handed_to_someone_else_counts_for_its_new_requester_only() {
     // Git history alone grants nothing: "held before" counts ledger grants only (issue 13).
     assert!(!h.held_before("bob", "db-write", later, ""));
     let mut h = h;
-    h.grants.insert("bob".into(), vec![("db-write".into(), t)]);
+    h.record_grant("bob", "db-write", t);
     assert!(h.held_before("bob", "db-write", later, ""));
     // The one-pass query check uses agrees with the three separate ones.
     for who in ["carol", "bob", "heidi", "nobody"] {
