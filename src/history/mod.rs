@@ -169,10 +169,10 @@ pub struct History {
     pub ledger: LedgerFacts,
     /// Per-requester facts pre-aggregated on first use ([`lookup`]).
     #[serde(skip)]
-    pub(crate) lookup: lookup::Cache,
+    pub(crate) lookup: Derived<lookup::Cache>,
     /// The (requester, id) pairs `by_requester` lists, kept between walks.
     #[serde(skip)]
-    pub(crate) listed: Listed,
+    pub(crate) listed: Derived<Listed>,
 }
 
 /// The pairs of [`History::by_requester`] as a set, so that walking a few
@@ -183,19 +183,38 @@ pub struct History {
 #[derive(Debug, Default)]
 pub(crate) struct Listed(Option<std::collections::HashSet<(String, String)>>);
 
-impl Clone for Listed {
+/// State derived from a [`History`] and kept beside it to save work, not part
+/// of its value: a clone starts empty and every one compares equal, so two
+/// histories are equal exactly when their facts are.
+#[derive(Debug, Default)]
+pub(crate) struct Derived<T>(T);
+
+impl<T: Default> Clone for Derived<T> {
     fn clone(&self) -> Self {
-        Listed::default()
+        Derived::default()
     }
 }
 
-impl PartialEq for Listed {
+impl<T> PartialEq for Derived<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for Listed {}
+impl<T> Eq for Derived<T> {}
+
+impl<T> std::ops::Deref for Derived<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Derived<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
 
 impl Listed {
     /// The set for `by_requester`, rebuilt if it is missing or out of step.
@@ -205,6 +224,11 @@ impl Listed {
             Some(set) if set.len() == n => set,
             _ => by_requester.iter().flat_map(|(who, ids)| ids.iter().map(move |id| (who.clone(), id.clone()))).collect(),
         }
+    }
+
+    /// Keeps the set [`Listed::take`] gave out, brought up to date, for the next walk.
+    fn put(&mut self, set: std::collections::HashSet<(String, String)>) {
+        self.0 = Some(set);
     }
 }
 
@@ -515,7 +539,7 @@ fn extend_chain(repo: &Repository, h: &mut History, head: Oid, from: Option<Oid>
         let version = new_blob.and_then(|b| parsed.get(&b).cloned().flatten());
         apply(h, &mut listed, id, &path, idx, time, new_blob.is_some(), version);
     }
-    h.listed.0 = Some(listed);
+    h.listed.put(listed);
     h.walked += chain.len();
     h.head = Some(head);
     Ok(chain.len())
