@@ -721,15 +721,28 @@ pub fn read_at(repo: &Repository, commit: Oid) -> Result<(String, Vec<Entry>), L
     Ok((text, entries))
 }
 
+/// The ledger text last read, by the blob it came from. One command reads the
+/// same ledger more than once (`audit verify`: for the trail, and again for
+/// the judge's ledger facts), and a big ledger stored as a deep delta chain
+/// costs seconds to inflate. A blob id names its content, so a hit is exact.
+static LAST_TEXT: std::sync::Mutex<Option<(Oid, std::sync::Arc<str>)>> = std::sync::Mutex::new(None);
+
 fn text_at(repo: &Repository, commit: Oid) -> Result<String, LedgerError> {
     // A big ledger (100 MB) is read on every audit: skip libgit2's re-hashing
     // of the blob on read (SHA-1 with collision detection), as git does.
     git2::opts::strict_hash_verification(false);
     let tree = repo.find_commit(commit)?.tree()?;
-    Ok(match tree.get_name(FILE) {
-        None => String::new(),
-        Some(e) => String::from_utf8_lossy(repo.find_blob(e.id())?.content()).into_owned(),
-    })
+    let Some(id) = tree.get_name(FILE).map(|e| e.id()) else { return Ok(String::new()) };
+    if let Ok(last) = LAST_TEXT.lock()
+        && let Some((_, text)) = last.as_ref().filter(|(b, _)| *b == id)
+    {
+        return Ok(text.to_string());
+    }
+    let text = String::from_utf8_lossy(repo.find_blob(id)?.content()).into_owned();
+    if let Ok(mut last) = LAST_TEXT.lock() {
+        *last = Some((id, std::sync::Arc::from(text.as_str())));
+    }
+    Ok(text)
 }
 
 fn entries_at(repo: &Repository, commit: Oid) -> Result<Vec<Entry>, LedgerError> {
@@ -796,6 +809,24 @@ mod tests {
         let ids: BTreeSet<String> = l.entries.iter().map(Entry::identity).collect();
         assert_eq!(ids.len(), 4);
         assert!(l.entries.iter().all(|e| e.run.is_some()));
+    }
+
+    /// Reading versions in turn (the cache of the last text read) always gives
+    /// each commit its own text, also when a version is read again.
+    #[test]
+    fn each_version_reads_as_itself_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let mut l = Ledger::read(&repo).unwrap();
+        let one = l.append(&repo, &[line("a")], "one").unwrap();
+        let two = l.append(&repo, &[line("b")], "two").unwrap();
+        let requests = |c: Oid| read_at(&repo, c).unwrap().1.iter().map(|e| e.request.clone()).collect::<Vec<_>>();
+        for _ in 0..2 {
+            assert_eq!(requests(two), ["a", "b"]);
+            assert_eq!(requests(two), ["a", "b"]);
+            assert_eq!(requests(one), ["a"]);
+        }
+        assert_eq!(Ledger::read(&repo).unwrap().entries.len(), 2);
     }
 
     #[test]
