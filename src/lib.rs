@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod model;
 pub mod monitor;
 pub mod notify;
+pub mod par;
 pub mod provider;
 pub mod reconcile;
 pub mod render;

@@ -540,16 +540,8 @@ fn judge_items(items: &[Item<'_>], shared: &Shared<'_>, threads: usize) -> Vec<(
     if threads == 1 {
         return items.iter().map(one).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.chunks(chunk).skip(1).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
-        let mut out: Vec<(Diagnostics, Step)> = items.chunks(chunk).next().unwrap_or_default().iter().map(one).collect();
-        for (h, c) in handles.into_iter().zip(items.chunks(chunk).skip(1)) {
-            // A thread that panicked: judge its chunk here (the same answer).
-            out.extend(h.join().unwrap_or_else(|_| c.iter().map(one).collect()));
-        }
-        out
-    })
+    let chunks: Vec<&[Item<'_>]> = items.chunks(items.len().div_ceil(threads)).collect();
+    crate::par::map_chunks(&chunks, |c| c.iter().map(one).collect::<Vec<_>>()).into_iter().flatten().collect()
 }
 
 /// Judges one parsed request: its change, validation, risk and approvals,

@@ -517,15 +517,12 @@ fn parse_on(text: &str, threads: usize) -> Result<Vec<Entry>, LedgerError> {
     if chunks.len() <= 1 {
         return parse_chunk((0, text));
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks[1..].iter().map(|&c| s.spawn(move || parse_chunk(c))).collect();
-        let mut out = parse_chunk(chunks[0])?;
-        for (h, &c) in handles.into_iter().zip(&chunks[1..]) {
-            // A thread that panicked: parse its chunk here (the same answer).
-            out.extend(h.join().unwrap_or_else(|_| parse_chunk(c))?);
-        }
-        Ok(out)
-    })
+    let mut out = Vec::new();
+    // In order: the first corrupt line is the one a single thread names.
+    for part in crate::par::map_chunks(&chunks, |&c| parse_chunk(c)) {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 /// `text` cut into about `n` pieces at line ends: (lines before the piece, piece).
@@ -675,12 +672,7 @@ impl ChainTexts {
             sizes.iter().map(is_prefix).collect()
         } else {
             let (a, b) = sizes.split_at(sizes.len() / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| b.iter().map(is_prefix).collect::<Vec<_>>());
-                let mut out: Vec<Option<usize>> = a.iter().map(is_prefix).collect();
-                out.extend(other.join().unwrap_or_else(|_| b.iter().map(is_prefix).collect()));
-                out
-            })
+            crate::par::map_chunks(&[a, b], |half| half.iter().map(is_prefix).collect::<Vec<_>>()).concat()
         };
         ChainTexts { newest, prefix }
     }
